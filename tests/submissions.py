@@ -1,0 +1,141 @@
+"""Build fake student submissions from the released notebooks and grade them with the grader CLI.
+
+Shared by the end-to-end tests of the exercises (tests/test_variants_ex*.py) and of the grader:
+
+* ``solved_answers(id)``      answer-cell sources of the instructor's solution, markers removed
+* ``make_submission(id, ov)``  the RELEASED notebook with every answer cell solved, then overrides
+* ``write_submissions(...)``   lay notebooks out as SUBMISSIONS/<student>/<id>/<id>.ipynb
+* ``autograde(...)``           run ``python -m grader autograde`` and read grades_by_cell.csv
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = REPO / ".venv" / "bin"
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def solution_path(assignment_id: str) -> Path:
+    return REPO / "solutions" / assignment_id / f"{assignment_id}.ipynb"
+
+
+def release_path(assignment_id: str) -> Path:
+    return REPO / "exercises" / assignment_id / f"{assignment_id}.ipynb"
+
+
+def _nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def answer_cells(nb) -> dict[str, object]:
+    """grade_id -> cell, for every answer ("solution") cell of a notebook."""
+    return {_nbgrader(c)["grade_id"]: c for c in nb.cells if _nbgrader(c).get("solution")}
+
+
+def strip_markers(source: str) -> str:
+    """Drop the ``### BEGIN/END SOLUTION`` lines, keeping everything between them."""
+    lines = source.splitlines()
+    return "\n".join(line for line in lines if line.strip() not in SOLUTION_MARKERS)
+
+
+def solved_answers(assignment_id: str) -> dict[str, str]:
+    """grade_id -> the solution's answer-cell source without the solution markers."""
+    nb = nbformat.read(solution_path(assignment_id), as_version=4)
+    return {gid: strip_markers(cell.source) for gid, cell in answer_cells(nb).items()}
+
+
+def make_submission(assignment_id: str, overrides: dict[str, str] | None = None):
+    """The released notebook with every answer cell solved, then `overrides` applied.
+
+    `overrides` maps a grade_id to the full source of that answer cell (a wrong or an
+    alternative correct implementation). An unknown grade_id is an error, so a typo in a test
+    cannot silently grade the plain solution.
+    """
+    nb = nbformat.read(release_path(assignment_id), as_version=4)
+    solved = solved_answers(assignment_id)
+    cells = answer_cells(nb)
+    overrides = overrides or {}
+    unknown = set(overrides) - set(cells)
+    if unknown:
+        raise ValueError(f"no answer cell named {sorted(unknown)} in {assignment_id}; "
+                         f"answer cells are {sorted(cells)}")
+    missing = set(cells) - set(solved)
+    if missing:
+        raise ValueError(f"answer cells {sorted(missing)} of the release are not in the solution")
+    for gid, cell in cells.items():
+        cell.source = overrides.get(gid, solved[gid])
+    return nb
+
+
+def released_notebook(assignment_id: str):
+    """The untouched student version (every answer cell still a stub)."""
+    return nbformat.read(release_path(assignment_id), as_version=4)
+
+
+def write_submissions(root: Path, assignment_id: str, notebooks: dict[str, object]) -> Path:
+    """Write ``root/<student>/<assignment_id>/<assignment_id>.ipynb`` for each student."""
+    root = Path(root)
+    for student_id, nb in notebooks.items():
+        folder = root / student_id / assignment_id
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(copy.deepcopy(nb), folder / f"{assignment_id}.ipynb")
+    return root
+
+
+def grader_env() -> dict[str, str]:
+    """Environment for the grader subprocess: the venv's bin first (nbgrader runs `alembic`)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def run_autograde(submissions_root: Path, workdir: Path, assignment_id: str | None = None,
+                  jobs: int = 2, timeout: float = 900, extra_args: list[str] | None = None):
+    """Run ``python -m grader autograde`` and return the CompletedProcess (output captured)."""
+    cmd = [sys.executable, "-m", "grader", "autograde", str(submissions_root),
+           "--workdir", str(workdir), "--jobs", str(jobs)]
+    if assignment_id is not None:
+        cmd += ["--assignment", assignment_id]
+    cmd += extra_args or []
+    return subprocess.run(cmd, cwd=REPO, env=grader_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_grades_by_cell(workdir: Path, assignment_id: str | None = None):
+    """(student_id, grade_id) -> (score, max_score) from DIR/grades_by_cell.csv."""
+    grades = {}
+    with open(Path(workdir) / "grades_by_cell.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if assignment_id is not None and row["assignment"] != assignment_id:
+                continue
+            grades[(row["student_id"], row["grade_id"])] = (
+                float(row["score"] or 0), float(row["max_score"] or 0))
+    return grades
+
+
+def autograde(submissions_root: Path, workdir: Path, assignment_id: str, jobs: int = 2,
+              timeout: float = 900) -> dict[tuple[str, str], tuple[float, float]]:
+    """Grade every submission of `assignment_id`; (student, grade_id) -> (score, max_score)."""
+    proc = run_autograde(submissions_root, workdir, assignment_id, jobs=jobs, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"grader autograde exited {proc.returncode}\n"
+                           f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+    return read_grades_by_cell(workdir, assignment_id)
+
+
+def autograded_cells(assignment_id: str) -> dict[str, float]:
+    """grade_id -> points of every autograded test cell in the solution."""
+    nb = nbformat.read(solution_path(assignment_id), as_version=4)
+    return {_nbgrader(c)["grade_id"]: float(_nbgrader(c).get("points", 0))
+            for c in nb.cells
+            if _nbgrader(c).get("grade") and not _nbgrader(c).get("solution")}
