@@ -1,0 +1,169 @@
+"""Hidden tests for ex1_degradation: plain_mlp, training_error, layer_gradient_norms.
+
+Each check builds fresh random inputs and compares the student's result with a reference computed
+here and now from the same parameters, so any correct implementation passes, whatever its style.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.checks.common import (
+    expect,
+    expect_close,
+    expect_own_implementation,
+    expect_value_error,
+    fail,
+    fresh_seed,
+    linear_layers,
+    quiet,
+    randint,
+    same_state,
+    snapshot,
+)
+
+
+def _reference_mlp_forward(linears: list[nn.Linear], X: torch.Tensor) -> torch.Tensor:
+    """Linear layers in order, ReLU after every one but the last."""
+    h = X
+    for i, layer in enumerate(linears):
+        h = F.linear(h, layer.weight, layer.bias)
+        if i < len(linears) - 1:
+            h = F.relu(h)
+    return h
+
+
+class _RecordingMLP(nn.Sequential):
+    """nn.Sequential that records whether autograd was on during each forward call."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__(*layers)
+        self.grad_modes: list[bool] = []
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        self.grad_modes.append(torch.is_grad_enabled())
+        return super().forward(X)
+
+
+def _make_mlp(in_features: int, width: int, depth: int, num_classes: int) -> _RecordingMLP:
+    """A plain MLP built here (not by the student) to test the other two functions on."""
+    sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+    layers: list[nn.Module] = []
+    for i in range(depth):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < depth - 1:
+            layers.append(nn.ReLU())
+    return _RecordingMLP(*layers)
+
+
+def check_plain_mlp(plain_mlp) -> None:
+    expect_own_implementation(plain_mlp, "plain_mlp")
+    fresh_seed()
+    for depth in (1, 2, randint(3, 7)):
+        in_features, width, num_classes = randint(2, 6), randint(7, 12), randint(3, 5)
+        args = f"plain_mlp({in_features}, {width}, {depth}, {num_classes})"
+        with quiet():
+            model = plain_mlp(in_features, width, depth, num_classes)
+        expect(isinstance(model, nn.Module), f"{args} must return a torch module",
+               type(model).__name__, "nn.Sequential")
+        expect_own_implementation(model, "plain_mlp")
+        linears = linear_layers(model)
+        expect(len(linears) == depth, f"{args}: number of nn.Linear layers", len(linears),
+               f"{depth} (depth counts every Linear layer, the output layer included)")
+        sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+        for i, layer in enumerate(linears):
+            shape = (layer.in_features, layer.out_features)
+            expect(shape == (sizes[i], sizes[i + 1]),
+                   f"{args}: (in_features, out_features) of Linear layer {i}", shape,
+                   (sizes[i], sizes[i + 1]))
+        X = torch.randn(randint(5, 20), in_features)
+        with torch.no_grad(), quiet():
+            logits = model(X)
+            expected = _reference_mlp_forward(linears, X)
+        expect_close(logits, expected,
+                     f"{args}: output (ReLU after every Linear but the last, none at the end)")
+    for depth in (0, -randint(1, 3)):
+        expect_value_error(lambda d=depth: plain_mlp(3, 8, d, 2), f"plain_mlp(3, 8, {depth}, 2)",
+                           "depth must be at least 1")
+
+
+def _labelled_data(model: nn.Module, in_features: int, num_classes: int):
+    """X, y where the model is wrong on a random subset of known size."""
+    N = randint(37, 91)
+    X = torch.randn(N, in_features)
+    with torch.no_grad():
+        predictions = model(X).argmax(dim=1)
+    num_wrong = randint(1, N // 3)
+    wrong = torch.randperm(N)[:num_wrong]
+    y = predictions.clone()
+    y[wrong] = (y[wrong] + torch.randint(1, num_classes, (num_wrong,))) % num_classes
+    return X, y, num_wrong / N
+
+
+def check_training_error(training_error) -> None:
+    expect_own_implementation(training_error, "training_error")
+    fresh_seed()
+    in_features, num_classes = randint(2, 5), randint(3, 6)
+    for start_in_train_mode in (True, False):
+        model = _make_mlp(in_features, randint(8, 16), randint(2, 4), num_classes)
+        X, y, expected = _labelled_data(model, in_features, num_classes)
+        model.train(start_in_train_mode)
+        before = snapshot(model)
+        model.grad_modes.clear()
+        with quiet():
+            result = training_error(model, X, y)
+        if isinstance(result, torch.Tensor):
+            fail("training_error must return a Python float (use .item())",
+                 f"a tensor {result!r}", f"{expected:.6g}")
+        expect(isinstance(result, float), "training_error must return a float",
+               type(result).__name__, "float")
+        expect(abs(result - expected) < 1e-6,
+               f"training_error on {len(y)} examples, {round(expected * len(y))} of them "
+               "misclassified (fraction misclassified, not accuracy)", result, expected)
+        mode = "train" if start_in_train_mode else "eval"
+        after = [m.training for m in model.modules()]
+        expect(all(t == start_in_train_mode for t in after),
+               f"training_error must leave the model in {mode} mode, as it found it",
+               "train" if model.training else "eval", mode)
+        grad_modes = model.grad_modes
+        expect(grad_modes and not any(grad_modes),
+               "training_error must not track gradients (use torch.no_grad())",
+               "autograd on during the forward pass" if any(grad_modes) else "model never called",
+               "autograd off")
+        expect(same_state(model, before),
+               "training_error must not change the model's parameters", "changed", "unchanged")
+
+
+def check_layer_gradient_norms(layer_gradient_norms) -> None:
+    expect_own_implementation(layer_gradient_norms, "layer_gradient_norms")
+    fresh_seed()
+    for depth in (1, randint(3, 6)):
+        in_features, num_classes = randint(2, 5), randint(3, 6)
+        model = _make_mlp(in_features, randint(8, 16), depth, num_classes)
+        X = torch.randn(randint(20, 60), in_features)
+        y = torch.randint(0, num_classes, (len(X),))
+        reference = copy.deepcopy(model)
+        F.cross_entropy(reference(X), y).backward()
+        expected = [layer.weight.grad.norm().item() for layer in linear_layers(reference)]
+        before = snapshot(model)
+        with quiet():
+            result = layer_gradient_norms(model, X, y)
+        expect(isinstance(result, list | tuple),
+               "layer_gradient_norms must return a list of floats", type(result).__name__, "list")
+        expect(len(result) == depth,
+               f"layer_gradient_norms on a model with {depth} Linear layers: length of the list",
+               len(result), depth)
+        try:
+            values = torch.tensor([float(v) for v in result])
+        except (TypeError, ValueError, RuntimeError):
+            fail("layer_gradient_norms must return numbers", result, "a list of floats")
+        expect_close(values, torch.tensor(expected),
+                     "L2 norms of each Linear layer's weight gradient, input side first, after "
+                     "one cross-entropy backward pass", rtol=1e-4, atol=1e-6)
+        expect(same_state(model, before),
+               "layer_gradient_norms must leave the parameters unchanged (no optimizer step)",
+               "parameters changed", "parameters unchanged")
