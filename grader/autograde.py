@@ -1,0 +1,291 @@
+"""`python -m grader autograde`: a folder of submissions -> gradebook, CSVs and feedback.
+
+DIR becomes an nbgrader course directory:
+  DIR/source/<id>/          copied from solutions/ (hidden tests live there)
+  DIR/release/<id>/         generate_assignment's output (registers the source cells)
+  DIR/submitted/<s>/<id>/   COPIED from SUBMISSIONS (the originals are never touched)
+  DIR/autograded/, DIR/feedback/, DIR/logs/, DIR/gradebook.db, DIR/nbgrader_config.py
+Each submission is graded by nbgrader's Autograde converter in-process (one per worker process
+with --jobs N), then GenerateFeedback writes its HTML.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbgrader.api import Gradebook
+from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.utils import capture_log, setenv
+from sqlalchemy.exc import SAWarning
+from traitlets.config import Config
+
+from grader import flags as flag_names
+from grader.course import (
+    Roots,
+    list_assignments,
+    notebook_problem,
+    pick_assignments,
+    put_venv_on_path,
+    remove_tree,
+    replace_tree,
+    sqlite_url,
+)
+from grader.flags import SubmissionContext, collect_flags
+from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
+from grader.report import (
+    read_cell_grades,
+    summarize,
+    write_csvs,
+    write_placeholder_feedback,
+)
+
+DB_LOCKED = "database is locked"
+DB_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class GradingSettings:
+    """Everything a worker process needs to grade one submission (picklable)."""
+
+    course_root: Path
+    db_url: str
+    timeout: int = DEFAULT_TIMEOUT
+    # "package.module.Class" of a jupyter_client KernelManager: how kernels are launched.
+    # None = nbgrader's default. A sandbox plugs in here.
+    kernel_manager_class: str | None = None
+
+    def config(self) -> Config:
+        return build_config(self.course_root, self.db_url, self.timeout,
+                            self.kernel_manager_class)
+
+    def coursedir(self, assignment_id: str, student_id: str = ".") -> CourseDirectory:
+        coursedir = CourseDirectory(config=self.config())
+        coursedir.assignment_id = assignment_id
+        coursedir.student_id = student_id
+        return coursedir
+
+
+@dataclass
+class Outcome:
+    """How grading one (student, assignment) went."""
+
+    student_id: str
+    assignment_id: str
+    flags: list[str] = field(default_factory=list)
+    autograded: bool = False  # nbgrader ran the notebook to the end
+    seconds: float = 0.0
+    problem: str = ""  # why it was not autograded, for the placeholder feedback
+
+    @property
+    def graded(self) -> bool:
+        """A grade was recorded (0 for missing/invalid/dead-kernel); only grading-error is not."""
+        return flag_names.GRADING_ERROR not in self.flags
+
+
+def _run(app) -> dict:
+    app.log.setLevel(logging.INFO)
+    return capture_log(app)
+
+
+def _log_text(result: dict) -> str:
+    return result.get("log", "") + result.get("error", "")
+
+
+def register_assignment(settings: GradingSettings, assignment_id: str) -> None:
+    """generate_assignment in DIR: records the source's cells (and points) in the gradebook."""
+    app = GenerateAssignment(coursedir=settings.coursedir(assignment_id),
+                             config=settings.config())
+    app.force = True
+    result = _run(app)
+    if not result["success"]:
+        raise RuntimeError(f"nbgrader generate_assignment failed for {assignment_id}:\n"
+                           f"{_log_text(result)}")
+
+
+def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) -> Outcome:
+    """nbgrader autograde + generate_feedback for one submission (runs in a worker process)."""
+    start = time.monotonic()
+    put_venv_on_path()
+    for _ in range(DB_RETRIES):
+        app = Autograde(coursedir=settings.coursedir(assignment_id, student_id),
+                        config=settings.config())
+        app.force = True
+        app.create_student = True
+        with setenv(**KERNEL_ENV):
+            result = _run(app)
+        if result["success"] or DB_LOCKED not in _log_text(result):
+            break
+    log = _log_text(result)
+    ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
+                            autograde_succeeded=bool(result["success"]), log=log)
+    outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
+    if outcome.autograded:
+        feedback = GenerateFeedback(coursedir=settings.coursedir(assignment_id, student_id),
+                                    config=settings.config())
+        feedback.update_config(Config({"HTMLExporter": {"template_name": "feedback"}}))
+        feedback.force = True
+        fb_result = _run(feedback)
+        log += _log_text(fb_result)
+        if not fb_result["success"]:
+            outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
+    else:
+        died = flag_names.KERNEL_DIED in outcome.flags
+        outcome.problem = ("the kernel died while running your notebook" if died
+                           else "the grader failed on this notebook")
+    _write_log(settings.course_root, student_id, assignment_id, log)
+    outcome.seconds = time.monotonic() - start
+    return outcome
+
+
+def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str) -> None:
+    path = course_root / "logs" / student_id / f"{assignment_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def record_zero(settings: GradingSettings, student_id: str, assignment_id: str) -> None:
+    """Give every cell of a submission nbgrader could not run 0 points (as nbgrader does for a
+    missing notebook), so the gradebook and the CSVs have a row for it."""
+    with Gradebook(settings.db_url) as gb, warnings.catch_warnings():
+        # nbgrader's add_submission trips SQLAlchemy autoflush warnings; the rows are right
+        warnings.simplefilter("ignore", SAWarning)
+        gb.update_or_create_student(student_id)
+        submission = gb.update_or_create_submission(assignment_id, student_id)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0.0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def stage(submissions: Path, course_root: Path, student_id: str,
+          assignment_id: str) -> tuple[list[str], str]:
+    """Copy one submission into DIR/submitted; return (staging flags, problem text)."""
+    src = submissions / student_id / assignment_id
+    for sub in ("submitted", "autograded", "feedback"):
+        old = course_root / sub / student_id / assignment_id
+        if old.exists():
+            remove_tree(old)  # results of an earlier run must not survive
+    if src.is_dir():
+        replace_tree(src, course_root / "submitted" / student_id / assignment_id)
+    notebook = src / f"{assignment_id}.ipynb"
+    if not notebook.is_file():
+        return [flag_names.MISSING_NOTEBOOK], f"no {assignment_id}/{assignment_id}.ipynb found"
+    problem = notebook_problem(notebook)
+    if problem:
+        return [flag_names.INVALID_NOTEBOOK], f"{notebook.name} is not a valid notebook ({problem})"
+    return [], ""
+
+
+def find_students(submissions: Path) -> list[str]:
+    return sorted(p.name for p in submissions.iterdir()
+                  if p.is_dir() and not p.name.startswith("."))
+
+
+def find_assignments(submissions: Path, roots: Roots, assignment_id: str | None,
+                     students: list[str], log: Callable[[str], None]) -> list[str]:
+    """--assignment, else every known assignment that at least one student submitted."""
+    if assignment_id is not None:
+        return pick_assignments(roots, assignment_id)
+    known = set(list_assignments(roots.solutions))
+    handed_in = {p.name for s in students for p in (submissions / s).iterdir() if p.is_dir()}
+    for unknown in sorted(handed_in - known):
+        log(f"warning: ignoring submitted folder(s) {unknown!r}: no such assignment in "
+            f"{roots.solutions}")
+    found = sorted(handed_in & known)
+    if not found:
+        raise ValueError(f"no submissions of a known assignment in {submissions} "
+                         f"(expected <student_id>/<assignment_id>/<assignment_id>.ipynb with "
+                         f"assignment ids {sorted(known)})")
+    return found
+
+
+def _check_dirs(submissions: Path, workdir: Path) -> None:
+    if not submissions.is_dir():
+        raise ValueError(f"submissions folder {submissions} does not exist")
+    if workdir == submissions or workdir.is_relative_to(submissions) or \
+            submissions.is_relative_to(workdir):
+        raise ValueError(f"--workdir {workdir} and the submissions folder {submissions} must not "
+                         "contain each other (submitted files are never modified)")
+
+
+def run_jobs(settings: GradingSettings, todo: list[tuple[str, str]], jobs: int,
+             log: Callable[[str], None]) -> list[Outcome]:
+    """Grade `todo` pairs (student, assignment), `jobs` at a time in separate processes."""
+    outcomes = []
+    if jobs == 1:
+        for student_id, assignment_id in todo:
+            outcomes.append(grade_one(settings, student_id, assignment_id))
+            log(_describe(outcomes[-1]))
+        return outcomes
+    # spawn: a fresh interpreter per worker (no forked zmq/asyncio/sqlite state)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures = [pool.submit(grade_one, settings, s, a) for s, a in todo]
+        for future in futures:
+            outcomes.append(future.result())
+            log(_describe(outcomes[-1]))
+    return outcomes
+
+
+def _describe(outcome: Outcome) -> str:
+    flags = f" [{';'.join(outcome.flags)}]" if outcome.flags else ""
+    return (f"graded {outcome.student_id}/{outcome.assignment_id} in "
+            f"{outcome.seconds:.1f} s{flags}")
+
+
+def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str | None = None,
+              jobs: int = 1, db_url: str | None = None, timeout: int = DEFAULT_TIMEOUT,
+              kernel_manager_class: str | None = None,
+              log: Callable[[str], None] = print) -> list[Outcome]:
+    """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir."""
+    submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
+    _check_dirs(submissions, workdir)
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    put_venv_on_path()
+    students = find_students(submissions)
+    assignments = find_assignments(submissions, roots, assignment_id, students, log)
+    workdir.mkdir(parents=True, exist_ok=True)
+    settings = GradingSettings(workdir, db_url or sqlite_url(workdir), timeout,
+                               kernel_manager_class)
+    (workdir / "nbgrader_config.py").write_text(
+        config_file_text(workdir, db_url, timeout), encoding="utf-8")
+    for aid in assignments:
+        replace_tree(roots.solutions / aid, workdir / "source" / aid)
+        register_assignment(settings, aid)
+
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    todo = []
+    for student_id in students:
+        for aid in assignments:
+            staged_flags, problem = stage(submissions, workdir, student_id, aid)
+            if staged_flags:
+                outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
+                                                    problem=problem)
+                log(_describe(outcomes[student_id, aid]))
+            else:
+                todo.append((student_id, aid))
+    for outcome in run_jobs(settings, todo, jobs, log):
+        outcomes[outcome.student_id, outcome.assignment_id] = outcome
+
+    grades, cells = [], []
+    for (student_id, aid), outcome in sorted(outcomes.items()):
+        feedback = workdir / "feedback" / student_id / aid / f"{aid}.html"
+        if not outcome.autograded:
+            record_zero(settings, student_id, aid)
+            write_placeholder_feedback(feedback, student_id, aid, outcome.problem)
+        sub_cells = read_cell_grades(settings.db_url, workdir, student_id, aid)
+        cells += sub_cells
+        grades.append(summarize(sub_cells, student_id, aid, outcome.flags))
+    write_csvs(workdir, grades, cells)
+    return [outcomes[k] for k in sorted(outcomes)]

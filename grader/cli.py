@@ -1,0 +1,126 @@
+"""Command line: `python -m grader {release,check,autograde}` (see `--help` of each)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from grader.course import ROOT_ENV, Roots, pick_assignments
+from grader.nbgrader_config import DEFAULT_TIMEOUT
+
+ROOT_HELP = (f"folder holding solutions/ and exercises/ (default: ${ROOT_ENV} if set, "
+             "else this repository)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
+    common.add_argument("--assignment", metavar="ID", default=None,
+                        help="only this assignment (e.g. ex1_degradation); default: all")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m grader",
+        description="Instructor tooling for the course's nbgrader assignments.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "release", parents=[common], help="solutions/ -> exercises/, then a leak check",
+        description="Generate the student version exercises/<id>/<id>.ipynb of each "
+        "solutions/<id>/<id>.ipynb with nbgrader's generate_assignment, then refuse "
+        "(exit 1, nothing written) if any solution or hidden-test text reached it.")
+
+    check = sub.add_parser(
+        "check", parents=[common], help="solutions score full marks, releases score 0",
+        description="Check that exercises/ is up to date and leak-free, that each solution "
+        "gets full marks on every autograded cell, and that each released notebook handed in "
+        "untouched gets 0 on every autograded cell. Exit 1 otherwise; prints per-cell results.")
+    _add_grading_options(check)
+
+    auto = sub.add_parser(
+        "autograde", parents=[common], help="grade a folder of submissions",
+        description="Grade SUBMISSIONS/<student_id>/<assignment_id>/<assignment_id>.ipynb "
+        "with nbgrader in the course directory DIR; write DIR/grades.csv, "
+        "DIR/grades_by_cell.csv and DIR/feedback/<student_id>/<assignment_id>/"
+        "<assignment_id>.html. Submitted files are copied, never modified. Exit 0 when every "
+        "submission was graded, whatever the scores. Without --assignment, grades each known "
+        "assignment that at least one student handed in.")
+    auto.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
+                      help="folder of <student_id>/<assignment_id>/<assignment_id>.ipynb")
+    auto.add_argument("--workdir", type=Path, required=True, metavar="DIR",
+                      help="nbgrader course directory to create or update")
+    auto.add_argument("--db-url", default=None, metavar="URL",
+                      help="gradebook database URL (default: sqlite DIR/gradebook.db), e.g. "
+                      "postgresql://user@host/grades")
+    _add_grading_options(auto)
+    return parser
+
+
+def _add_grading_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="grade N submissions at once, in separate processes (default 1)")
+    p.add_argument("--cell-timeout", "--timeout", dest="timeout", type=_positive_int,
+                   default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help=f"seconds one cell may run before it is stopped and scored 0 "
+                   f"(default {DEFAULT_TIMEOUT})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    roots = Roots.from_root(args.root)
+    try:
+        if args.command == "release":
+            return _release(roots, args)
+        if args.command == "check":
+            return _check(roots, args)
+        return _autograde(roots, args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _release(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.release import ReleaseError, release
+
+    try:
+        release(roots, pick_assignments(roots, args.assignment))
+    except ReleaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.check import check
+
+    ok = check(roots, pick_assignments(roots, args.assignment), jobs=args.jobs,
+               timeout=args.timeout)
+    return 0 if ok else 1
+
+
+def _autograde(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.autograde import autograde
+
+    start = time.monotonic()
+    outcomes = autograde(args.submissions, args.workdir, roots, args.assignment, jobs=args.jobs,
+                         db_url=args.db_url, timeout=args.timeout)
+    failed = [o for o in outcomes if not o.graded]
+    print(f"graded {len(outcomes) - len(failed)}/{len(outcomes)} submission(s) in "
+          f"{time.monotonic() - start:.1f} s; wrote {args.workdir / 'grades.csv'}")
+    for o in failed:
+        print(f"error: could not grade {o.student_id}/{o.assignment_id}; see "
+              f"{args.workdir / 'logs' / o.student_id / (o.assignment_id + '.log')}",
+              file=sys.stderr)
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Where things live: the solutions/exercises roots, nbgrader course directories, notebook files.
+
+Every command works on a *root* that holds `solutions/<id>/<id>.ipynb` and
+`exercises/<id>/<id>.ipynb`. By default that is the repository this package sits in; `--root`
+or the environment variable `GRADER_ROOT` point it elsewhere (the tests use a toy root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT_ENV = "GRADER_ROOT"
+
+
+@dataclass(frozen=True)
+class Roots:
+    """The instructor versions (nbgrader "source") and the released student versions."""
+
+    solutions: Path
+    exercises: Path
+
+    @classmethod
+    def from_root(cls, root: str | os.PathLike | None = None) -> Roots:
+        if root is None:
+            root = os.environ.get(ROOT_ENV) or Path(__file__).resolve().parents[1]
+        root = Path(root).resolve()
+        return cls(solutions=root / "solutions", exercises=root / "exercises")
+
+    def source_notebook(self, assignment_id: str) -> Path:
+        return self.solutions / assignment_id / f"{assignment_id}.ipynb"
+
+    def released_notebook(self, assignment_id: str) -> Path:
+        return self.exercises / assignment_id / f"{assignment_id}.ipynb"
+
+
+def list_assignments(solutions: Path) -> list[str]:
+    """Assignment ids: folders `solutions/<id>/` that hold `<id>.ipynb`, sorted."""
+    if not solutions.is_dir():
+        return []
+    return sorted(p.name for p in solutions.iterdir()
+                  if p.is_dir() and (p / f"{p.name}.ipynb").is_file())
+
+
+def pick_assignments(roots: Roots, assignment_id: str | None) -> list[str]:
+    """`[assignment_id]` if it exists in solutions/, else every assignment; ValueError if none."""
+    known = list_assignments(roots.solutions)
+    if assignment_id is not None:
+        if assignment_id not in known:
+            raise ValueError(f"unknown assignment {assignment_id!r}: no "
+                             f"{roots.source_notebook(assignment_id)} (known: {known or 'none'})")
+        return [assignment_id]
+    if not known:
+        raise ValueError(f"no assignments found: {roots.solutions} has no <id>/<id>.ipynb")
+    return known
+
+
+def put_venv_on_path() -> None:
+    """nbgrader's Gradebook runs the `alembic` executable, which lives next to this Python."""
+    bin_dir = str(Path(sys.executable).parent)
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    if bin_dir not in parts:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *[p for p in parts if p]])
+
+
+def sqlite_url(course_root: Path) -> str:
+    # timeout: with --jobs N, N processes write grades to one SQLite file; wait for the lock.
+    return f"sqlite:///{course_root.resolve() / 'gradebook.db'}?timeout=120"
+
+
+def replace_tree(src: Path, dest: Path) -> None:
+    """Make `dest` an exact copy of the folder `src` (files copied, never moved)."""
+    if dest.exists():
+        remove_tree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints",
+                                                             "__pycache__"))
+    for path in [dest, *dest.rglob("*")]:
+        # nbgrader writes read-only (444) files; copies must stay writable for the next run
+        path.chmod(path.stat().st_mode | 0o600 | (0o100 if path.is_dir() else 0))
+
+
+def remove_tree(path: Path) -> None:
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir():
+            p.chmod(p.stat().st_mode | 0o700)
+    shutil.rmtree(path)
+
+
+def notebook_problem(path: Path) -> str | None:
+    """Why `path` is not a gradable Jupyter notebook (empty, not JSON, not nbformat 4), or None."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    if not text.strip():
+        return "empty file"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        return f"not JSON ({err.msg} at line {err.lineno})"
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        return "JSON but not a notebook (no list of cells)"
+    if data.get("nbformat") != 4:
+        return f"unsupported nbformat {data.get('nbformat')!r} (expected 4)"
+    try:
+        nbformat.reads(text, as_version=4)
+    except Exception as err:  # nbformat raises several types for malformed notebooks
+        return f"unreadable notebook ({type(err).__name__}: {err})"
+    return None
+
+
+def write_normalized(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Write a notebook deterministically: no outputs or execution counts, sorted JSON keys."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    # nbformat.writes sorts keys and indents by 1; a trailing newline like Jupyter's own files
+    path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")

@@ -1,0 +1,75 @@
+"""nbgrader settings for this course, in one place.
+
+Used two ways:
+* from Python: `build_config(course_root, ...)` returns the traitlets Config that every grader
+  command passes to nbgrader's converters;
+* from an ordinary nbgrader config file: `autograde` writes `DIR/nbgrader_config.py`, which calls
+  `apply_grading_settings`, so `cd DIR && nbgrader formgrader` (manual grading) sees the same
+  settings (`config_file_text`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from traitlets.config import Config
+
+# Seconds one cell may run before it is interrupted and scored 0 (flag `timeout`).
+DEFAULT_TIMEOUT = 60
+
+# nbgrader zeroes a test cell that wrote anything to stderr. Test cells signal failure by
+# raising, so stderr there (warnings from correct code, a stray print to sys.stderr) is noise:
+# IgnorePattern drops every stderr output whose text matches (this pattern matches all text).
+STDERR_PATTERN = r"(?s).*"
+
+# Environment of the grading kernel: warnings silenced at the source as well, no GUI backend.
+KERNEL_ENV = {"PYTHONWARNINGS": "ignore", "MPLBACKEND": "Agg"}
+
+
+def build_config(course_root: str | os.PathLike, db_url: str | None = None,
+                 timeout: int = DEFAULT_TIMEOUT,
+                 kernel_manager_class: str | None = None) -> Config:
+    """The Config for nbgrader's converters working in the course directory `course_root`.
+
+    `kernel_manager_class` ("package.module.Class") swaps how kernels are launched (a sandbox);
+    None keeps nbgrader's default AsyncKernelManager.
+    """
+    if timeout is None or int(timeout) < 1:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    c = Config()
+    c.CourseDirectory.root = str(Path(course_root).resolve())
+    if db_url:
+        c.CourseDirectory.db_url = db_url
+    apply_grading_settings(c, int(timeout))
+    if kernel_manager_class:
+        c.Execute.kernel_manager_class = kernel_manager_class
+    return c
+
+
+def apply_grading_settings(c: Config, timeout: int = DEFAULT_TIMEOUT) -> None:
+    """Settings shared by the Python API and the config-file use of this module."""
+    # Execute.timeout wins over ExecutePreprocessor.timeout; interrupt, score 0, go on.
+    c.Execute.timeout = timeout
+    c.Execute.interrupt_on_timeout = True
+    # A student who deleted a test cell still gets it run (and graded) from the source.
+    c.OverwriteCells.add_missing_cells = True
+    c.IgnorePattern.enabled = True
+    c.IgnorePattern.pattern = STDERR_PATTERN
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+
+
+def config_file_text(course_root: str | os.PathLike, db_url: str | None,
+                     timeout: int = DEFAULT_TIMEOUT) -> str:
+    """Text of an nbgrader_config.py for `course_root` with these settings (for formgrader)."""
+    lines = [
+        "# Written by `python -m grader autograde`; used by `nbgrader formgrader` in this folder.",
+        "from grader.nbgrader_config import apply_grading_settings",
+        "",
+        "c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)",
+        f"c.CourseDirectory.root = {str(Path(course_root).resolve())!r}",
+    ]
+    if db_url:
+        lines.append(f"c.CourseDirectory.db_url = {db_url!r}")
+    lines.append(f"apply_grading_settings(c, timeout={int(timeout)})")
+    return "\n".join(lines) + "\n"

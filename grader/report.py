@@ -1,0 +1,109 @@
+"""Grades out of the gradebook into grades.csv / grades_by_cell.csv, and placeholder feedback."""
+
+from __future__ import annotations
+
+import csv
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook
+
+from grader.flags import format_flags
+
+GRADES_HEADER = ["student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags"]
+CELLS_HEADER = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score"]
+
+
+@dataclass(frozen=True)
+class CellGrade:
+    student_id: str
+    assignment: str
+    notebook: str
+    grade_id: str
+    score: float
+    max_score: float
+    auto_score: float | None  # None: not autograded (a written answer, graded by hand)
+    needs_manual_grade: bool
+
+
+@dataclass(frozen=True)
+class SubmissionGrade:
+    student_id: str
+    assignment: str
+    score: float
+    max_score: float
+    needs_manual_grade: bool
+    flags: tuple[str, ...]
+
+
+def cell_order(course_root: Path, assignment_id: str) -> dict[tuple[str, str], int]:
+    """(notebook, grade_id) -> position in the source notebook, so rows follow the notebook."""
+    order = {}
+    for path in sorted((course_root / "source" / assignment_id).glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(nb.cells):
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id:
+                order[(path.stem, grade_id)] = i
+    return order
+
+
+def read_cell_grades(db_url: str, course_root: Path, student_id: str,
+                     assignment_id: str) -> list[CellGrade]:
+    """Every graded cell of one submission, in notebook order."""
+    order = cell_order(course_root, assignment_id)
+    with Gradebook(db_url) as gb:
+        submission = gb.find_submission(assignment_id, student_id)
+        cells = [CellGrade(student_id, assignment_id, nb.name, grade.name,
+                           float(grade.score or 0.0), float(grade.max_score),
+                           grade.auto_score, bool(grade.needs_manual_grade))
+                 for nb in submission.notebooks for grade in nb.grades]
+    return sorted(cells, key=lambda c: (c.notebook, order.get((c.notebook, c.grade_id), 10**9),
+                                        c.grade_id))
+
+
+def summarize(cells: list[CellGrade], student_id: str, assignment_id: str,
+              flags: list[str]) -> SubmissionGrade:
+    return SubmissionGrade(student_id, assignment_id,
+                           score=sum(c.score for c in cells),
+                           max_score=sum(c.max_score for c in cells),
+                           needs_manual_grade=any(c.needs_manual_grade for c in cells),
+                           flags=tuple(sorted(set(flags))))
+
+
+def number(x: float) -> str:
+    """3.0 -> '3', 2.5 -> '2.5': the same text for the same value on every run."""
+    return f"{x:.6f}".rstrip("0").rstrip(".")
+
+
+def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGrade]) -> None:
+    grades = sorted(grades, key=lambda g: (g.student_id, g.assignment))
+    with open(workdir / "grades.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(GRADES_HEADER)
+        for g in grades:
+            w.writerow([g.student_id, g.assignment, number(g.score), number(g.max_score),
+                        str(g.needs_manual_grade).lower(), format_flags(g.flags)])
+    # cells arrive in notebook order per submission; a stable sort keeps it within one
+    cells = sorted(cells, key=lambda c: (c.student_id, c.assignment))
+    with open(workdir / "grades_by_cell.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(CELLS_HEADER)
+        for c in cells:
+            w.writerow([c.student_id, c.assignment, c.notebook, c.grade_id, number(c.score),
+                        number(c.max_score)])
+
+
+def write_placeholder_feedback(path: Path, student_id: str, assignment_id: str,
+                               problem: str) -> None:
+    """Feedback for a submission nbgrader could not run (missing, invalid, kernel died)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    title = html.escape(f"{assignment_id}: feedback for {student_id}")
+    path.write_text(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
+        f"{title}</title></head>\n<body><h1>{title}</h1>\n"
+        f"<p>Your submission could not be graded automatically: {html.escape(problem)}</p>\n"
+        "<p>Every autograded cell scored 0. Please contact your instructor.</p>\n"
+        "</body></html>\n", encoding="utf-8")
