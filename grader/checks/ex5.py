@@ -1,0 +1,305 @@
+"""Hidden tests for ex5_gpu_training: `pick_device`, `train_one_epoch`, `evaluate`.
+
+Grading runs on a CPU, so GPU behaviour is checked through what the code does:
+
+* `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` are replaced for the
+  duration of the check (and restored after) to play a CUDA machine, a Mac and a plain CPU box.
+* batches come from a loader whose tensors record whether they were moved with `.to(device)`
+  before the model or the loss used them (a no-op on CPU, but a crash on a GPU).
+* `train_one_epoch` is compared with a reference epoch run now on a copy of the same model with
+  the same data order and optimizer settings: returned loss and resulting weights.
+* `evaluate` is compared with a reference accuracy on labels built so that accuracy, error and the
+  mean of per-batch accuracies all differ; BatchNorm/Dropout reveal train mode, hooks reveal
+  gradient tracking.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from grader.checks.common import expect, expect_close, expect_own_implementation, fail, fresh_seed
+
+# ---------------------------------------------------------------------------------------------
+# pick_device
+# ---------------------------------------------------------------------------------------------
+SCENARIOS = [  # (cuda available, mps available, expected device type)
+    (True, True, "cuda"),
+    (True, False, "cuda"),
+    (False, True, "mps"),
+    (False, False, "cpu"),
+]
+
+
+def _play_machine(cuda: bool, mps: bool) -> list:
+    """Replace the availability queries; return what is needed to restore them."""
+    saved = [(torch.cuda, "is_available", torch.cuda.is_available),
+             (torch.cuda, "device_count", torch.cuda.device_count),
+             (torch.backends.mps, "is_available", torch.backends.mps.is_available),
+             (torch.backends.mps, "is_built", torch.backends.mps.is_built)]
+    torch.cuda.is_available = lambda: cuda
+    torch.cuda.device_count = lambda: 1 if cuda else 0
+    torch.backends.mps.is_available = lambda: mps
+    torch.backends.mps.is_built = lambda: mps
+    return saved
+
+
+def _restore(saved: list) -> None:
+    for owner, name, original in saved:
+        setattr(owner, name, original)
+
+
+def check_pick_device(pick_device) -> None:
+    fresh_seed()
+    expect_own_implementation(pick_device, "pick_device")
+    for cuda, mps, want in random.sample(SCENARIOS, len(SCENARIOS)):
+        machine = f"on a machine where CUDA is {'' if cuda else 'not '}available and Apple " \
+                  f"MPS is {'' if mps else 'not '}available"
+        saved = _play_machine(cuda, mps)
+        try:
+            got = pick_device()
+        except Exception as exc:
+            got = exc
+        finally:
+            _restore(saved)
+        if isinstance(got, Exception):
+            fail(f"pick_device() raised an error {machine}", f"{type(got).__name__}: {got}",
+                 f"torch.device('{want}')")
+        expect(isinstance(got, torch.device), f"pick_device() must return a torch.device "
+               f"({machine})", repr(got), f"torch.device('{want}')")
+        expect(got.type == want and got.index in (None, 0), f"pick_device() {machine}",
+               repr(got), f"device(type='{want}')")
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches that notice whether they were moved to the device
+# ---------------------------------------------------------------------------------------------
+# Tensor methods that only read metadata: using them on a batch before moving it is fine.
+_METADATA = {"__get__", "size", "dim", "numel", "__len__", "__repr__", "__format__", "type",
+             "is_floating_point", "element_size", "nelement", "ndimension", "__iter__",
+             "__getitem__", "unbind"}
+
+
+class HostBatch(torch.Tensor):
+    """A CPU tensor that records use before `.to(device)`; `.to(device)` gives a plain tensor."""
+
+    used_unmoved: list[str] = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+        if name == "to" and _names_device(args[1:], kwargs):
+            # Moved: from now on an ordinary tensor (a new Python object sharing memory).
+            return out.as_subclass(torch.Tensor) if isinstance(out, torch.Tensor) else out
+        if name in _METADATA:
+            return _rewrap(out)
+        cls.used_unmoved.append(name)
+        return out
+
+
+def _rewrap(out):
+    """Keep tensors derived from a batch by indexing/unbinding tracked (still not moved)."""
+    if isinstance(out, torch.Tensor) and not isinstance(out, HostBatch):
+        return out.as_subclass(HostBatch)
+    if isinstance(out, (tuple, list)):
+        return type(out)(_rewrap(o) for o in out)
+    return out
+
+
+def _names_device(args, kwargs) -> bool:
+    values = list(args) + [kwargs.get("device")]
+    return any(isinstance(v, (torch.device, str, torch.Tensor)) for v in values)
+
+
+def host_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader:
+    """A DataLoader (fixed order) whose batches are HostBatch tensors."""
+    def collate(items):
+        X_b = torch.stack([x for x, _ in items])
+        y_b = torch.stack([t for _, t in items])
+        return [X_b.as_subclass(HostBatch), y_b.as_subclass(HostBatch)]
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=False,
+                      collate_fn=collate)
+
+
+def _expect_moved(name: str) -> None:
+    used = sorted(set(HostBatch.used_unmoved))
+    HostBatch.used_unmoved = []
+    expect(not used, f"{name}: batches must be moved with .to(device) before they are used "
+           "(on a GPU this is a device-mismatch error)", f"used directly by {used}",
+           "X.to(device), y.to(device) first")
+
+
+def _expect_number(value, what: str) -> float:
+    if isinstance(value, torch.Tensor):
+        fail(f"{what} must return a Python float", f"a tensor {value!r}",
+             "a float (use .item())")
+    expect(isinstance(value, numbers.Real) and not isinstance(value, bool),
+           f"{what} must return a float", type(value).__name__, "float")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# train_one_epoch
+# ---------------------------------------------------------------------------------------------
+def reference_train_one_epoch(model, loader, optimizer, device, amp=False) -> float:
+    """Train mode, batches to device, bf16 autocast when amp; mean loss per example."""
+    model.train()
+    total, count = 0.0, 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(X), y)  # mean over this batch
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
+
+
+def _small_net(d: int, h: int, classes: int, batchnorm: bool) -> nn.Module:
+    layers = [nn.Linear(d, h)]
+    if batchnorm:
+        layers.append(nn.BatchNorm1d(h))  # behaves differently in train and eval mode
+    layers += [nn.ReLU(), nn.Linear(h, classes)]
+    return nn.Sequential(*layers)
+
+
+def _training_problem(batchnorm: bool):
+    d, h, classes = random.randint(3, 8), random.randint(8, 16), random.randint(3, 5)
+    batch_size = random.randint(8, 12)
+    n = batch_size * random.randint(3, 4) + random.randint(2, 4)  # a short last batch (>= 2: BN)
+    X = torch.randn(n, d)
+    X[-(n % batch_size):] *= 4.0  # the short last batch has a clearly different loss
+    y = torch.randint(0, classes, (n,))
+    return _small_net(d, h, classes, batchnorm), X, y, batch_size
+
+
+def _run_both(train_one_epoch, model, X, y, batch_size, amp):
+    """Student's and reference epoch on copies of `model` (both start in eval mode)."""
+    device = torch.device("cpu")
+    lr, momentum = random.choice([0.05, 0.1]), 0.9
+    theirs, ours = copy.deepcopy(model).eval(), copy.deepcopy(model).eval()
+    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=momentum)
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=lr, momentum=momentum)
+
+    dtypes = []
+    hook = next(m for m in theirs.modules() if isinstance(m, nn.Linear)).register_forward_hook(
+        lambda module, inputs, output: dtypes.append(output.dtype))
+    HostBatch.used_unmoved = []
+    try:
+        loss = train_one_epoch(theirs, host_loader(X, y, batch_size), opt_theirs, device, amp=amp)
+    finally:
+        hook.remove()
+    ref = reference_train_one_epoch(ours, host_loader(X, y, batch_size), opt_ours, device, amp)
+    return theirs, ours, loss, ref, dtypes
+
+
+def check_train_one_epoch(train_one_epoch) -> None:
+    fresh_seed()
+    expect_own_implementation(train_one_epoch, "train_one_epoch")
+    what = "train_one_epoch(model, loader, optimizer, device)"
+
+    # fp32: exact comparison with the reference epoch.
+    model, X, y, batch_size = _training_problem(batchnorm=True)
+    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, False)
+    _expect_moved(what)
+    loss = _expect_number(loss, what)
+    expect(dtypes and all(t == torch.float32 for t in dtypes),
+           f"{what} with amp=False should compute in float32 (no autocast)",
+           sorted({str(t) for t in dtypes}), "torch.float32")
+    sizes = [len(t) for t in torch.split(y, batch_size)]
+    hint = (f"the mean loss per example over the epoch (batches of sizes {sizes}: weight each "
+            "batch's mean loss by its size, then divide by the number of examples); the model "
+            "must be in train mode, with gradients zeroed before each step")
+    expect(abs(loss - ref) <= 1e-5 + 1e-4 * abs(ref), f"{what}: returned loss", f"{loss:.6g}",
+           f"{ref:.6g} ({hint})")
+    for (name, p), q in zip(theirs.state_dict().items(), ours.state_dict().values(), strict=True):
+        expect_close(p.float(), q.float(), f"{what}: '{name}' after one epoch (compared with a "
+                     "reference epoch on the same data: train mode, zero_grad, backward, step "
+                     "for every batch)")
+
+    # amp: bf16 autocast around the forward pass; bf16 rounding allows a loose comparison only.
+    model, X, y, batch_size = _training_problem(batchnorm=False)
+    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, True)
+    what = "train_one_epoch(..., amp=True)"
+    _expect_moved(what)
+    loss = _expect_number(loss, what)
+    expect(dtypes and all(t == torch.bfloat16 for t in dtypes),
+           f"{what}: the forward pass should run under torch.autocast(device_type=device.type, "
+           "dtype=torch.bfloat16)", sorted({str(t) for t in dtypes}), "torch.bfloat16")
+    expect(abs(loss - ref) <= 0.05 * abs(ref) + 1e-3, f"{what}: returned loss",
+           f"{loss:.4g}", f"about {ref:.4g} (bf16 reference)")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+def _evaluation_problem():
+    d, h, classes = random.randint(3, 8), random.randint(8, 16), random.randint(3, 6)
+    model = nn.Sequential(nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Linear(h, classes))
+    bn = model[1]
+    with torch.no_grad():  # running stats far from any batch's stats: train != eval mode
+        bn.running_mean.uniform_(-2.0, 2.0)
+        bn.running_var.uniform_(0.2, 3.0)
+    batch_size = random.randint(7, 12)
+    n = batch_size * random.randint(3, 5) + random.randint(2, batch_size - 2)
+    X = torch.randn(n, d)
+    with torch.no_grad():
+        predictions = copy.deepcopy(model).eval()(X).argmax(dim=1)
+    # Label a chosen number of examples correctly, the rest wrongly: accuracy = correct / n.
+    correct = random.randint(int(0.6 * n), int(0.9 * n))
+    while correct * 2 == n:
+        correct -= 1
+    right = torch.zeros(n, dtype=torch.bool)
+    right[torch.randperm(n)[:correct]] = True
+    y = torch.where(right, predictions,
+                    (predictions + torch.randint(1, classes, (n,))) % classes)
+    return model.train(), X, y, batch_size, correct / n
+
+
+def check_evaluate(evaluate) -> None:
+    fresh_seed()
+    expect_own_implementation(evaluate, "evaluate")
+    what = "evaluate(model, loader, device)"
+    for _ in range(2):
+        model, X, y, batch_size, want = _evaluation_problem()
+        before = copy.deepcopy(model.state_dict())
+        seen = []  # (training flag, grad enabled) for every forward call of the model's layers
+        def record(module, inputs, output, seen=seen):
+            seen.append((module.training, torch.is_grad_enabled()))
+        hooks = [m.register_forward_hook(record) for m in (model[1], model[3])]
+        HostBatch.used_unmoved = []
+        try:
+            got = evaluate(model, host_loader(X, y, batch_size), torch.device("cpu"))
+        finally:
+            for h in hooks:
+                h.remove()
+        _expect_moved(what)
+        got = _expect_number(got, what)
+        expect(seen, f"{what} should run the model on the batches", "no forward pass",
+               "model(X) for every batch")
+        expect(not any(training for training, _ in seen),
+               f"{what}: the model must be in eval mode (BatchNorm uses its running statistics, "
+               "Dropout is off)", "train mode during the forward pass", "model.eval() first")
+        expect(not any(grad for _, grad in seen),
+               f"{what}: no gradients are needed to evaluate", "gradient tracking enabled",
+               "torch.no_grad() or torch.inference_mode()")
+        for name, value in model.state_dict().items():
+            expect(torch.equal(value, before[name]), f"{what} must not change '{name}'",
+                   "changed", "unchanged")
+        sizes = [len(t) for t in torch.split(y, batch_size)]
+        expect(abs(got - want) < 1e-6,
+               f"{what}: accuracy (fraction of correctly classified examples, in [0, 1]; "
+               f"batches of sizes {sizes})", f"{got:.6g}",
+               f"{want:.6g} (error rate would be {1 - want:.6g})")
