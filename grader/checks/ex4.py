@@ -20,7 +20,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from grader.checks.common import expect, expect_own_implementation, fail, fresh_seed, seeded
+from grader.checks.common import (
+    expect,
+    expect_own_implementation,
+    expect_value_error,
+    fail,
+    fresh_seed,
+    quiet,
+    seeded,
+)
 
 WIDTHS = (16, 32, 64)
 SHORTCUTS = ("A", "B", "C")
@@ -114,7 +122,7 @@ def trace(model: nn.Module, X: torch.Tensor) -> tuple[torch.Tensor, list[ConvCal
         elif isinstance(m, nn.Linear):
             handles.append(m.register_forward_hook(on_linear))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), quiet():
             logits = model(X)
     finally:
         for h in handles:
@@ -126,7 +134,9 @@ def _build(resnet_cifar, depth: int, num_classes: int, shortcut: str, residual: 
     what = f"resnet_cifar({depth}, num_classes={num_classes}, shortcut={shortcut!r}, " \
            f"residual={residual})"
     try:
-        model = resnet_cifar(depth, num_classes=num_classes, shortcut=shortcut, residual=residual)
+        with quiet():
+            model = resnet_cifar(depth, num_classes=num_classes, shortcut=shortcut,
+                                 residual=residual)
     except Exception as exc:  # report instead of crashing with a bare traceback
         fail(f"{what} raised an error", f"{type(exc).__name__}: {exc}", "a model")
     expect(isinstance(model, nn.Module), f"{what} must return an nn.Module",
@@ -209,9 +219,9 @@ def check_resnet_cifar(resnet_cifar) -> None:
     # Invalid arguments: depth must be 6n + 2 with n >= 1, shortcut one of A/B/C.
     bad_depths = [random.choice([d for d in range(9, 120) if (d - 2) % 6 != 0]), 21, -4]
     for depth in bad_depths:
-        _expect_value_error(lambda d=depth: resnet_cifar(d), f"resnet_cifar({depth})",
-                            "depth must be 6n + 2")
-    _expect_value_error(lambda: resnet_cifar(20, shortcut="D"), "resnet_cifar(20, shortcut='D')",
+        expect_value_error(lambda d=depth: resnet_cifar(d), f"resnet_cifar({depth})",
+                            "depth must be 6n + 2 with n >= 1")
+    expect_value_error(lambda: resnet_cifar(20, shortcut="D"), "resnet_cifar(20, shortcut='D')",
                         "shortcut must be 'A', 'B' or 'C'")
 
     with seeded(seed):
@@ -247,17 +257,6 @@ def check_resnet_cifar(resnet_cifar) -> None:
         for shortcut in ("A", "B"):
             model, what = _build(resnet_cifar, deep, 10, shortcut, True)
             _check_count(model, what, deep, 10, shortcut)
-
-
-def _expect_value_error(call, what: str, reason: str) -> None:
-    try:
-        call()
-    except ValueError:
-        return
-    except Exception as exc:
-        fail(f"{what} should raise ValueError ({reason})", f"{type(exc).__name__}: {exc}",
-             "ValueError")
-    fail(f"{what} should raise ValueError ({reason})", "no error", "ValueError")
 
 
 def _random_model() -> tuple[nn.Module, int, int]:
