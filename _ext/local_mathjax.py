@@ -1,0 +1,44 @@
+"""Serve MathJax from the built site itself, so the book's maths renders offline.
+
+MathJax 2.7 ships inside the PyPI package ``jupyter-server-mathjax`` (pinned in
+requirements.txt). This extension points Sphinx's ``mathjax_path`` at a copy of it under
+``_static/mathjax/`` and copies the files there when the HTML build finishes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import jupyter_server_mathjax
+from sphinx.application import Sphinx
+
+# MathJax 2 reads its configuration from the query string; Sphinx special-cases
+# "MathJax.js?" and adds no checksum to it.
+MATHJAX_PATH = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+
+
+def mathjax_source() -> Path:
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (static / "MathJax.js").is_file():
+        raise FileNotFoundError(
+            f"MathJax.js not found in {static}; reinstall jupyter-server-mathjax"
+        )
+    return static
+
+
+def use_local_mathjax(app: Sphinx, config) -> None:
+    config.mathjax_path = MATHJAX_PATH
+
+
+def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    shutil.copytree(mathjax_source(), target, dirs_exist_ok=True)
+
+
+def setup(app: Sphinx) -> dict:
+    app.connect("config-inited", use_local_mathjax, priority=900)
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
