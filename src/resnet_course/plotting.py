@@ -147,3 +147,68 @@ def plot_decision_regions(
     ax.set_ylabel("$x_2$")
     ax.set_aspect("equal")
     return ax
+
+
+def plot_step_curves(
+    curves_by_label: Mapping[str, Sequence[float]],
+    ax: Axes | None = None,
+    ylabel: str = "training error (%)",
+    as_percent: bool = True,
+    log_y: bool = False,
+) -> Axes:
+    """One line per label of a value recorded at every optimizer step (step 1 first).
+
+    Fractions are drawn in percent unless ``as_percent=False``; ``log_y`` for losses that span
+    orders of magnitude.
+    """
+    if not curves_by_label:
+        raise ValueError("curves_by_label is empty: pass {label: [value at each step], ...}")
+    ax = _new_axes(ax)
+    for label, curve in curves_by_label.items():
+        values = np.asarray(curve, dtype=float)
+        if values.size == 0:
+            raise ValueError(f"curve {label!r} is empty")
+        steps = np.arange(1, len(values) + 1)
+        ax.plot(steps, 100 * values if as_percent else values, label=label)
+    if log_y:
+        ax.set_yscale("log")
+    elif as_percent:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
+def plot_grouped_bars(
+    values_by_label: Mapping[str, Sequence[float]],
+    categories: Sequence[str],
+    ax: Axes | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    as_percent: bool = False,
+) -> Axes:
+    """Side-by-side bars: one group per category, one bar per label within each group.
+
+    E.g. the norm of each residual block's last weight matrix with and without weight decay
+    (categories = block numbers, labels = settings).
+    """
+    if not values_by_label:
+        raise ValueError("values_by_label is empty: pass {label: [value per category], ...}")
+    ax = _new_axes(ax)
+    x = np.arange(len(categories))
+    width = 0.8 / len(values_by_label)
+    for k, (label, values) in enumerate(values_by_label.items()):
+        if len(values) != len(categories):
+            raise ValueError(
+                f"{label!r} has {len(values)} values for {len(categories)} categories"
+            )
+        heights = np.asarray(values, dtype=float) * (100 if as_percent else 1)
+        ax.bar(x + (k - (len(values_by_label) - 1) / 2) * width, heights, width, label=label)
+    ax.set_xticks(x, list(categories))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    return ax

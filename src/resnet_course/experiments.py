@@ -1,0 +1,289 @@
+"""Experiment runners for the book's chapters on degradation and on the identity shortcut.
+
+Every experiment here is small enough to run on a laptop CPU in seconds: multilayer perceptrons
+on the 2-D spirals (600 points), trained full-batch, so that "training error after step t" is
+measured exactly on the whole training set. The chapters import these functions and show their
+source, so the numbers in the prose come from this code and nothing else.
+
+Vocabulary: a *plain* net is ``plain_mlp`` (Linear+ReLU layers); its *residual twin* of the same
+depth is ``residual_mlp`` with ``(depth - 2) // 2`` blocks, so both hold ``depth`` Linear layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resnet_course.models import ResidualBlock, plain_mlp, residual_mlp
+from resnet_course.train import set_seed
+
+KINDS = ("plain", "residual")
+
+
+# ----------------------------------------------------------------------------------------------
+# Building and measuring
+# ----------------------------------------------------------------------------------------------
+def make_net(kind: str, depth: int, in_features: int, width: int, num_classes: int) -> nn.Module:
+    """A plain MLP or its residual twin with ``depth`` Linear layers in all.
+
+    The residual twin is Linear+ReLU, ``(depth - 2) // 2`` ResidualBlocks, Linear, so ``depth``
+    must be even (and >= 2) for it; the plain net takes any ``depth >= 1``.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'plain' or 'residual'; got {kind!r}")
+    if kind == "plain":
+        return plain_mlp(in_features, width, depth, num_classes)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2 or depth % 2:
+        raise ValueError(f"a residual twin needs an even depth >= 2; got {depth!r}")
+    return residual_mlp(in_features, width, (depth - 2) // 2, num_classes)
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The model's Linear layers in forward order (input side first)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+@torch.no_grad()
+def classification_error(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of the examples in (X, y) that ``model`` misclassifies."""
+    logits = model(X)  # (N, num_classes)
+    return (logits.argmax(dim=1) != y).float().mean().item()
+
+
+# ----------------------------------------------------------------------------------------------
+# Full-batch training that records every step
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One training run: per-step loss and training error (before that step's update)."""
+
+    kind: str
+    depth: int
+    step_loss: list[float] = field(default_factory=list)
+    step_error: list[float] = field(default_factory=list)
+    final_error: float = float("nan")  # training error after the last update
+
+
+def train_full_batch(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    num_steps: int,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    optimizer: str = "sgd",
+) -> tuple[list[float], list[float]]:
+    """Train ``model`` in place on the whole of (X, y) for ``num_steps`` steps.
+
+    Returns the cross-entropy and the training error at each step, both measured on the logits
+    of that step's forward pass, i.e. before its update (so they cost no extra forward pass).
+    """
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be an integer >= 1; got {num_steps!r}")
+    if optimizer == "sgd":
+        opt = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+        )
+    elif optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
+    losses, errors = [], []
+    model.train()
+    for _ in range(num_steps):
+        logits = model(X)  # (N, 2) -> (N, num_classes)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        errors.append((logits.detach().argmax(dim=1) != y).float().mean().item())
+    return losses, errors
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter "The degradation problem"
+# ----------------------------------------------------------------------------------------------
+def depth_sweep(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    depths: Sequence[int] = (4, 8, 16, 32),
+    kinds: Iterable[str] = KINDS,
+    width: int = 32,
+    num_steps: int = 800,
+    lr: float = 0.02,
+    seed: int = 0,
+) -> list[Run]:
+    """Train a plain net and its residual twin at each depth, same data, steps and seed.
+
+    SGD with momentum 0.9 on the full batch, PyTorch's default initialization, no
+    normalization: the only thing that changes between runs is the depth (and the shortcuts).
+    """
+    num_classes = int(y.max()) + 1
+    runs = []
+    for kind in kinds:
+        for depth in depths:
+            set_seed(seed)  # same initial draw for every run of this seed
+            model = make_net(kind, depth, X.shape[1], width, num_classes)
+            losses, errors = train_full_batch(model, X, y, num_steps, lr)
+            run = Run(kind, depth, losses, errors, classification_error(model, X, y))
+            runs.append(run)
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter "Why the identity is easy"
+# ----------------------------------------------------------------------------------------------
+class PlainBlock(nn.Module):
+    """A ResidualBlock without its shortcut: ``relu(linear2(relu(linear1(a))))``."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.linear2(F.relu(self.linear1(a))))  # (N, features) -> (N, features)
+
+
+def identity_learning(
+    features: int = 16,
+    num_examples: int = 512,
+    num_steps: int = 300,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Teach a plain two-layer block and a residual block the identity map a -> a.
+
+    The inputs are non-negative, like any activation after a ReLU: a = relu(z), z ~ N(0, I).
+    Both blocks start from the same weights (same seed) and take the same full-batch SGD
+    steps on the mean squared error; returns the error at every step for each.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    A = F.relu(torch.randn(num_examples, features, generator=generator))  # (N, features) >= 0
+    curves = {}
+    for kind, block_class in (("plain", PlainBlock), ("residual", ResidualBlock)):
+        set_seed(seed)
+        block = block_class(features)
+        opt = torch.optim.SGD(block.parameters(), lr=lr, momentum=0.9)
+        curve = []
+        for _ in range(num_steps):
+            loss = F.mse_loss(block(A), A)  # how far the block's output is from its input
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            curve.append(loss.item())
+        with torch.no_grad():
+            curve.append(F.mse_loss(block(A), A).item())  # after the last step
+        curves[kind] = curve
+    return curves
+
+
+def residual_branch_norms(model: nn.Module) -> list[float]:
+    """Frobenius norm of each ResidualBlock's last weight matrix W[l+2] (``linear2.weight``)."""
+    return [m.linear2.weight.norm().item() for m in model.modules() if isinstance(m, ResidualBlock)]
+
+
+def weight_decay_study(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    weight_decays: Sequence[float] = (0.0, 1e-2),
+    num_blocks: int = 6,
+    width: int = 32,
+    num_steps: int = 800,
+    lr: float = 0.02,
+    seed: int = 0,
+) -> dict[float, dict]:
+    """Train the same residual MLP with each weight decay; report every block's ||W[l+2]||.
+
+    Returns ``{weight_decay: {"init_norms", "norms", "error"}}``: the norms before and after
+    training and the final training error.
+    """
+    num_classes = int(y.max()) + 1
+    results = {}
+    for weight_decay in weight_decays:
+        set_seed(seed)  # the same initial weights for every weight decay
+        model = residual_mlp(X.shape[1], width, num_blocks, num_classes)
+        init_norms = residual_branch_norms(model)
+        train_full_batch(model, X, y, num_steps, lr, weight_decay=weight_decay)
+        results[weight_decay] = {
+            "init_norms": init_norms,
+            "norms": residual_branch_norms(model),
+            "error": classification_error(model, X, y),
+        }
+    return results
+
+
+def gradient_norms_by_layer(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """L2 norm of each Linear layer's weight gradient after one cross-entropy backward pass.
+
+    Input side first. The model's parameters are not changed; its gradients are cleared after.
+    """
+    layers = linear_layers(model)
+    model.zero_grad()
+    F.cross_entropy(model(X), y).backward()
+    norms = [layer.weight.grad.norm().item() for layer in layers]
+    model.zero_grad(set_to_none=True)
+    return norms
+
+
+def block_spans(model: nn.Sequential) -> list[tuple[int, int]]:
+    """Positions ``(start, stop)`` in ``model`` of each block a lesion can remove.
+
+    Residual MLP: each ResidualBlock. Plain MLP: each pair of hidden width -> width layers
+    (Linear, ReLU, Linear, ReLU), i.e. the same two Linear layers a residual block holds, minus
+    the shortcut. The first Linear (input -> width) and the last (width -> classes) never count.
+    """
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"block_spans needs an nn.Sequential; got {type(model).__name__}")
+    modules = list(model)
+    residual = [i for i, m in enumerate(modules) if isinstance(m, ResidualBlock)]
+    if residual:
+        return [(i, i + 1) for i in residual]
+    # plain_mlp: [Linear, ReLU, (Linear, ReLU) * (depth - 2), Linear]
+    hidden = [i for i, m in enumerate(modules[:-1]) if isinstance(m, nn.Linear) and i > 0]
+    return [(hidden[j], hidden[j + 1] + 2) for j in range(0, len(hidden) - 1, 2)]
+
+
+def without_block(model: nn.Sequential, index: int) -> nn.Sequential:
+    """``model`` with block ``index`` (see ``block_spans``) removed; shares the other layers."""
+    spans = block_spans(model)
+    if not 0 <= index < len(spans):
+        raise ValueError(f"block index must be in [0, {len(spans)}); got {index!r}")
+    start, stop = spans[index]
+    modules = list(model)
+    return nn.Sequential(*modules[:start], *modules[stop:])
+
+
+def lesion_study(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> list[float]:
+    """Training error of ``model`` with each of its blocks removed in turn (one at a time)."""
+    return [
+        classification_error(without_block(model, i), X, y)
+        for i in range(len(block_spans(model)))
+    ]
+
+
+def train_for_lesion(
+    kind: str,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    depth: int = 10,
+    width: int = 32,
+    num_steps: int = 600,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> nn.Sequential:
+    """A plain net or residual twin trained to fit (X, y), for the lesion study.
+
+    Adam, not SGD: at this depth it fits *both* kinds of net to near-zero training error, so the
+    lesion compares two nets that solve the task equally well before surgery.
+    """
+    set_seed(seed)
+    model = make_net(kind, depth, X.shape[1], width, int(y.max()) + 1)
+    train_full_batch(model, X, y, num_steps, lr, optimizer="adam")
+    return model
