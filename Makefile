@@ -8,15 +8,30 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv book test lint clean help
+.PHONY: venv system-deps book test lint clean help
+
+# Debian packages the tests need: Chromium (site checks), bubblewrap (grading sandbox),
+# PostgreSQL (gradebook test against a real server). Installed only when missing.
+SYSTEM_PACKAGES := chromium bubblewrap postgresql
 
 help:
 	@echo "make book   build the Jupyter Book into _build/html (executes chapters, cached)"
-	@echo "make test   ruff, then the whole pytest suite (library, grader, book build, site checks)"
+	@echo "make test   install missing Debian packages, ruff, then the whole pytest suite"
+	@echo "           (library, exercises and grader, sandbox, book build, site checks in Chromium)"
 	@echo "make lint   ruff only"
 	@echo "make clean  remove _build (keeps .venv)"
 
 venv: $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Re-run the install whenever requirements.txt or pyproject.toml is newer than the stamp.
 $(STAMP): requirements.txt pyproject.toml
@@ -32,7 +47,7 @@ book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
