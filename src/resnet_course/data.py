@@ -156,7 +156,11 @@ def _download_cifar10(root: Path, checksums: Mapping[str, str]) -> None:
             with urllib.request.urlopen(CIFAR10_URL, timeout=60) as response:
                 shutil.copyfileobj(response, tmp)
         os.replace(tmp.name, archive)
-    _verify_md5(archive, checksums.get(CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5))
+    try:
+        _verify_md5(archive, checksums.get(CIFAR10_ARCHIVE, CIFAR10_ARCHIVE_MD5))
+    except ValueError:
+        archive.unlink()  # a bad archive must not be picked up by the next call
+        raise
     with tarfile.open(archive, "r:gz") as tar:
         # the "data" filter refuses absolute paths, links out of root and device files
         tar.extractall(root, filter="data")
