@@ -1,0 +1,222 @@
+"""Plausible wrong and alternative correct answers for ex2_identity (see variants_ex1.py)."""
+
+WRONG = {
+    "ResidualBlock": {
+        "relu_before_addition": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):
+        return F.relu(self.linear2(F.relu(self.linear1(a)))) + a
+''',
+        "no_skip": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):
+        return F.relu(self.linear2(F.relu(self.linear1(a))))
+''',
+        "skip_from_hidden": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):
+        h = F.relu(self.linear1(a))
+        return F.relu(self.linear2(h) + h)
+''',
+        "modifies_input": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):
+        a += self.linear2(F.relu(self.linear1(a)))
+        return F.relu(a)
+''',
+        "no_bias": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features, bias=False)
+        self.linear2 = nn.Linear(features, features, bias=False)
+
+    def forward(self, a):
+        return F.relu(self.linear2(F.relu(self.linear1(a))) + a)
+''',
+        "subclasses_library": '''
+from resnet_course.models import ResidualBlock as LibraryBlock
+
+
+class ResidualBlock(LibraryBlock):
+    """Only a new name for the library's block."""
+''',
+    },
+    "zero_init_residual_": {
+        "zeroes_linear1": '''
+def zero_init_residual_(block):
+    nn.init.zeros_(block.linear1.weight)
+    nn.init.zeros_(block.linear1.bias)
+    return block
+''',
+        "weight_only": '''
+def zero_init_residual_(block):
+    with torch.no_grad():
+        block.linear2.weight.zero_()
+    return block
+''',
+        "returns_copy": '''
+import copy
+
+
+def zero_init_residual_(block):
+    block = copy.deepcopy(block)
+    with torch.no_grad():
+        block.linear2.weight.zero_()
+        block.linear2.bias.zero_()
+    return block
+''',
+        "new_parameters": '''
+def zero_init_residual_(block):
+    block.linear2.weight = nn.Parameter(torch.zeros_like(block.linear2.weight))
+    block.linear2.bias = nn.Parameter(torch.zeros_like(block.linear2.bias))
+    return block
+''',
+    },
+    "residual_mlp": {
+        "wrong_block_count": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[ResidualBlock(width) for _ in range(num_blocks + 1)],
+                         nn.Linear(width, num_classes))
+''',
+        "missing_final_linear": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[ResidualBlock(width) for _ in range(num_blocks)])
+''',
+        "no_relu_after_input": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    return nn.Sequential(nn.Linear(in_features, width),
+                         *[ResidualBlock(width) for _ in range(num_blocks)],
+                         nn.Linear(width, num_classes))
+''',
+        "relu_on_logits": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[ResidualBlock(width) for _ in range(num_blocks)],
+                         nn.Linear(width, num_classes), nn.ReLU())
+''',
+        "shared_block": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    block = ResidualBlock(width)  # one block reused: its weights are shared
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[block for _ in range(num_blocks)],
+                         nn.Linear(width, num_classes))
+''',
+    },
+}
+
+CORRECT = {
+    "module_style": {
+        "ResidualBlock": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.relu = nn.ReLU(inplace=True)
+        self.linear2 = nn.Linear(features, features)
+
+    def residual(self, a):
+        """The branch F(a); an extra helper method is fine."""
+        return self.linear2(self.relu(self.linear1(a)))
+
+    def forward(self, a):
+        out = self.residual(a)
+        out += a  # in place on a new tensor, not on the input
+        return self.relu(out)
+''',
+        "zero_init_residual_": '''
+def zero_init_residual_(block):
+    with torch.no_grad():
+        block.linear2.weight.fill_(0.0)
+        block.linear2.bias.mul_(0.0)
+    return block
+''',
+        "residual_mlp": '''
+class ResidualMLP(nn.Module):
+    def __init__(self, in_features, width, num_blocks, num_classes):
+        super().__init__()
+        if num_blocks < 0:
+            raise ValueError(f"negative num_blocks: {num_blocks}")
+        self.stem = nn.Linear(in_features, width)
+        self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(num_blocks))
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, X):
+        h = torch.relu(self.stem(X))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    return ResidualMLP(in_features, width, num_blocks, num_classes)
+''',
+    },
+    "sequential_style": {
+        "ResidualBlock": '''
+import warnings
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        warnings.warn("building a block")  # a warning must not cost points
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+        self.branch = nn.Sequential(self.linear1, nn.ReLU(), self.linear2)
+
+    def forward(self, a):
+        return torch.clamp(self.branch(a) + a, min=0)
+''',
+        "zero_init_residual_": '''
+def zero_init_residual_(block):
+    for p in block.linear2.parameters():
+        p.data.zero_()
+    return block
+''',
+        "residual_mlp": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if not isinstance(num_blocks, int) or num_blocks < 0:
+        raise ValueError("num_blocks must be a non-negative integer")
+    model = nn.Sequential()
+    model.append(nn.Linear(in_features, width))
+    model.append(nn.ReLU())
+    for _ in range(num_blocks):
+        model.append(ResidualBlock(width))
+    model.append(nn.Linear(width, num_classes))
+    return model
+''',
+    },
+}
