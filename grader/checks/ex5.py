@@ -258,11 +258,13 @@ def _evaluation_problem():
     with torch.no_grad():
         predictions = copy.deepcopy(model).eval()(X).argmax(dim=1)
     # Label a chosen number of examples correctly, the rest wrongly: accuracy = correct / n.
+    # The short last batch is all correct and the others are not, so the mean of per-batch
+    # accuracies differs from the accuracy (and accuracy > 0.5 differs from the error rate).
+    last = n % batch_size
     correct = random.randint(int(0.6 * n), int(0.9 * n))
-    while correct * 2 == n:
-        correct -= 1
     right = torch.zeros(n, dtype=torch.bool)
-    right[torch.randperm(n)[:correct]] = True
+    right[n - last:] = True
+    right[torch.randperm(n - last)[:correct - last]] = True
     y = torch.where(right, predictions,
                     (predictions + torch.randint(1, classes, (n,))) % classes)
     return model.train(), X, y, batch_size, correct / n

@@ -1,0 +1,161 @@
+"""Plausible wrong and alternative correct answers for ex4_image_resnets.
+
+WRONG[grade_id][name] is an answer-cell source that must lose the points of test_<grade_id>.
+CORRECT[name] maps grade_ids to sources written differently from the solution; together with the
+solution's other cells they must earn full marks. The notebook's given cell provides
+`BasicBlock`, `ZeroPadShortcut`, `ProjectionShortcut`, `torch`, `nn` and `F`.
+"""
+
+# A correct resnet_cifar with one line swapped in; keeps each wrong variant to its one mistake.
+_RESNET = '''
+def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
+    if {check}:
+        raise ValueError(f"depth must be 6n + 2 with n >= 1, got {{depth}}")
+    if shortcut not in ("A", "B", "C"):
+        raise ValueError(f"unknown shortcut {{shortcut!r}}")
+    n = {n}
+    layers = [nn.Conv2d(3, {w0}, 3, padding=1, bias=False), nn.BatchNorm2d({w0}), nn.ReLU()]
+    in_channels = {w0}
+    for stage, width in enumerate({widths}):
+        for i in range(n):
+            stride = {stride}
+            layers.append(BasicBlock(in_channels, width, stride, shortcut, {residual}))
+            in_channels = width
+    layers += [{pool}, nn.Linear({features}, num_classes)]
+    return nn.Sequential(*layers)
+'''
+_OK = dict(check="depth < 8 or (depth - 2) % 6 != 0", n="(depth - 2) // 6", w0="16",
+           widths="(16, 32, 64)", stride="2 if stage > 0 and i == 0 else 1",
+           residual="residual", pool="nn.AdaptiveAvgPool2d(1), nn.Flatten()", features="64")
+
+
+def _resnet(**changes: str) -> str:
+    return _RESNET.format(**{**_OK, **changes})
+
+
+WRONG = {
+    "count_parameters": {
+        "ignores_trainable_only": '''
+def count_parameters(model, trainable_only=True):
+    return sum(p.numel() for p in model.parameters())
+''',
+        "counts_buffers": '''
+def count_parameters(model, trainable_only=True):
+    params = [p for p in model.parameters() if p.requires_grad or not trainable_only]
+    return sum(p.numel() for p in params) + sum(b.numel() for b in model.buffers())
+''',
+        "counts_tensors": '''
+def count_parameters(model, trainable_only=True):
+    return len([p for p in model.parameters() if p.requires_grad or not trainable_only])
+''',
+        "counts_modules": '''
+def count_parameters(model, trainable_only=True):
+    return len(list(model.modules()))
+''',
+    },
+    "resnet_cifar": {
+        "n_from_depth_over_3": _resnet(n="(depth - 2) // 3"),
+        "stride_2_every_stage": _resnet(stride="2 if i == 0 else 1"),
+        "stride_2_at_stage_end": _resnet(stride="2 if stage > 0 and i == n - 1 else 1"),
+        "plain_keeps_shortcuts": _resnet(residual="True"),
+        "flatten_no_pool": _resnet(pool="nn.Flatten()", features="64 * 8 * 8"),
+        "widths_32_64_128": _resnet(w0="32", widths="(32, 64, 128)", features="128"),
+        "no_value_error": _resnet(check="False"),
+        "imports_library": '''
+def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
+    from resnet_course.models import resnet_cifar as library_resnet_cifar
+    return library_resnet_cifar(depth, num_classes=num_classes, shortcut=shortcut,
+                                residual=residual)
+''',
+    },
+}
+
+CORRECT = {
+    "class_based": {
+        "count_parameters": '''
+def count_parameters(model, trainable_only=True):
+    total = 0
+    for name, p in model.named_parameters():
+        if trainable_only and not p.requires_grad:
+            continue
+        total += int(torch.tensor(p.shape).prod().item()) if p.dim() else 1
+    return total
+''',
+        "resnet_cifar": '''
+class CifarResNet(nn.Module):
+    def __init__(self, n, num_classes, shortcut, residual):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        self.stage1 = self._stage(16, 16, n, 1, shortcut, residual)
+        self.stage2 = self._stage(16, 32, n, 2, shortcut, residual)
+        self.stage3 = self._stage(32, 64, n, 2, shortcut, residual)
+        self.fc = nn.Linear(64, num_classes)
+
+    @staticmethod
+    def _stage(in_channels, out_channels, n, stride, shortcut, residual):
+        blocks = [BasicBlock(in_channels, out_channels, stride, shortcut, residual)]
+        blocks += [BasicBlock(out_channels, out_channels, 1, shortcut, residual)
+                   for _ in range(n - 1)]
+        return nn.Sequential(*blocks)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.stage3(self.stage2(self.stage1(x)))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
+    n, rest = divmod(depth - 2, 6)
+    if rest or n < 1:
+        raise ValueError(f"depth must be 6n+2 (n >= 1); {depth} is not")
+    if shortcut not in "ABC" or len(shortcut) != 1:
+        raise ValueError(f"shortcut must be one of A, B, C, not {shortcut!r}")
+    return CifarResNet(n, num_classes, shortcut, residual)
+''',
+    },
+    "mean_pool_in_forward": {
+        "count_parameters": '''
+def count_parameters(model, trainable_only=True):
+    params = model.parameters()
+    if trainable_only:
+        params = filter(lambda p: p.requires_grad, params)
+    return sum(map(torch.numel, params))
+''',
+        "resnet_cifar": '''
+class _Net(nn.Module):
+    def __init__(self, blocks, num_classes):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
+                                  nn.ReLU(inplace=True))
+        self.blocks = nn.ModuleList(blocks)
+        self.head = nn.Linear(64, num_classes)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x.mean(dim=(2, 3)))  # global average pooling
+
+
+def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
+    valid = [6 * n + 2 for n in range(1, 100)]
+    if depth not in valid:
+        raise ValueError(f"depth {depth} is not of the form 6n + 2")
+    if shortcut not in {"A", "B", "C"}:
+        raise ValueError("shortcut must be 'A', 'B' or 'C'")
+    n = (depth - 2) // 6
+    plan = [16] * n + [32] * n + [64] * n
+    blocks, previous = [], 16
+    for width in plan:
+        blocks.append(BasicBlock(previous, width, 2 if width != previous else 1,
+                                 shortcut=shortcut, residual=residual))
+        previous = width
+    return _Net(blocks, num_classes)
+''',
+    },
+    "avgpool_8": {
+        "resnet_cifar": _resnet(pool="nn.AvgPool2d(8), nn.Flatten()"),
+    },
+}

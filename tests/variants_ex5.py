@@ -1,0 +1,180 @@
+"""Plausible wrong and alternative correct answers for ex5_gpu_training.
+
+WRONG[grade_id][name] is an answer-cell source that must lose the points of test_<grade_id>.
+CORRECT[name] maps grade_ids to sources written differently from the solution; together with the
+solution's other cells they must earn full marks. The notebook's given cell imports `time`,
+`torch`, `F`, `nn`, `DataLoader` and `TensorDataset`.
+"""
+
+# A correct train_one_epoch with one part swapped in; each wrong variant has one mistake.
+_TRAIN = '''
+def train_one_epoch(model, loader, optimizer, device, amp=False):
+    {mode}
+    total_loss, num_examples = 0.0, 0
+    for X, y in loader:
+        {move}
+        {zero}
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled={amp}):
+            loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += {add}
+        num_examples += len(y)
+    return {result}
+'''
+_TRAIN_OK = dict(mode="model.train()", move="X, y = X.to(device), y.to(device)",
+                 zero="optimizer.zero_grad()", amp="amp", add="loss.item() * len(y)",
+                 result="total_loss / num_examples")
+
+
+def _train(**changes: str) -> str:
+    return _TRAIN.format(**{**_TRAIN_OK, **changes})
+
+
+_EVALUATE = '''
+def evaluate(model, loader, device):
+    {mode}
+    correct, total = 0, 0
+    {context}
+        for X, y in loader:
+            {move}
+            correct += (model(X).argmax(dim=1) == y).sum().item()
+            total += len(y)
+    return {result}
+'''
+_EVALUATE_OK = dict(mode="model.eval()", context="with torch.no_grad():",
+                    move="X, y = X.to(device), y.to(device)", result="correct / total")
+
+
+def _evaluate(**changes: str) -> str:
+    return _EVALUATE.format(**{**_EVALUATE_OK, **changes})
+
+
+WRONG = {
+    "pick_device": {
+        "always_cpu": '''
+def pick_device():
+    return torch.device("cpu")
+''',
+        "prefers_mps": '''
+def pick_device():
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+''',
+        "ignores_mps": '''
+def pick_device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+''',
+        "returns_string": '''
+def pick_device():
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+''',
+    },
+    "train_one_epoch": {
+        "mean_of_batch_means": _train(add="loss.item()", result="total_loss / len(loader)"),
+        "no_zero_grad": _train(zero="pass"),
+        "stays_in_eval_mode": _train(mode="pass"),
+        "batches_not_moved": _train(move="pass"),
+        "ignores_amp": _train(amp="False"),
+    },
+    "evaluate": {
+        "train_mode": _evaluate(mode="pass"),
+        "returns_error_rate": _evaluate(result="1 - correct / total"),
+        "with_gradients": _evaluate(context="if True:"),
+        "mean_of_batch_accuracies": '''
+def evaluate(model, loader, device):
+    model.eval()
+    accuracies = []
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            accuracies.append((model(X).argmax(1) == y).float().mean().item())
+    return sum(accuracies) / len(accuracies)
+''',
+        "batches_not_moved": _evaluate(move="pass"),
+    },
+}
+
+CORRECT = {
+    "sum_reduction_and_decorator": {
+        "pick_device": '''
+def pick_device():
+    for name, available in [("cuda", torch.cuda.is_available),
+                            ("mps", torch.backends.mps.is_available)]:
+        if available():
+            return torch.device(name)
+    return torch.device("cpu")
+''',
+        "train_one_epoch": '''
+import contextlib
+
+def train_one_epoch(model, loader, optimizer, device, amp=False):
+    model.train()
+    criterion = nn.CrossEntropyLoss(reduction="sum")
+    loss_sum = 0.0
+    for X, y in loader:
+        X = X.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        model.zero_grad(set_to_none=True)
+        context = (torch.autocast(device.type, dtype=torch.bfloat16) if amp
+                   else contextlib.nullcontext())
+        with context:
+            batch_loss = criterion(model(X), y)  # summed over the batch
+        (batch_loss / X.size(0)).backward()
+        optimizer.step()
+        loss_sum += batch_loss.item()
+    return loss_sum / len(loader.dataset)
+''',
+        "evaluate": '''
+@torch.no_grad()
+def evaluate(model, loader, device):
+    model.eval()
+    hits = 0
+    for inputs, targets in loader:
+        logits = model(inputs.to(device))
+        hits += int(logits.argmax(-1).eq(targets.to(device)).sum())
+    return hits / len(loader.dataset)
+''',
+    },
+    "inference_mode_and_running_mean": {
+        "pick_device": '''
+def pick_device():
+    name = ("cuda:0" if torch.cuda.is_available()
+            else "mps" if torch.backends.mps.is_available() else "cpu")
+    return torch.device(name)
+''',
+        "train_one_epoch": '''
+def train_one_epoch(model, loader, optimizer, device, amp=False):
+    model.train(True)
+    mean, seen = 0.0, 0
+    for batch in loader:
+        X, y = (t.to(device) for t in batch)
+        optimizer.zero_grad()
+        with torch.autocast(device.type, torch.bfloat16, enabled=bool(amp)):
+            logits = model(X)
+            loss = nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        seen += y.shape[0]
+        mean += (loss.item() - mean) * y.shape[0] / seen  # running mean per example
+    return float(mean)
+''',
+        "evaluate": '''
+def evaluate(model, loader, device):
+    model.eval()
+    predictions, labels = [], []
+    with torch.inference_mode():
+        for X, y in loader:
+            predictions.append(model(X.to(device)).argmax(dim=1))
+            labels.append(y.to(device))
+    return (torch.cat(predictions) == torch.cat(labels)).float().mean().item()
+''',
+    },
+}
