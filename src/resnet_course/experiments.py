@@ -66,6 +66,7 @@ class Run:
     step_loss: list[float] = field(default_factory=list)
     step_error: list[float] = field(default_factory=list)
     final_error: float = float("nan")  # training error after the last update
+    model: nn.Module | None = None  # the trained network, for later figures
 
 
 def train_full_batch(
@@ -131,8 +132,7 @@ def depth_sweep(
             set_seed(seed)  # same initial draw for every run of this seed
             model = make_net(kind, depth, X.shape[1], width, num_classes)
             losses, errors = train_full_batch(model, X, y, num_steps, lr)
-            run = Run(kind, depth, losses, errors, classification_error(model, X, y))
-            runs.append(run)
+            runs.append(Run(kind, depth, losses, errors, classification_error(model, X, y), model))
     return runs
 
 
