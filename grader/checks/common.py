@@ -66,9 +66,13 @@ def expect_close(actual: torch.Tensor, expected: torch.Tensor, what: str,
         fail(f"{what}: wrong shape", tuple(actual.shape), tuple(expected.shape))
     actual = actual.detach().to(expected.dtype)
     if not torch.allclose(actual, expected, atol=atol, rtol=rtol):
-        diff = (actual - expected).abs().max().item()
-        fail(f"{what}: values differ from the reference (largest difference {diff:.3g})",
-             _preview(actual), _preview(expected))
+        gap = (actual - expected).abs().flatten()
+        worst = int(gap.argmax())
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), expected.shape))
+        fail(f"{what}: values differ from the reference (largest difference "
+             f"{gap[worst].item():.3g} at index {index})",
+             f"{_preview(actual)}; at {index}: {actual.flatten()[worst].item():.4g}",
+             f"{_preview(expected)}; at {index}: {expected.flatten()[worst].item():.4g}")
 
 
 def _preview(t: torch.Tensor, n: int = 4) -> str:

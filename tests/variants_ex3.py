@@ -1,0 +1,300 @@
+"""Plausible wrong and alternative correct answers for ex3_shortcuts (see variants_ex1.py)."""
+
+# The solution's BasicBlock, with one marked line replaced, gives most wrong BasicBlock variants.
+_BLOCK = '''
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError("bad shortcut option")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=STRIDE1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, stride=STRIDE2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        match = stride == 1 and in_channels == out_channels
+        if SHORTCUT_RULE:
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif match:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        FORWARD_END
+'''
+_GOOD = {
+    "STRIDE1": "stride",
+    "STRIDE2": "1",
+    "SHORTCUT_RULE": 'shortcut == "C" or (shortcut == "B" and not match)',
+    "FORWARD_END": "return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))",
+}
+
+
+def _block(**changes: str) -> str:
+    source = _BLOCK
+    for key, value in {**_GOOD, **changes}.items():
+        source = source.replace(key, value)
+    return source
+
+
+WRONG = {
+    "ZeroPadShortcut": {
+        "no_subsampling": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.extra = out_channels - in_channels
+
+    def forward(self, x):
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+''',
+        "pads_spatially": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.extra = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, (self.extra // 2, self.extra - self.extra // 2))  # pads the width
+''',
+        "has_parameters": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:in_channels, :, 0, 0] = torch.eye(in_channels)
+
+    def forward(self, x):
+        return self.conv(x)
+''',
+        "average_pooling": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.extra = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x):
+        x = F.avg_pool2d(x, self.stride, ceil_mode=True)
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+''',
+        "pads_with_copies": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.extra = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        return torch.cat([x, x[:, :self.extra]], dim=1)
+''',
+        "no_value_error": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.extra = max(out_channels - in_channels, 0)
+        self.stride = stride
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
+''',
+    },
+    "ProjectionShortcut": {
+        "with_bias": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+''',
+        "without_batchnorm": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def forward(self, x):
+        return self.conv(x)
+''',
+        "conv3x3": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+''',
+        "batchnorm_first": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.bn(x))
+''',
+        "relu_after_bn": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+''',
+    },
+    "BasicBlock": {
+        "bn_after_addition": _block(FORWARD_END=(
+            "return F.relu(self.bn2(self.conv2(out) + self.shortcut(x)))")),
+        "stride_on_second_conv": _block(STRIDE1="1", STRIDE2="stride"),
+        "option_a_projects": _block(SHORTCUT_RULE='shortcut == "C" or not match'),
+        "no_relu_after_addition": _block(FORWARD_END=(
+            "return self.bn2(self.conv2(out)) + self.shortcut(x)")),
+        "b_projects_when_shapes_match": _block(SHORTCUT_RULE='shortcut in ("B", "C")'),
+        "c_never_projects_on_match": _block(SHORTCUT_RULE='shortcut != "A" and not match'),
+        "relu_before_addition": _block(FORWARD_END=(
+            "return F.relu(self.bn2(self.conv2(out))) + self.shortcut(x)")),
+        "no_value_error": _block().replace('raise ValueError("bad shortcut option")', "pass"),
+    },
+}
+
+CORRECT = {
+    "cat_and_sequential": {
+        "ZeroPadShortcut": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if in_channels > out_channels:
+            raise ValueError("cannot shrink channels with zero padding")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x):
+        x = x[..., ::self.stride, ::self.stride]
+        N, C, H, W = x.shape
+        zeros = torch.zeros(N, self.out_channels - C, H, W, dtype=x.dtype, device=x.device)
+        return torch.cat((zeros, x), dim=1)  # zeros BEFORE the input channels
+''',
+        "ProjectionShortcut": '''
+class ProjectionShortcut(nn.Sequential):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size=(1, 1), stride=(stride, stride),
+                      padding=0, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+''',
+        "BasicBlock": '''
+def conv3x3(in_channels, out_channels, stride):
+    return nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1,
+                     bias=False)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(out_channels, out_channels, 1)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        same_shape = stride == 1 and in_channels == out_channels
+        options = {
+            "A": lambda: (nn.Sequential() if same_shape
+                          else ZeroPadShortcut(in_channels, out_channels, stride)),
+            "B": lambda: (nn.Sequential() if same_shape
+                          else ProjectionShortcut(in_channels, out_channels, stride)),
+            "C": lambda: ProjectionShortcut(in_channels, out_channels, stride),
+        }
+        if shortcut not in options:
+            raise ValueError(f"unknown shortcut option {shortcut!r}")
+        self.shortcut = options[shortcut]()
+
+    def forward(self, x):
+        identity = self.shortcut(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+''',
+    },
+    "pad_around_and_functional": {
+        "ZeroPadShortcut": '''
+import warnings
+
+
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError(f"out_channels ({out_channels}) < in_channels ({in_channels})")
+        extra = out_channels - in_channels
+        self.before, self.after = extra // 2, extra - extra // 2  # zeros around the input
+        self.stride = stride
+
+    def forward(self, x):
+        warnings.warn("padding with zeros")  # a warning must not cost points
+        x = F.max_pool2d(x, kernel_size=1, stride=self.stride)
+        return F.pad(x, (0, 0, 0, 0, self.before, self.after))
+''',
+        "ProjectionShortcut": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.stride = stride
+        self.weight = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.norm(F.conv2d(x, self.weight.weight, stride=self.stride))
+''',
+        "BasicBlock": '''
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        if shortcut not in {"A", "B", "C"}:
+            raise ValueError("shortcut must be one of A, B, C")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        if shortcut == "C":
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif stride != 1 or in_channels != out_channels:
+            make = ZeroPadShortcut if shortcut == "A" else ProjectionShortcut
+            self.shortcut = make(in_channels, out_channels, stride)
+        else:
+            self.shortcut = None  # identity
+
+    def residual(self, x):
+        return self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x):
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return torch.relu_(self.residual(x) + skip)
+''',
+    },
+}
