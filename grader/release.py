@@ -93,24 +93,46 @@ def _region_lines(source: str, grade_solution: bool) -> tuple[list[str], list[st
     return secret, public
 
 
-def secret_lines(source_nb: nbformat.NotebookNode) -> set[str]:
-    """Stripped lines that exist only inside solution / hidden-test / mark-scheme regions."""
+def _split_source_file(path: Path) -> tuple[set[str], set[str]]:
+    """(secret, public) stripped lines of one file of solutions/<id>/."""
     secret, public = set(), set()
-    for cell in source_nb.cells:
-        is_solution = bool(cell.metadata.get("nbgrader", {}).get("solution", False))
-        s, p = _region_lines(cell.source, is_solution)
+    if path.suffix == ".ipynb":
+        cells = [(c.source, bool(c.metadata.get("nbgrader", {}).get("solution", False)))
+                 for c in nbformat.read(path, as_version=4).cells]
+    else:
+        try:
+            cells = [(path.read_text(encoding="utf-8"), False)]
+        except UnicodeDecodeError:
+            return secret, public  # binary data
+    for source, is_solution in cells:
+        s, p = _region_lines(source, is_solution)
         secret.update(line.strip() for line in s)
         public.update(line.strip() for line in p)
+    return secret, public
+
+
+def secret_lines(source_dir: Path) -> set[str]:
+    """Stripped lines of solution / hidden-test / mark-scheme regions of the files in
+    `source_dir` (solutions/<id>/) that are not also public text of its notebooks."""
+    secret, public = set(), set()
+    for path in sorted(p for p in source_dir.rglob("*") if p.is_file()):
+        s, p = _split_source_file(path)
+        secret |= s
+        if path.suffix == ".ipynb":
+            # what nbgrader writes into the student notebook; other files are copied verbatim,
+            # so a solution line in them is a leak even outside a marked region
+            public |= p
     # nbgrader's own stubs ("# YOUR CODE HERE", "raise NotImplementedError()") are public too
     stubs = ClearSolutions()
     for stub in [*stubs.code_stub.values(), stubs.text_stub]:
         public.update(line.strip() for line in stub.splitlines())
-    return {line for line in secret - public if line}
+    # lines without a letter or digit (")", "])") cannot give an answer away
+    return {line for line in secret - public if any(ch.isalnum() for ch in line)}
 
 
-def find_leaks(source_notebook: Path, released_dir: Path) -> list[Leak]:
-    """Every marker or secret line of the source that appears in the released folder."""
-    secrets = secret_lines(nbformat.read(source_notebook, as_version=4))
+def find_leaks(source_dir: Path, released_dir: Path) -> list[Leak]:
+    """Every marker or secret line of solutions/<id>/ that appears in the released folder."""
+    secrets = secret_lines(source_dir)
     leaks = []
     for path in sorted(p for p in released_dir.rglob("*") if p.is_file()):
         name = str(path.relative_to(released_dir.parent))
@@ -144,7 +166,7 @@ def release(roots: Roots, assignment_ids: list[str], log=print) -> None:
         staged = {}
         for assignment_id in assignment_ids:
             staged[assignment_id] = generate_release(roots, assignment_id, Path(tmp))
-            leaks = find_leaks(roots.source_notebook(assignment_id), staged[assignment_id])
+            leaks = find_leaks(roots.solutions / assignment_id, staged[assignment_id])
             if leaks:
                 raise ReleaseError(
                     f"refusing to release {assignment_id}: {len(leaks)} leak(s) of instructor "
@@ -176,5 +198,5 @@ def check_committed_release(roots: Roots, assignment_id: str) -> list[str]:
         problems += [f"{committed / rel} is not produced by release" for rel in
                      sorted(extra - fresh_files)]
         problems += [f"leak: {leak}" for leak in
-                     find_leaks(roots.source_notebook(assignment_id), committed)]
+                     find_leaks(roots.solutions / assignment_id, committed)]
     return problems
