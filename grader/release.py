@@ -57,6 +57,9 @@ def generate_release(roots: Roots, assignment_id: str, out_dir: Path) -> Path:
         course = Path(tmp)
         replace_tree(roots.solutions / assignment_id, course / "source" / assignment_id)
         config = build_config(course, db_url=sqlite_url(course))
+        # no gradebook needed to make the student version (saves starting `alembic`)
+        config.SaveCells.enabled = False
+        config.GenerateAssignment.no_database = True
         coursedir = CourseDirectory(config=config)
         coursedir.assignment_id = assignment_id
         app = GenerateAssignment(coursedir=coursedir, config=config)
