@@ -1,0 +1,63 @@
+"""Grade the answer variants of ex1-ex3 end to end and list every unexpected grade.
+
+Like tests/variant_grading.py, but a wrong answer may also cost the points of the test cells of
+answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
+BasicBlock); all other cells must still get full marks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from variant_grading import grade_variants
+
+# grade_id -> test cells of other answers that use it
+DEPENDENTS = {
+    "ResidualBlock": {"test_residual_mlp"},
+    "ZeroPadShortcut": {"test_BasicBlock"},
+    "ProjectionShortcut": {"test_BasicBlock"},
+}
+
+
+def student_id(kind: str, *parts: str) -> str:
+    return "-".join((kind, *parts)).replace("_", "-")
+
+
+def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) -> list[str]:
+    found = []
+
+    def score(student: str, cell: str) -> float:
+        return grades.get((student, cell), (float("nan"), 0.0))[0]
+
+    for cell, points in cells.items():
+        if score("solution", cell) != points:
+            found.append(f"solution: {cell} {score('solution', cell)} / {points}")
+        if score("release", cell) != 0:
+            found.append(f"release: {cell} {score('release', cell)}, expected 0")
+    for name, variants in wrong.items():
+        for variant in variants:
+            student = student_id("wrong", name, variant)
+            for cell, points in cells.items():
+                got = score(student, cell)
+                if cell == f"test_{name}":
+                    if not got < points:
+                        found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
+                elif cell not in DEPENDENTS.get(name, set()) and got != points:
+                    found.append(f"{student}: {cell} {got} / {points}, expected full marks")
+    for variant in correct:
+        student = student_id("correct", variant)
+        for cell, points in cells.items():
+            if score(student, cell) != points:
+                found.append(f"{student}: {cell} {score(student, cell)} / {points}")
+    return found
+
+
+def run(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict) -> list[str]:
+    grades, cells, seconds = grade_variants(tmp_path, assignment_id, wrong, correct)
+    count = sum(len(v) for v in wrong.values())
+    print(f"{assignment_id}: {count} wrong + {len(correct)} correct variants, "
+          f"{seconds:.1f} s of autograde per submission")
+    expected_cells = {f"test_{name}" for name in wrong}
+    if set(cells) != expected_cells:
+        return [f"test cells {sorted(cells)}, expected {sorted(expected_cells)}"]
+    return problems(grades, cells, wrong, correct)
