@@ -28,6 +28,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader import flags as flag_names
+from grader import resume
 from grader.course import (
     Roots,
     list_assignments,
@@ -39,6 +40,7 @@ from grader.course import (
     sqlite_url,
 )
 from grader.flags import SubmissionContext, collect_flags
+from grader.limits import Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
 from grader.report import (
     read_cell_grades,
@@ -46,6 +48,9 @@ from grader.report import (
     write_csvs,
     write_placeholder_feedback,
 )
+from grader.sandbox import configure as configure_sandbox
+from grader.sandbox import require_sandbox, sandbox_available
+from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
@@ -61,10 +66,17 @@ class GradingSettings:
     # "package.module.Class" of a jupyter_client KernelManager: how kernels are launched.
     # None = nbgrader's default. A sandbox plugs in here.
     kernel_manager_class: str | None = None
+    sandbox: bool = True  # run each kernel in grader.sandbox (bubblewrap); False: --no-sandbox
+    limits: Limits = Limits()  # notebook wall clock, memory, processes, output caps
+    submissions_root: Path | None = None  # for grader.resume's fingerprint of the hand-in
 
     def config(self) -> Config:
-        return build_config(self.course_root, self.db_url, self.timeout,
-                            self.kernel_manager_class)
+        c = build_config(self.course_root, self.db_url, self.timeout, self.kernel_manager_class)
+        # SandboxedExecute replaces nbgrader's Execute (sandbox or not: the watchdog, output
+        # caps, dead-kernel handling and the integrity probe always apply).
+        limits = Limits(**{**self.limits.__dict__, "cell_timeout": self.timeout})
+        configure_sandbox(c, limits, self.sandbox)
+        return c
 
     def coursedir(self, assignment_id: str, student_id: str = ".") -> CourseDirectory:
         coursedir = CourseDirectory(config=self.config())
@@ -127,6 +139,8 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
                             autograde_succeeded=bool(result["success"]), log=log)
     outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
+    if outcome.autograded and TAMPER_FLAG in outcome.flags:
+        zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
     if outcome.autograded:
         feedback = GenerateFeedback(coursedir=settings.coursedir(assignment_id, student_id),
                                     config=settings.config())
@@ -142,6 +156,8 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
                            else "the grader failed on this notebook")
     _write_log(settings.course_root, student_id, assignment_id, log)
     outcome.seconds = time.monotonic() - start
+    if outcome.graded:  # a later run (after a kill, or a second run) reuses this result
+        resume.mark_done(settings, student_id, assignment_id, outcome)
     return outcome
 
 
@@ -246,18 +262,30 @@ def _describe(outcome: Outcome) -> str:
 def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str | None = None,
               jobs: int = 1, db_url: str | None = None, timeout: int = DEFAULT_TIMEOUT,
               kernel_manager_class: str | None = None,
-              log: Callable[[str], None] = print) -> list[Outcome]:
-    """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir."""
+              log: Callable[[str], None] = print, sandbox: bool | None = True,
+              limits: Limits | None = None) -> list[Outcome]:
+    """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir.
+
+    sandbox=True refuses to run (SandboxUnavailable) where the sandbox cannot be set up;
+    None uses it when available (the `check` command grades the instructor's own solutions).
+    Submissions already graded by an earlier run with the same file and settings are not graded
+    again (grader.resume), so a killed run continues and a second run changes nothing.
+    """
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     _check_dirs(submissions, workdir)
     if jobs < 1:
         raise ValueError(f"--jobs must be at least 1, got {jobs}")
+    if sandbox:
+        require_sandbox()
+    elif sandbox is None:
+        sandbox = sandbox_available()[0]
     put_venv_on_path()
     students = find_students(submissions)
     assignments = find_assignments(submissions, roots, assignment_id, students, log)
     workdir.mkdir(parents=True, exist_ok=True)
     settings = GradingSettings(workdir, db_url or sqlite_url(workdir), timeout,
-                               kernel_manager_class)
+                               kernel_manager_class, sandbox, limits or Limits(),
+                               submissions_root=submissions)
     (workdir / "nbgrader_config.py").write_text(
         config_file_text(workdir, db_url, timeout), encoding="utf-8")
     for aid in assignments:
@@ -268,6 +296,11 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     todo = []
     for student_id in students:
         for aid in assignments:
+            done = resume.previous_outcome(settings, submissions, student_id, aid)
+            if done is not None:
+                outcomes[student_id, aid] = Outcome(**done)
+                log(_describe(outcomes[student_id, aid]) + " (from an earlier run)")
+                continue
             staged_flags, problem = stage(submissions, workdir, student_id, aid)
             if staged_flags:
                 outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
@@ -288,4 +321,6 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         cells += sub_cells
         grades.append(summarize(sub_cells, student_id, aid, outcome.flags))
     write_csvs(workdir, grades, cells)
+    write_review_list(workdir, [(s, a, ";".join(o.flags)) for (s, a), o in outcomes.items()
+                                if o.flags])
     return [outcomes[k] for k in sorted(outcomes)]

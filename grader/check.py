@@ -46,8 +46,10 @@ def _cell_verdict(student_id: str, cell: CellGrade) -> str | None:
 
 
 def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
-          timeout: int = DEFAULT_TIMEOUT, log: Callable[[str], None] = print) -> bool:
-    """True when every check passes; prints one line per autograded cell."""
+          timeout: int = DEFAULT_TIMEOUT, log: Callable[[str], None] = print,
+          sandbox: bool | None = None) -> bool:
+    """True when every check passes; prints one line per autograded cell.
+    sandbox=None: sandboxed where the sandbox is available (these are the instructor's files)."""
     problems = []
     for aid in assignment_ids:
         problems += [f"{aid}: {p}" for p in check_committed_release(roots, aid)]
@@ -55,7 +57,7 @@ def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
         submissions, workdir = Path(tmp) / "submissions", Path(tmp) / "work"
         problems += _hand_in(roots, assignment_ids, submissions)
         outcomes = autograde(submissions, workdir, roots, None, jobs=jobs, timeout=timeout,
-                             log=log)
+                             log=log, sandbox=sandbox)
         settings = GradingSettings(workdir, sqlite_url(workdir), timeout)
         for outcome in outcomes:
             who = f"{outcome.student_id}/{outcome.assignment_id}"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from grader.course import ROOT_ENV, Roots, pick_assignments
+from grader.limits import GIB, Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT
 
 ROOT_HELP = (f"folder holding solutions/ and exercises/ (default: ${ROOT_ENV} if set, "
@@ -71,6 +72,21 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
                    default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"seconds one cell may run before it is stopped and scored 0 "
                    f"(default {DEFAULT_TIMEOUT})")
+    p.add_argument("--notebook-timeout", type=_positive_int, default=Limits.notebook_timeout,
+                   metavar="SECONDS", help="seconds a whole notebook may run before its kernel "
+                   f"is killed (default {Limits.notebook_timeout})")
+    p.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / GIB, metavar="GB",
+                   help="memory limit per kernel process (default "
+                   f"{Limits.memory_bytes / GIB:g})")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run notebooks WITHOUT isolation (no bubblewrap: they can read and write "
+                   "anything you can). Only for code you trust; autograde refuses to run "
+                   "unsandboxed without this flag")
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout,
+                  memory_bytes=int(args.memory_gb * GIB))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,7 +118,7 @@ def _check(roots: Roots, args: argparse.Namespace) -> int:
     from grader.check import check
 
     ok = check(roots, pick_assignments(roots, args.assignment), jobs=args.jobs,
-               timeout=args.timeout)
+               timeout=args.timeout, sandbox=False if args.no_sandbox else None)
     return 0 if ok else 1
 
 
@@ -111,7 +127,8 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     outcomes = autograde(args.submissions, args.workdir, roots, args.assignment, jobs=args.jobs,
-                         db_url=args.db_url, timeout=args.timeout)
+                         db_url=args.db_url, timeout=args.timeout,
+                         sandbox=not args.no_sandbox, limits=_limits(args))
     failed = [o for o in outcomes if not o.graded]
     print(f"graded {len(outcomes) - len(failed)}/{len(outcomes)} submission(s) in "
           f"{time.monotonic() - start:.1f} s; wrote {args.workdir / 'grades.csv'}")

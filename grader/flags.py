@@ -18,6 +18,8 @@ INVALID_NOTEBOOK = "invalid-notebook"  # empty, not JSON, or not an nbformat-4 n
 TIMEOUT = "timeout"                    # a cell ran longer than Execute.timeout
 KERNEL_DIED = "kernel-died"            # the kernel exited while running the notebook
 GRADING_ERROR = "grading-error"        # nbgrader failed for another reason (see the log)
+OUTPUT_TRUNCATED = "output-truncated"  # the notebook printed more than the output caps
+TAMPER_SUSPECTED = "tamper-suspected"  # see DIR/review/<student>/<id>.txt; auto scores are 0
 
 # nbgrader's Execute appends an error output with this name to a cell that timed out.
 TIMEOUT_ENAME = "CellTimeoutError"
@@ -62,8 +64,17 @@ def execution_flags(ctx: SubmissionContext) -> list[str]:
     return []
 
 
+def _sandbox_and_tamper_flags(ctx: SubmissionContext) -> list[str]:
+    # timeout / kernel-died / output-truncated from the sandbox's run report; tamper-suspected
+    # from the static scan and the kernel's integrity report (imported late: no import cycle)
+    from grader.sandbox import sandbox_flags
+    from grader.tamper import tamper_flags
+
+    return sandbox_flags(ctx) + tamper_flags(ctx)
+
+
 FlagCheck = Callable[[SubmissionContext], Iterable[str]]
-FLAG_CHECKS: list[FlagCheck] = [execution_flags]
+FLAG_CHECKS: list[FlagCheck] = [execution_flags, _sandbox_and_tamper_flags]
 
 
 def collect_flags(ctx: SubmissionContext, checks: Iterable[FlagCheck] | None = None) -> list[str]:

@@ -46,6 +46,10 @@ from grader.limits import Limits
 RUN_METADATA_KEY = "grader_run"  # notebook metadata written by SandboxedExecute
 UID_BASE, UID_SLOTS = 61000, 1000  # uids for sandboxes when grading as root (one per kernel)
 LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
+# The grader's settings for kernels pass through; nothing else of the instructor's environment
+# (tokens, database passwords) reaches the notebook.
+FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                 "PYTHONHASHSEED", "TZ"}
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 
 
@@ -121,7 +125,9 @@ class SandboxSpec:
         return {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": "/home/student",
                 "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
                 "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-                "PYDEVD_DISABLE_FILE_VALIDATION": "1", "JPY_PARENT_PID": "0"}
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1", "JPY_PARENT_PID": "0",
+                **{k: v for k, v in os.environ.items() if k in FORWARDED_ENV
+                   or k.startswith("NBGRADER_")}}
 
     def argv(self, cmd: list[str]) -> list[str]:
         a = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -516,12 +522,39 @@ def run_flags(report: dict) -> list[str]:
     return flags
 
 
+class SandboxUnavailable(ValueError):
+    """The sandbox cannot be set up here; the message says why and what to do."""
+
+
+def require_sandbox() -> None:
+    ok, why = sandbox_available()
+    if not ok:
+        raise SandboxUnavailable(
+            f"cannot isolate the students' notebooks on this machine: {why}. Install Debian's "
+            "bubblewrap (apt-get install bubblewrap), or pass --no-sandbox to grade without "
+            "isolation (only for code you trust).")
+
+
+def sandbox_flags(ctx) -> list[str]:
+    """Flag check for grader.flags: timeout / kernel-died / output-truncated from the run
+    report SandboxedExecute stored in the autograded notebook."""
+    if not ctx.autograde_succeeded or not ctx.autograded_notebook.exists():
+        return []
+    import nbformat
+
+    try:
+        nb = nbformat.read(ctx.autograded_notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - execution_flags reports unreadable output
+        return []
+    return [f for f in run_flags(run_report(nb)) if f != "tamper-suspected"]
+
+
 def configure(config, limits: Limits, sandbox: bool = True) -> None:
     """Point an nbgrader config at the sandboxed executor with these limits."""
     from nbgrader.converters import Autograde
 
     steps = [SandboxedExecute if step is Execute else step
-             for step in Autograde.autograde_preprocessors.default_value]
+             for step in Autograde.class_traits()["autograde_preprocessors"].default()]
     config.Autograde.autograde_preprocessors = steps
     config.Execute.timeout = limits.cell_timeout
     config.SandboxedExecute.cell_output_bytes = limits.cell_output_bytes

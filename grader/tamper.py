@@ -574,3 +574,98 @@ def scan_notebook(nb, trusted_sources: Iterable[str] = (),
         for reason in scan_source(cell.get("source", ""), aliases):
             reasons.append(f"{label}: {reason}")
     return reasons
+
+
+# ----------------------------------------------------------------------------- grader side
+
+TAMPER_FLAG = "tamper-suspected"
+
+
+def trusted_cells(released_notebook) -> tuple[list[str], list[str]]:
+    """(sources, grade_ids) of a released notebook's cells that are not answers."""
+    sources, ids = [], []
+    for cell in released_notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and not meta.get("solution"):
+            sources.append(cell.get("source", ""))
+            if meta.get("grade_id"):
+                ids.append(meta["grade_id"])
+    return sources, ids
+
+
+def submission_reasons(submitted, released, run_report: dict | None) -> list[str]:
+    """Every reason to suspect tampering: the static scan of the submitted notebook (cells that
+    differ from the release) and the kernel's runtime report recorded by the sandbox."""
+    sources, ids = trusted_cells(released)
+    reasons = scan_notebook(submitted, sources, ids)
+    runtime = (run_report or {}).get("tamper_runtime") or []
+    reasons += [f"at run time: {r}" for r in runtime]
+    return reasons
+
+
+def tamper_flags(ctx) -> list[str]:
+    """Flag check for grader.flags (ctx: grader.flags.SubmissionContext). Writes the reasons to
+    DIR/review/<student>/<assignment>.txt for the instructor."""
+    import nbformat
+
+    released_path = ctx.course_root / "release" / ctx.assignment_id / ctx.source_notebook.name
+    try:
+        submitted = nbformat.read(ctx.submitted_notebook, as_version=4)
+        released = nbformat.read(released_path, as_version=4)
+    except Exception:  # noqa: BLE001 - unreadable notebooks are flagged by other checks
+        return []
+    report = {}
+    if ctx.autograded_notebook.exists():
+        try:
+            report = nbformat.read(ctx.autograded_notebook, as_version=4).metadata.get(
+                "grader_run", {})
+        except Exception:  # noqa: BLE001
+            report = {}
+    reasons = submission_reasons(submitted, released, report)
+    path = review_path(ctx.course_root, ctx.student_id, ctx.assignment_id)
+    if not reasons:
+        path.unlink(missing_ok=True)
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    return [TAMPER_FLAG]
+
+
+def review_path(course_root, student_id: str, assignment_id: str):
+    from pathlib import Path
+
+    return Path(course_root) / "review" / student_id / f"{assignment_id}.txt"
+
+
+def zero_autograded(db_url: str, student_id: str, assignment_id: str) -> None:
+    """A tamper-suspected submission gains no points from its autograded cells (manual grades,
+    which a person gives after reading the code, are kept)."""
+    import warnings
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's autoflush noise; rows are right
+        submission = gb.find_submission(assignment_id, student_id)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                if grade.auto_score is not None:
+                    grade.auto_score = 0.0
+        gb.db.commit()
+
+
+def write_review_list(course_root, rows: list[tuple[str, str, str]]) -> None:
+    """DIR/review.csv: student_id, assignment, flags of every flagged submission, with the file
+    that explains a tamper flag."""
+    import csv
+    from pathlib import Path
+
+    path = Path(course_root) / "review.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student_id", "assignment", "flags", "details"])
+        for student_id, assignment_id, flags in sorted(rows):
+            details = review_path(course_root, student_id, assignment_id)
+            writer.writerow([student_id, assignment_id, flags,
+                             str(details.relative_to(course_root)) if details.exists() else ""])
