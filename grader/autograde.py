@@ -202,6 +202,17 @@ def stage(submissions: Path, course_root: Path, student_id: str,
     return [], ""
 
 
+def sqlalchemy_url(db_url: str | None) -> str | None:
+    """SQLAlchemy 2 reads `postgresql://` as psycopg 3; the pinned driver is psycopg2, so name
+    it unless psycopg 3 is installed."""
+    if db_url and db_url.startswith("postgresql://"):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            return "postgresql+psycopg2://" + db_url[len("postgresql://"):]
+    return db_url
+
+
 def find_students(submissions: Path) -> list[str]:
     return sorted(p.name for p in submissions.iterdir()
                   if p.is_dir() and not p.name.startswith("."))
@@ -283,11 +294,11 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     students = find_students(submissions)
     assignments = find_assignments(submissions, roots, assignment_id, students, log)
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = GradingSettings(workdir, db_url or sqlite_url(workdir), timeout,
+    settings = GradingSettings(workdir, sqlalchemy_url(db_url) or sqlite_url(workdir), timeout,
                                kernel_manager_class, sandbox, limits or Limits(),
                                submissions_root=submissions)
     (workdir / "nbgrader_config.py").write_text(
-        config_file_text(workdir, db_url, timeout), encoding="utf-8")
+        config_file_text(workdir, sqlalchemy_url(db_url), timeout), encoding="utf-8")
     for aid in assignments:
         replace_tree(roots.solutions / aid, workdir / "source" / aid)
         register_assignment(settings, aid)
