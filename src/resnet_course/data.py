@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 import pickle
 import shutil
@@ -24,6 +25,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 
+def _is_int(value: object) -> bool:
+    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 # ----------------------------------------------------------------------------------------------
 # Synthetic spirals
 # ----------------------------------------------------------------------------------------------
@@ -35,11 +41,11 @@ def spirals(
     Returns X (N, 2) float32 and y (N,) int64 with N = n_per_class * num_classes, grouped by class.
     ``noise`` is the standard deviation of the Gaussian jitter added to each point's angle.
     """
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
+    if not _is_int(n_per_class) or n_per_class < 1:
         raise ValueError(f"n_per_class must be an integer >= 1; got {n_per_class!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    if not _is_int(num_classes) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
-    if not (isinstance(noise, int | float) and math.isfinite(noise) and noise >= 0):
+    if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0; got {noise!r}")
     rng = np.random.default_rng(seed)
     radius = np.linspace(0.0, 1.0, n_per_class)  # (n,) from the centre outwards
@@ -72,11 +78,11 @@ def digits(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if size not in (8, 16, 32):
+    if not _is_int(size) or size not in (8, 16, 32):
         raise ValueError(f"size must be 8, 16 or 32 pixels; got {size!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (repeated, RGB-like); got {channels!r}")
-    if not (isinstance(val_fraction, int | float) and 0 <= val_fraction < 1):
+    if not (isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 1):
         raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction!r}")
 
     bunch = load_digits()
@@ -256,7 +262,7 @@ def make_loader(
     order is reproducible and does not depend on (or disturb) the global random state."""
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(

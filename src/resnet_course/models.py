@@ -17,6 +17,8 @@ shortcut and no addition. Under option A the two twins have the same number of p
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,8 +29,13 @@ SHORTCUT_OPTIONS = ("A", "B", "C")
 # ----------------------------------------------------------------------------------------------
 # Argument checks (every bad argument is a ValueError that says what was wrong)
 # ----------------------------------------------------------------------------------------------
+def _is_int(value: object) -> bool:
+    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not _is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return value
 
@@ -329,7 +336,7 @@ def resnet_cifar(
     -> stage 2 (N, 32, 16, 16) -> stage 3 (N, 64, 8, 8) -> pool (N, 64) -> (N, num_classes).
     Other input sizes work too (every stride-2 stage halves H and W, rounding up).
     """
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+    if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2, e.g. 20, 32, 44, 56, 110; got {depth!r}")
     _check_positive_int("num_classes", num_classes)
     _check_positive_int("in_channels", in_channels)

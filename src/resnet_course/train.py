@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -22,6 +23,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 OPTIMIZERS = ("sgd", "adam")
+
+
+def _is_int(value: object) -> bool:
+    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def set_seed(seed: int) -> None:
@@ -156,18 +162,18 @@ class History:
 
 
 def _check_fit_args(num_epochs, lr, momentum, weight_decay, optimizer, milestones) -> None:
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, int) or num_epochs < 0:
+    if not _is_int(num_epochs) or num_epochs < 0:
         raise ValueError(f"num_epochs must be an integer >= 0; got {num_epochs!r}")
-    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number; got {lr!r}")
-    if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
+    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-    if not (isinstance(weight_decay, int | float) and weight_decay >= 0):
+    if not (isinstance(weight_decay, numbers.Real) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
     if milestones is not None:
-        ok = all(isinstance(m, int) and not isinstance(m, bool) and m > 0 for m in milestones)
+        ok = all(_is_int(m) and m > 0 for m in milestones)
         if not ok or list(milestones) != sorted(set(milestones)):
             raise ValueError(
                 f"milestones must be increasing positive epoch numbers, e.g. [50, 75]; "
