@@ -15,6 +15,8 @@ from resnet_course.plotting import (
     plot_decision_regions,
     plot_error_vs_depth,
     plot_gradient_norms,
+    plot_grouped_bars,
+    plot_step_curves,
 )
 from resnet_course.train import (
     History,
@@ -257,4 +259,25 @@ def test_plot_decision_regions(spiral_data):
     assert model.training
     with pytest.raises(ValueError, match=r"X must be \(N, 2\)"):
         plot_decision_regions(model, torch.zeros(3, 4), y[:3])
+    plt.close("all")
+
+
+def test_plot_step_curves():
+    ax = plot_step_curves({"plain": [0.5, 0.25, 0.1]})
+    assert list(ax.get_lines()[0].get_ydata()) == pytest.approx([50, 25, 10])
+    assert list(ax.get_lines()[0].get_xdata()) == [1, 2, 3]
+    ax = plot_step_curves({"mse": [1.0, 1e-3]}, as_percent=False, log_y=True, ylabel="mse")
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "mse"
+    with pytest.raises(ValueError, match="is empty"):
+        plot_step_curves({"plain": []})
+    plt.close("all")
+
+
+def test_plot_grouped_bars():
+    ax = plot_grouped_bars({"a": [0.1, 0.2], "b": [0.3, 0.4]}, ["1", "2"], as_percent=True)
+    heights = sorted(round(p.get_height(), 6) for p in ax.patches)
+    assert heights == [10, 20, 30, 40]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2"]
+    with pytest.raises(ValueError, match="has 1 values for 2 categories"):
+        plot_grouped_bars({"a": [0.1]}, ["1", "2"])
     plt.close("all")
