@@ -168,3 +168,12 @@ def load_answers(assignment_id: str, overrides: dict[str, str] | None = None) ->
             continue
         exec(compile(source, f"<{assignment_id}:{meta['grade_id']}>", "exec"), namespace)
     return namespace
+
+
+def visible_tests(assignment_id: str) -> dict[str, str]:
+    """grade_id -> the visible part of each autograded test cell (before the hidden tests)."""
+    nb = nbformat.read(solution_path(assignment_id), as_version=4)
+    return {_nbgrader(c)["grade_id"]: c.source.split("### BEGIN HIDDEN TESTS")[0]
+            for c in nb.cells
+            if c.cell_type == "code" and _nbgrader(c).get("grade")
+            and not _nbgrader(c).get("solution")}

@@ -3,6 +3,10 @@
 Like tests/variant_grading.py, but a wrong answer may also cost the points of the test cells of
 answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
 BasicBlock); all other cells must still get full marks.
+
+Every wrong variant is checked in-process by tests/test_checks_ex*.py; to keep this end-to-end run
+short it grades the first PER_NAME wrong variants of each answer (the variants files list the
+most instructive first) and every correct variant.
 """
 
 from __future__ import annotations
@@ -13,10 +17,20 @@ from variant_grading import grade_variants
 
 # grade_id -> test cells of other answers that use it
 DEPENDENTS = {
-    "ResidualBlock": {"test_residual_mlp"},
+    "ResidualBlock": {"test_residual_mlp", "test_zero_init_residual_"},
     "ZeroPadShortcut": {"test_BasicBlock"},
     "ProjectionShortcut": {"test_BasicBlock"},
 }
+
+
+PER_NAME = {"BasicBlock": 5}  # answers with more distinct ways to go wrong
+DEFAULT_PER_NAME = 3
+
+
+def end_to_end_selection(wrong: dict) -> dict:
+    """The first few wrong variants of each answer."""
+    return {name: dict(list(variants.items())[:PER_NAME.get(name, DEFAULT_PER_NAME)])
+            for name, variants in wrong.items()}
 
 
 def student_id(kind: str, *parts: str) -> str:
@@ -53,6 +67,7 @@ def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) 
 
 
 def run(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict) -> list[str]:
+    wrong = end_to_end_selection(wrong)
     grades, cells, seconds = grade_variants(tmp_path, assignment_id, wrong, correct)
     count = sum(len(v) for v in wrong.values())
     print(f"{assignment_id}: {count} wrong + {len(correct)} correct variants, "
