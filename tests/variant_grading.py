@@ -58,11 +58,14 @@ def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) 
     for name, variants in wrong.items():
         for variant in variants:
             student = f"wrong-{name}-{variant}".replace("_", "-")
+            # Importing the course library is flagged as tampering: the grader zeroes the whole
+            # notebook, not only the cell that tests the imported name.
+            whole_notebook = variant.startswith("imports_")
             for cell, points in cells.items():
                 got = score(student, cell)
                 if cell == f"test_{name}" and not got < points:
                     found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
-                elif cell != f"test_{name}" and got != points:
+                elif cell != f"test_{name}" and got != points and not whole_notebook:
                     found.append(f"{student}: {cell} {got} / {points}, expected full marks")
     for variant in correct:
         student = f"correct-{variant}".replace("_", "-")
