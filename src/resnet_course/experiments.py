@@ -117,7 +117,7 @@ def depth_sweep(
     kinds: Iterable[str] = KINDS,
     width: int = 32,
     num_steps: int = 800,
-    lr: float = 0.02,
+    lr: float = 0.01,
     seed: int = 0,
 ) -> list[Run]:
     """Train a plain net and its residual twin at each depth, same data, steps and seed.
