@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 from torch import nn
@@ -126,10 +127,10 @@ def check_depth_pattern(
 ) -> dict:
     """Check the pattern of He et al.'s Figure 6 on the final training errors of ``runs``.
 
-    * plain nets: the deepest ends with a training error at least ``min_gap`` above the shallowest
-      (deeper is worse: the degradation problem);
-    * ResNets: the deepest ends no more than ``tolerance`` above the shallowest (deeper is not
-      worse), and at least ``min_gap`` below the plain net of its depth.
+    * plain nets: each deeper one ends no lower than the one before, and the deepest at least
+      ``min_gap`` above the shallowest (deeper is worse: the degradation problem);
+    * ResNets: every one ends no more than ``tolerance`` above the shallowest (deeper is not
+      worse), and the deepest at least ``min_gap`` below the plain net of its depth.
 
     Raises RuntimeError naming the failed part; returns the numbers it compared otherwise.
     """
@@ -149,16 +150,23 @@ def check_depth_pattern(
         "resnet_deep": res[-1].final_train_error,
     }
     problems = []
+    for before, after in pairwise(plain):
+        if after.final_train_error < before.final_train_error:
+            problems.append(
+                f"{after.label} training error {after.final_train_error:.3f} is below "
+                f"{before.label}'s {before.final_train_error:.3f}"
+            )
     if numbers["plain_deep"] < numbers["plain_shallow"] + min_gap:
         problems.append(
             f"plain-{deep} training error {numbers['plain_deep']:.3f} is not at least {min_gap} "
             f"above plain-{shallow}'s {numbers['plain_shallow']:.3f}"
         )
-    if numbers["resnet_deep"] > numbers["resnet_shallow"] + tolerance:
-        problems.append(
-            f"ResNet-{deep} training error {numbers['resnet_deep']:.3f} is more than {tolerance} "
-            f"above ResNet-{shallow}'s {numbers['resnet_shallow']:.3f}"
-        )
+    for run in res[1:]:
+        if run.final_train_error > numbers["resnet_shallow"] + tolerance:
+            problems.append(
+                f"{run.label} training error {run.final_train_error:.3f} is more than "
+                f"{tolerance} above ResNet-{shallow}'s {numbers['resnet_shallow']:.3f}"
+            )
     if numbers["resnet_deep"] > numbers["plain_deep"] - min_gap:
         problems.append(
             f"ResNet-{deep} training error {numbers['resnet_deep']:.3f} is not at least {min_gap} "
