@@ -78,6 +78,9 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / GIB, metavar="GB",
                    help="memory limit per kernel process (default "
                    f"{Limits.memory_bytes / GIB:g})")
+    p.add_argument("--max-processes", type=_positive_int, default=Limits.max_processes,
+                   metavar="N", help="processes + threads one notebook may have (default "
+                   f"{Limits.max_processes})")
     p.add_argument("--no-sandbox", action="store_true",
                    help="run notebooks WITHOUT isolation (no bubblewrap: they can read and write "
                    "anything you can). Only for code you trust; autograde refuses to run "
@@ -86,7 +89,7 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
 
 def _limits(args: argparse.Namespace) -> Limits:
     return Limits(cell_timeout=args.timeout, notebook_timeout=args.notebook_timeout,
-                  memory_bytes=int(args.memory_gb * GIB))
+                  memory_bytes=int(args.memory_gb * GIB), max_processes=args.max_processes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,6 +143,7 @@ class SandboxSpec:
                 a += ["--symlink", os.readlink(host), str(host)]
             elif host.is_dir():
                 a += ["--ro-bind", str(host), str(host)]
+        a += ["--perms", "0755", "--dir", "/etc"]
         for etc in ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives",
                     "fonts", "mime.types"):
             a += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
