@@ -165,6 +165,18 @@ def start_kernel() -> None:
 
 def runtime_report() -> list[str]:
     """Reasons the interpreter looks tampered with; [] when it matches the baseline."""
+    try:
+        return _runtime_report()
+    except Exception as e:  # noqa: BLE001 - only a changed interpreter breaks the check itself
+        return [f"the integrity check itself failed ({_ORIGINAL_TYPE(e).__name__}: {e})"]
+
+
+# Originals captured when this module is imported (before any student code in a graded kernel),
+# so the comparison below still works when the notebook rebound the builtins.
+_ORIGINAL_TYPE, _ORIGINAL_LEN, _ORIGINAL_ZIP = type, len, zip
+
+
+def _runtime_report() -> list[str]:
     reasons = []
     now = _watch_items()
     if _BASELINE is None:
@@ -216,8 +228,9 @@ def _student_made(obj: object) -> bool:
 
 def _same_value(a: object, b: object) -> bool:
     """Tuples of hooks are rebuilt on each call: equal contents by identity count as the same."""
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    if _ORIGINAL_TYPE(a) is tuple and _ORIGINAL_TYPE(b) is tuple:
+        return _ORIGINAL_LEN(a) == _ORIGINAL_LEN(b) and not [
+            x for x, y in _ORIGINAL_ZIP(a, b, strict=True) if x is not y]
     return False
 
 
@@ -389,7 +402,8 @@ class _Scanner(ast.NodeVisitor):
             parts = _chain(target)
             root = self.root_module(parts)
             if root is not None and root.split(".")[0] in ROOT_MODULES:
-                self.flag(node, f"{verb} {'.'.join(parts)} (part of {root.split('.')[0]})")
+                resolved = ".".join([root] + parts[1:])  # aliases resolved: T.equal -> torch.equal
+                self.flag(node, f"{verb} {resolved} (part of {root.split('.')[0]})")
             elif target.attr in IPYTHON_ATTRS or target.attr in RIGGING_DUNDERS | {
                     "__class__", "__code__", "__dict__", "__globals__"}:
                 self.flag(node, f"{verb} the attribute {target.attr}")
