@@ -231,6 +231,10 @@ def _same_value(a: object, b: object) -> bool:
     if _ORIGINAL_TYPE(a) is tuple and _ORIGINAL_TYPE(b) is tuple:
         return _ORIGINAL_LEN(a) == _ORIGINAL_LEN(b) and not [
             x for x, y in _ORIGINAL_ZIP(a, b, strict=True) if x is not y]
+    # torch wraps some of its own functions on first use (creating an optimizer imports
+    # torch._dynamo, which wraps torch.manual_seed): installed code wrapping the original is fine.
+    if getattr(b, "__wrapped__", None) is a and not _student_made(b):
+        return True
     return False
 
 
