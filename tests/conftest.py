@@ -1,4 +1,4 @@
-"""Shared pytest setup: a headless matplotlib backend and a fixed, small torch thread count."""
+"""Shared pytest setup: a headless matplotlib backend and one torch thread."""
 
 import matplotlib
 
@@ -6,5 +6,6 @@ matplotlib.use("Agg")  # no display: figures are only drawn to memory or files
 
 import torch  # noqa: E402
 
-# Tests share a small machine; more threads than cores only adds contention.
-torch.set_num_threads(2)
+# One intra-op thread: the tests' tensors are small, and on a shared 2-core machine two threads
+# that wait for each other made the training tests about ten times slower than one thread.
+torch.set_num_threads(1)

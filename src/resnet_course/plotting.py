@@ -201,9 +201,7 @@ def plot_grouped_bars(
     width = 0.8 / len(values_by_label)
     for k, (label, values) in enumerate(values_by_label.items()):
         if len(values) != len(categories):
-            raise ValueError(
-                f"{label!r} has {len(values)} values for {len(categories)} categories"
-            )
+            raise ValueError(f"{label!r} has {len(values)} values for {len(categories)} categories")
         heights = np.asarray(values, dtype=float) * (100 if as_percent else 1)
         ax.bar(x + (k - (len(values_by_label) - 1) / 2) * width, heights, width, label=label)
     ax.set_xticks(x, list(categories))
