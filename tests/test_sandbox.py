@@ -1,0 +1,162 @@
+"""grader.sandbox and grader.limits: the bubblewrap command line, the availability probe, and real
+sandboxed kernels (what they can see and do, the watchdog, no leftover processes)."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+from traitlets.config import Config
+
+from grader import sandbox
+from grader.limits import GIB, Limits
+from grader.sandbox import SandboxedExecute, SandboxSpec, run_flags, run_report
+
+REPO = Path(__file__).resolve().parents[1]
+needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_available()[0],
+                                   reason=f"sandbox unavailable: {sandbox.sandbox_available()[1]}")
+
+
+@pytest.mark.parametrize("field,value", [("cell_timeout", 0), ("memory_bytes", 1000),
+                                         ("max_processes", 2), ("notebook_timeout", -5),
+                                         ("open_files", 1.5), ("cell_output_bytes", True)])
+def test_limits_reject_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        Limits(**{field: value})
+
+
+def test_limits_become_prlimit_arguments():
+    args = Limits(memory_bytes=2 * GIB, max_processes=100, notebook_timeout=50).rlimit_args()
+    assert f"--as={2 * GIB}" in args and "--nproc=100" in args and "--core=0" in args
+    assert "--cpu=160" in args  # backstop: two cores for the whole notebook, plus slack
+
+
+def test_argv_isolates(tmp_path):
+    spec = SandboxSpec(tmp_path / "work", tmp_path, Limits(), uid=61234)
+    argv = spec.argv(["python", "-c", "pass"])
+    for flag in ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent",
+                 "--new-session", "--clearenv"):
+        assert flag in argv
+    binds = {argv[i + 1]: argv[i] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
+    assert binds[str((tmp_path / "work").resolve())] == "--bind"  # its own folder: writable
+    assert binds[str(REPO / "grader")] == "--ro-bind"
+    assert all(not Path(p).is_relative_to(REPO / "solutions") for p in binds)
+    assert str(REPO) not in binds  # never the whole repository (solutions/, the gradebook)
+    assert [a for a in argv if a.startswith("--reuid")] == ["--reuid=61234"]
+    assert argv[-3:] == ["python", "-c", "pass"] and "prlimit" in argv
+
+
+def test_environment_is_not_inherited(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTRUCTOR_DB_PASSWORD", "hunter2")
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    env = SandboxSpec(tmp_path, tmp_path, Limits(), uid=None).env()
+    assert "INSTRUCTOR_DB_PASSWORD" not in env and env["PYTHONWARNINGS"] == "ignore"
+
+
+def test_unavailable_without_bubblewrap(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sandbox.sandbox_available.cache_clear()
+    try:
+        ok, why = sandbox.sandbox_available()
+    finally:
+        sandbox.sandbox_available.cache_clear()
+    assert not ok and "bubblewrap" in why
+    with pytest.raises(sandbox.SandboxUnavailable, match="--no-sandbox"):
+        monkeypatch.setattr(sandbox, "sandbox_available", lambda: (False, why))
+        sandbox.require_sandbox()
+
+
+def test_run_flags():
+    assert run_flags({}) == []
+    assert run_flags({"cell_timeouts": 1}) == ["timeout"]
+    assert run_flags({"kernel_died": True}) == ["kernel-died"]
+    assert run_flags({"kernel_died": True, "watchdog": True}) == ["timeout"]
+    assert run_flags({"output_truncated": True, "tamper_runtime": ["x"]}) == [
+        "output-truncated", "tamper-suspected"]
+
+
+def _execute(cells: list[str], workdir: Path, sandboxed: bool = True,
+             **limits) -> tuple[list, dict]:
+    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    c = Config()
+    sandbox.configure(c, Limits(**limits), sandbox=sandboxed)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ep = SandboxedExecute(config=c)
+    nb, _ = ep.preprocess(nb, {"metadata": {"path": str(workdir)}})
+    return nb.cells, run_report(nb)
+
+
+def _text(cell) -> str:
+    return "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                   for o in cell.outputs)
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
+    monkeypatch.setenv("INSTRUCTOR_TOKEN", "secret-token")
+    probe = (
+        "import os, resource, socket\nfacts = {\n"
+        " 'uid': os.getuid(), 'pid': os.getpid(), 'cwd': os.getcwd(),\n"
+        f" 'solutions': os.path.exists({str(REPO / 'solutions')!r}),\n"
+        f" 'repo_files': os.path.exists({str(REPO / 'Makefile')!r}),\n"
+        " 'grader': os.path.isdir('/'.join(__import__('grader').__file__.split('/')[:-1])),\n"
+        " 'home': os.listdir(os.path.expanduser('~')),\n"
+        " 'token': os.environ.get('INSTRUCTOR_TOKEN'),\n"
+        " 'as_limit': resource.getrlimit(resource.RLIMIT_AS)[0],\n"
+        "}\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
+        "    facts['net'] = True\nexcept OSError:\n    facts['net'] = False\n"
+        "open('written.txt', 'w').write('ok')\nprint(repr(facts))\n")
+    cells, report = _execute([probe], tmp_path / "work", memory_bytes=3 * GIB)
+    facts = ast.literal_eval(_text(cells[0]).strip())
+    assert facts["uid"] != 0 or os.geteuid() != 0
+    assert facts["pid"] < 10  # its own PID namespace
+    assert facts["cwd"] == str((tmp_path / "work").resolve())
+    assert facts["solutions"] is False and facts["repo_files"] is False
+    assert facts["grader"] is True  # hidden tests import it
+    assert facts["token"] is None and facts["net"] is False
+    assert facts["as_limit"] == 3 * GIB
+    assert (tmp_path / "work" / "written.txt").read_text() == "ok"
+    assert report["sandboxed"] is True and report["tamper_runtime"] == []
+    assert (tmp_path / "work").stat().st_uid == os.getuid()  # handed back to the grader
+
+
+@pytest.mark.slow
+@needs_sandbox
+def test_watchdog_kills_the_notebook_and_its_children(tmp_path):
+    cells, report = _execute(
+        ["import subprocess\np = subprocess.Popen(['sleep', '500'])\nprint(p.pid)",
+         "import time\ntime.sleep(500)", "print('never runs')"],
+        tmp_path / "work", cell_timeout=60, notebook_timeout=12)
+    assert report["watchdog"] is True and report["kernel_died"] is True
+    assert run_flags(report) == ["timeout"]
+    assert cells[2].outputs[0]["ename"] == "KernelDied"
+    assert _sandbox_pids() == []
+
+
+def _sandbox_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                uid = os.stat(f"/proc/{entry}").st_uid
+            except OSError:
+                continue
+            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SLOTS:
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_unsandboxed_kernel_keeps_watchdog_and_probe(tmp_path):
+    """--no-sandbox: a plain kernel, still with the run report and the integrity probe."""
+    cells, report = _execute(["import torch\ntorch.equal = lambda a, b: True", "print(1 + 1)"],
+                             tmp_path / "work", sandboxed=False)
+    assert report["sandboxed"] is False
+    assert _text(cells[1]).strip() == "2"
+    assert any("torch.equal" in r for r in report["tamper_runtime"])
