@@ -153,7 +153,8 @@ class History:
     val_error: list[float] = field(default_factory=list)
     step_losses: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)  # learning rate used in each epoch
-    epoch_seconds: list[float] = field(default_factory=list)  # training time, not evaluation
+    # training time per epoch, without evaluation; wall-clock, so left out of ``==``
+    epoch_seconds: list[float] = field(default_factory=list, compare=False)
 
     @property
     def epochs(self) -> list[int]:
