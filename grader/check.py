@@ -9,6 +9,7 @@ Both are graded by the same code path as `autograde`, in a temporary course dire
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -45,6 +46,34 @@ def _cell_verdict(student_id: str, cell: CellGrade) -> str | None:
     return None
 
 
+def _cell_errors(workdir: Path, student_id: str, assignment_id: str) -> dict[str, str]:
+    """grade_id -> "ename: evalue" of the first error in that cell of the autograded notebook."""
+    path = workdir / "autograded" / student_id / assignment_id / f"{assignment_id}.ipynb"
+    if not path.is_file():
+        return {}
+    errors = {}
+    for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for output in cell.get("outputs", []):
+            if grade_id and output.get("output_type") == "error":
+                text = f"{output.get('ename')}: {output.get('evalue')}".strip()
+                errors.setdefault(grade_id, text[:500])
+    return errors
+
+
+def _flag_details(workdir: Path, student_id: str, assignment_id: str) -> str:
+    """The review note (tamper reasons) and the log's last error lines, indented."""
+    lines = []
+    review = workdir / "review" / student_id / f"{assignment_id}.txt"
+    if review.is_file():
+        lines += review.read_text(encoding="utf-8").splitlines()[:10]
+    log = workdir / "logs" / student_id / f"{assignment_id}.log"
+    if log.is_file():
+        lines += [line for line in log.read_text(encoding="utf-8").splitlines()
+                  if "ERROR" in line or "Error" in line][-5:]
+    return "".join(f"\n    {line[:300]}" for line in lines)
+
+
 def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
           timeout: int = DEFAULT_TIMEOUT, log: Callable[[str], None] = print,
           sandbox: bool | None = None) -> bool:
@@ -62,11 +91,14 @@ def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
         for outcome in outcomes:
             who = f"{outcome.student_id}/{outcome.assignment_id}"
             if outcome.flags:
-                problems.append(f"{who}: flagged {';'.join(outcome.flags)} "
-                                f"(log: {workdir / 'logs' / outcome.student_id})")
+                # the work folder is temporary: show why here, not where the files were
+                problems.append(f"{who}: flagged {';'.join(outcome.flags)}"
+                                + _flag_details(workdir, outcome.student_id,
+                                                outcome.assignment_id))
             cells = read_cell_grades(settings.db_url, workdir, outcome.student_id,
                                      outcome.assignment_id)
             autograded = [c for c in cells if c.auto_score is not None]
+            errors = _cell_errors(workdir, outcome.student_id, outcome.assignment_id)
             if not autograded:
                 problems.append(f"{who}: no autograded cells")
             for cell in autograded:
@@ -74,6 +106,8 @@ def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
                 status = "FAIL" if verdict else "ok"
                 log(f"  {status:4} {who} {cell.grade_id}: {number(cell.score)}/"
                     f"{number(cell.max_score)}" + (f" ({verdict})" if verdict else ""))
+                if verdict and cell.grade_id in errors:
+                    log(f"       {errors[cell.grade_id]}")
                 if verdict:
                     problems.append(f"{who} {cell.grade_id}: {verdict}")
     for problem in problems:
