@@ -121,9 +121,10 @@ def check_training_error(training_error) -> None:
                  f"a tensor {result!r}", f"{expected:.6g}")
         expect(isinstance(result, float), "training_error must return a float",
                type(result).__name__, "float")
+        num_wrong = round(expected * len(y))
         expect(abs(result - expected) < 1e-6,
-               f"training_error on {len(y)} examples, {round(expected * len(y))} of them "
-               "misclassified (fraction misclassified, not accuracy)", result, expected)
+               f"training_error on {len(y)} examples of which {num_wrong} are misclassified "
+               f"should return the fraction misclassified, {num_wrong}/{len(y)}", result, expected)
         mode = "train" if start_in_train_mode else "eval"
         after = [m.training for m in model.modules()]
         expect(all(t == start_in_train_mode for t in after),
