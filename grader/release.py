@@ -56,6 +56,8 @@ def generate_release(roots: Roots, assignment_id: str, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="grader-release-") as tmp:
         course = Path(tmp)
         replace_tree(roots.solutions / assignment_id, course / "source" / assignment_id)
+        for path in (course / "source" / assignment_id).rglob("*.ipynb"):
+            _give_cells_stable_ids(path)
         config = build_config(course, db_url=sqlite_url(course))
         # no gradebook needed to make the student version (saves starting `alembic`)
         config.SaveCells.enabled = False
@@ -75,6 +77,24 @@ def generate_release(roots: Roots, assignment_id: str, out_dir: Path) -> Path:
         dest = out_dir / assignment_id
         replace_tree(released, dest)
     return dest
+
+
+def _give_cells_stable_ids(path: Path) -> None:
+    """nbformat >= 4.5 invents a random id for a cell without one; fix them from the position
+    (in the temporary copy only) so the release stays byte-identical from run to run."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = nb.get("cells", [])
+    if nb.get("nbformat_minor", 0) < 5 or all("id" in cell for cell in cells):
+        return
+    taken = {cell["id"] for cell in cells if "id" in cell}
+    for index, cell in enumerate(cells):
+        if "id" not in cell:
+            new_id = f"cell-{index}"
+            while new_id in taken:
+                new_id += "x"
+            cell["id"] = new_id
+            taken.add(new_id)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _region_lines(source: str, grade_solution: bool) -> tuple[list[str], list[str]]:

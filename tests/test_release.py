@@ -7,6 +7,7 @@ committed exercises/.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -129,3 +130,18 @@ def test_help(command: list[str]) -> None:
 @pytest.mark.parametrize("assignment_id", list_assignments(REAL.solutions))
 def test_committed_exercises_are_the_release_and_leak_free(assignment_id: str) -> None:
     assert check_committed_release(REAL, assignment_id) == []
+
+
+def test_cells_without_ids_still_release_identically(toy_root: Path) -> None:
+    # nbformat 4.5 would invent random ids for these; the release must not depend on them
+    path = toy_root / "solutions" / "toy" / "toy.ipynb"
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        del cell["id"]
+    path.write_text(json.dumps(nb))
+    released = toy_root / "exercises" / "toy" / "toy.ipynb"
+    assert main(["release", "--root", str(toy_root)]) == 0
+    first = released.read_bytes()
+    assert main(["release", "--root", str(toy_root)]) == 0
+    assert released.read_bytes() == first
+    assert json.loads(first)["cells"][0]["id"] == "cell-0"
