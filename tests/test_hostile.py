@@ -316,12 +316,12 @@ def test_second_run_gives_the_same_grades(course):
     assert "(from an earlier run)" in result.stdout
 
 
-SUBSET = ["good", "edited_tests", "infinite_loop", "os_exit", "tamper_eq", "huge_output"]
+SUBSET = ["good", "infinite_loop", "os_exit", "tamper_eq"]  # one of each kind of outcome
 
 
-def _subset(course, base: Path) -> Path:
+def _subset(course, base: Path, students: list[str] = SUBSET) -> Path:
     submissions = base / "submissions"
-    for student in SUBSET:
+    for student in students:
         shutil.copytree(course["submissions"] / student, submissions / student)
     return submissions
 
@@ -341,7 +341,8 @@ def test_serial_run_matches_jobs_2(course, tmp_path):
 
 
 def test_killed_run_leaves_a_gradebook_the_next_run_continues(course, tmp_path):
-    submissions = _subset(course, tmp_path)
+    students = ["good", "infinite_loop", "tamper_eq"]
+    submissions = _subset(course, tmp_path, students)
     work = tmp_path / "work"
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "grader",
@@ -365,7 +366,7 @@ def test_killed_run_leaves_a_gradebook_the_next_run_continues(course, tmp_path):
     assert result.stdout.count("(from an earlier run)") >= 1
     resumed = read_csv(work / "grades.csv")
     reference = read_csv(course["work"] / "grades.csv")
-    assert {s: resumed[s] for s in SUBSET} == {s: reference[s] for s in SUBSET}
+    assert {s: resumed[s] for s in students} == {s: reference[s] for s in students}
 
 
 def test_refuses_without_sandbox_unless_asked(course, tmp_path):
@@ -390,7 +391,8 @@ def test_refuses_without_sandbox_unless_asked(course, tmp_path):
 
 
 def test_postgresql_gradebook(course, tmp_path):
-    """--db-url postgresql://... against a real server gives the SQLite run's grades."""
+    """--db-url postgresql://... against a real server gives the SQLite run's grades (and a
+    second run against the same database resumes instead of grading again)."""
     sys.path.insert(0, str(Path(__file__).parent))
     from postgres import postgres_server, unavailable_reason
 
