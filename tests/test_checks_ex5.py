@@ -38,7 +38,9 @@ def test_host_batches_notice_a_missing_move():
     ex5.HostBatch.used_unmoved = []
     for X, y in loader:
         assert len(y) == X.shape[0] == X.size(0)  # metadata is fine
-        torch.nn.functional.linear(X.to(torch.device("cpu")), torch.ones(2, 3))
+        X = (X.float() / 2).to(torch.device("cpu"))  # batch-only work before the move is fine
+        torch.nn.functional.linear(X, torch.ones(2, 3))
+        assert (y.long().to("cpu") == torch.ones(len(y))).shape == y.shape
     assert ex5.HostBatch.used_unmoved == []
     for X, _ in loader:
         torch.nn.functional.linear(X, torch.ones(2, 3))

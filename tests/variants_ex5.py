@@ -172,8 +172,8 @@ def evaluate(model, loader, device):
     predictions, labels = [], []
     with torch.inference_mode():
         for X, y in loader:
-            predictions.append(model(X.to(device)).argmax(dim=1))
-            labels.append(y.to(device))
+            predictions.append(model(X.float().to(device)).argmax(dim=1))
+            labels.append(y.long().to(device))
     return (torch.cat(predictions) == torch.cat(labels)).float().mean().item()
 ''',
     },

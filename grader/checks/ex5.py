@@ -56,7 +56,7 @@ def _restore(saved: list) -> None:
 
 
 def check_pick_device(pick_device) -> None:
-    fresh_seed()
+    random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(pick_device, "pick_device")
     for cuda, mps, want in random.sample(SCENARIOS, len(SCENARIOS)):
         machine = f"on a machine where CUDA is {'' if cuda else 'not '}available and Apple " \
@@ -80,14 +80,13 @@ def check_pick_device(pick_device) -> None:
 # ---------------------------------------------------------------------------------------------
 # Batches that notice whether they were moved to the device
 # ---------------------------------------------------------------------------------------------
-# Tensor methods that only read metadata: using them on a batch before moving it is fine.
-_METADATA = {"__get__", "size", "dim", "numel", "__len__", "__repr__", "__format__", "type",
-             "is_floating_point", "element_size", "nelement", "ndimension", "__iter__",
-             "__getitem__", "unbind"}
-
-
 class HostBatch(torch.Tensor):
-    """A CPU tensor that records use before `.to(device)`; `.to(device)` gives a plain tensor."""
+    """A batch tensor still "on the host": it records being combined with other tensors (the
+    model's weights, its logits) before `.to(device)`; that is a device-mismatch error on a GPU.
+
+    Operations on batches alone (`X.float()`, `X / 255`, `len(y)`, `X.shape`) keep it tracked
+    and are fine; `.to(device)` gives an ordinary tensor.
+    """
 
     used_unmoved: list[str] = []
 
@@ -100,14 +99,23 @@ class HostBatch(torch.Tensor):
         if name == "to" and _names_device(args[1:], kwargs):
             # Moved: from now on an ordinary tensor (a new Python object sharing memory).
             return out.as_subclass(torch.Tensor) if isinstance(out, torch.Tensor) else out
-        if name in _METADATA:
-            return _rewrap(out)
+        tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if all(isinstance(t, HostBatch) for t in tensors):
+            return _rewrap(out)  # batch-only work (conversion, indexing, metadata): still host
         cls.used_unmoved.append(name)
         return out
 
 
+def _flatten(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flatten(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flatten(v)]
+    return [value]
+
+
 def _rewrap(out):
-    """Keep tensors derived from a batch by indexing/unbinding tracked (still not moved)."""
+    """Tensors computed from batches alone are still on the host: keep them tracked."""
     if isinstance(out, torch.Tensor) and not isinstance(out, HostBatch):
         return out.as_subclass(HostBatch)
     if isinstance(out, (tuple, list)):
@@ -133,9 +141,10 @@ def host_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader
 def _expect_moved(name: str) -> None:
     used = sorted(set(HostBatch.used_unmoved))
     HostBatch.used_unmoved = []
-    expect(not used, f"{name}: batches must be moved with .to(device) before they are used "
-           "(on a GPU this is a device-mismatch error)", f"used directly by {used}",
-           "X.to(device), y.to(device) first")
+    expect(not used, f"{name}: batches must be moved with .to(device) before the model or the "
+           "loss uses them (on a GPU this is a device-mismatch error)",
+           f"batch tensors still on the host were passed to {used}",
+           "X, y = X.to(device), y.to(device) first")
 
 
 def _expect_number(value, what: str) -> float:
@@ -205,7 +214,7 @@ def _run_both(train_one_epoch, model, X, y, batch_size, amp):
 
 
 def check_train_one_epoch(train_one_epoch) -> None:
-    fresh_seed()
+    random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(train_one_epoch, "train_one_epoch")
     what = "train_one_epoch(model, loader, optimizer, device)"
 
@@ -271,7 +280,7 @@ def _evaluation_problem():
 
 
 def check_evaluate(evaluate) -> None:
-    fresh_seed()
+    random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(evaluate, "evaluate")
     what = "evaluate(model, loader, device)"
     for _ in range(2):
