@@ -26,6 +26,11 @@ def test_solution_passes(solution, name):
         CHECKS[name](solution[name])
 
 
+def test_solution_passes_visible_tests(solution):
+    for source in visible_tests(ASSIGNMENT).values():
+        exec(source, dict(solution))
+
+
 @pytest.mark.parametrize("variant", CORRECT)
 def test_correct_variant_passes(variant):
     namespace = load_answers(ASSIGNMENT, CORRECT[variant])

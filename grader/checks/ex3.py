@@ -249,7 +249,7 @@ def _expect_block_layers(block, args, in_channels, out_channels, stride, kind) -
                type(shortcut).__name__, "a projection (1x1 conv + BatchNorm)")
         projection_parts(shortcut, in_channels, out_channels, stride, f"{args}.shortcut")
     elif kind == "zero_pad":
-        expect(isinstance(shortcut, nn.Module), f"{args}: shortcut must be a module",
+        expect(callable(shortcut), f"{args}: shortcut must be callable",
                type(shortcut).__name__, "a ZeroPadShortcut")
 
 
