@@ -1,7 +1,7 @@
 """Grade the answer variants of ex1-ex3 end to end and list every unexpected grade.
 
-Like tests/variant_grading.py, but a wrong answer may also cost the points of the test cells of
-answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
+Like tests/variant_grading.py (ex4/ex5), but a wrong answer may also cost the points of the test
+cells of answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
 BasicBlock); all other cells must still get full marks.
 
 Every wrong variant is checked in-process by tests/test_checks_ex*.py; to keep this end-to-end run
@@ -11,9 +11,16 @@ most instructive first) and every correct variant.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from variant_grading import grade_variants
+from submissions import (
+    autograde,
+    autograded_cells,
+    make_submission,
+    released_notebook,
+    write_submissions,
+)
 
 # grade_id -> test cells of other answers that use it
 DEPENDENTS = {
@@ -35,6 +42,29 @@ def end_to_end_selection(wrong: dict) -> dict:
 
 def student_id(kind: str, *parts: str) -> str:
     return "-".join((kind, *parts)).replace("_", "-")
+
+
+def build_submissions(assignment_id: str, wrong: dict, correct: dict) -> dict[str, object]:
+    """student id -> notebook: `solution`, `release`, `wrong-<name>-<variant>`, `correct-<v>`."""
+    notebooks = {"solution": make_submission(assignment_id),
+                 "release": released_notebook(assignment_id)}
+    for name, variants in wrong.items():
+        for variant, source in variants.items():
+            notebooks[student_id("wrong", name, variant)] = make_submission(
+                assignment_id, {name: source})
+    for variant, overrides in correct.items():
+        notebooks[student_id("correct", variant)] = make_submission(assignment_id, overrides)
+    return notebooks
+
+
+def grade_variants(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict, jobs: int = 2):
+    """Autograde every variant in ONE run; (grades, points per test cell, s per submission)."""
+    notebooks = build_submissions(assignment_id, wrong, correct)
+    root = write_submissions(tmp_path / "submissions", assignment_id, notebooks)
+    start = time.perf_counter()
+    grades = autograde(root, tmp_path / "work", assignment_id, jobs=jobs)
+    per_submission = (time.perf_counter() - start) * jobs / len(notebooks)
+    return grades, autograded_cells(assignment_id), per_submission
 
 
 def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) -> list[str]:
