@@ -1,0 +1,323 @@
+"""Naive against fast training throughput, measured in one run: ``python -m resnet_course.bench``.
+
+Both loops train the same ``resnet_cifar`` network with the same optimizer (SGD, momentum 0.9,
+weight decay 1e-4) and the same batch size, through the library's ``train_one_epoch``. They
+differ only in how they feed it:
+
+* **naive** - eager fp32, NCHW, batches from a ``DataLoader`` over CPU tensors (each batch is
+  collated example by example on the CPU, then copied to the device);
+* **fast** - channels_last, bfloat16 autocast where the hardware computes in bf16 natively,
+  the whole data set resident on the device (a batch is one indexing operation), and
+  ``torch.compile`` when asked (``--compile``).
+
+The images are random CIFAR-shaped tensors (nothing is downloaded): throughput does not depend on
+the pixel values. After warm-up the two loops run in alternating rounds, so a machine that gets
+busier or quieter during the run slows both alike; the reported throughput is
+``batch_size / median seconds per step`` over the rounds. The last line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import itertools
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from resnet_course.data import make_loader
+from resnet_course.models import resnet_cifar
+from resnet_course.train import make_optimizer, pick_device, set_seed, train_one_epoch
+
+MODELS = {"resnet20": 20, "resnet32": 32, "resnet56": 56, "resnet110": 110}
+
+
+# ----------------------------------------------------------------------------------------------
+# What the hardware offers
+# ----------------------------------------------------------------------------------------------
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 autocast should speed up training on ``device``.
+
+    CUDA GPUs from Ampere on (and recent AMD GPUs) have bf16 tensor cores. On a CPU, bf16 pays off
+    only with native bf16 instructions (AVX512-BF16, or Intel's AMX); elsewhere PyTorch emulates
+    bf16 with fp32 arithmetic plus conversions, which is slower than plain fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    return False  # MPS: bf16 autocast support varies with the macOS version; stay in fp32
+
+
+def device_name(device: torch.device) -> str:
+    """A human-readable name of the processor behind ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+        name = caps.get("cpu_name") or platform.processor() or platform.machine()
+        return f"{name} ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until ``device`` has finished its queued work (GPU calls return before they finish)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# ----------------------------------------------------------------------------------------------
+# The two ways of feeding the same training loop
+# ----------------------------------------------------------------------------------------------
+def cycle_loader(loader: torch.utils.data.DataLoader) -> Iterator:
+    """Batches from ``loader`` forever (a new shuffle each pass)."""
+    while True:
+        yield from loader
+
+
+class ResidentBatches:
+    """Random batches of a data set that lives on the device, as whole-tensor indexing.
+
+    A DataLoader over tensors picks ``batch_size`` examples one by one and stacks them (in
+    Python, on the CPU); here one ``index_select`` on the device does the same work. Each
+    iteration yields ``num_batches`` batches, shuffled without replacement within a pass.
+    """
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        num_batches: int,
+        channels_last: bool = False,
+        seed: int = 0,
+    ):
+        if len(X) < batch_size:
+            raise ValueError(f"need at least batch_size={batch_size} examples; got {len(X)}")
+        # (N, C, H, W) stored NHWC once, so no batch needs converting later
+        self.X = X.contiguous(memory_format=torch.channels_last) if channels_last else X
+        self.y = y
+        self.batch_size = batch_size
+        self.num_batches = num_batches
+        self.generator = torch.Generator(device=X.device).manual_seed(seed)
+        self._order = torch.empty(0, dtype=torch.int64, device=X.device)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(self.num_batches):
+            if len(self._order) < self.batch_size:  # start a new pass over the data
+                self._order = torch.randperm(
+                    len(self.X), device=self.X.device, generator=self.generator
+                )
+            idx, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+            yield self.X[idx], self.y[idx]  # (B, C, H, W), (B,)
+
+
+def synthetic_cifar(num_images: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random CIFAR-10-shaped data: X (N, 3, 32, 32) in [0, 1), y (N,) in 0..9."""
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.rand(num_images, 3, 32, 32, generator=generator)
+    y = torch.randint(0, 10, (num_images,), generator=generator)
+    return X, y
+
+
+def naive_trainer(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device
+) -> Callable[[int], float]:
+    """``run(num_steps)`` trains with the naive loop; returns the seconds it took."""
+    model = model.to(device)
+    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
+    batches = cycle_loader(make_loader(X, y, batch_size))  # X, y stay on the CPU
+
+    def run(num_steps: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        train_one_epoch(model, itertools.islice(batches, num_steps), optimizer, device)
+        synchronize(device)  # train_one_epoch's final .item() waits too; this is explicit
+        return time.perf_counter() - start
+
+    return run
+
+
+def fast_trainer(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    amp: bool,
+    compile: bool = False,
+) -> Callable[[int], float]:
+    """``run(num_steps)`` trains with the fast loop; returns the seconds it took."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm per shape
+    model = model.to(device, memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
+    net = torch.compile(model) if compile else model  # shares model's parameters
+    batches = ResidentBatches(X.to(device), y.to(device), batch_size, 0, channels_last=True)
+
+    def run(num_steps: int) -> float:
+        batches.num_batches = num_steps
+        synchronize(device)
+        start = time.perf_counter()
+        train_one_epoch(net, batches, optimizer, device, amp=amp, channels_last=True)
+        synchronize(device)
+        return time.perf_counter() - start
+
+    return run
+
+
+# ----------------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------------
+def _check_positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return value
+
+
+def benchmark(
+    model: str = "resnet20",
+    device: str | torch.device | None = None,
+    batch_size: int = 128,
+    steps: int = 20,
+    warmup: int = 3,
+    rounds: int = 5,
+    amp: bool | None = None,
+    compile: bool = False,
+    seed: int = 0,
+) -> dict:
+    """Time ``steps`` training steps of each loop (after ``warmup`` steps each), in ``rounds``
+    alternating rounds; return the results as a JSON-ready dict. ``amp=None`` uses bf16 autocast
+    exactly where ``bf16_is_fast(device)``."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
+    for name, value in [("batch_size", batch_size), ("steps", steps), ("rounds", rounds)]:
+        _check_positive(name, value)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
+    if steps < rounds:
+        raise ValueError(f"steps ({steps}) must be at least rounds ({rounds})")
+    device = pick_device() if device is None else torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU")
+    amp = bf16_is_fast(device) if amp is None else bool(amp)
+
+    set_seed(seed)
+    X, y = synthetic_cifar(max(8 * batch_size, 2048), seed)
+    base = resnet_cifar(MODELS[model])
+    runners = {
+        "naive": naive_trainer(copy.deepcopy(base), X, y, batch_size, device),
+        "fast": fast_trainer(copy.deepcopy(base), X, y, batch_size, device, amp, compile),
+    }
+    warmup_s = {name: run(warmup) if warmup else 0.0 for name, run in runners.items()}
+
+    # Alternate naive/fast, reversing the order every round, so drifts in load hit both.
+    per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
+    step_s = {"naive": [], "fast": []}
+    for r, n in enumerate(per_round):
+        order = ["naive", "fast"] if r % 2 == 0 else ["fast", "naive"]
+        for name in order:
+            step_s[name].append(runners[name](n) / n)
+    naive_img_s = batch_size / statistics.median(step_s["naive"])
+    fast_img_s = batch_size / statistics.median(step_s["fast"])
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "model": model,
+        "batch_size": batch_size,
+        "steps": steps,
+        "rounds": rounds,
+        "fast_settings": {
+            "channels_last": True,
+            "bf16_autocast": amp,
+            "data_on_device": True,
+            "compile": compile,
+        },
+        "naive_img_s": round(naive_img_s, 1),
+        "fast_img_s": round(fast_img_s, 1),
+        "speedup": round(fast_img_s / naive_img_s, 2),
+        "naive_round_img_s": [round(batch_size / s, 1) for s in step_s["naive"]],
+        "fast_round_img_s": [round(batch_size / s, 1) for s in step_s["fast"]],
+        "warmup_s": {name: round(s, 2) for name, s in warmup_s.items()},
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def format_table(result: dict) -> str:
+    """The result as a small text table."""
+    fast = ", ".join(k for k, v in result["fast_settings"].items() if v) or "nothing"
+    rows = [
+        ("loop", "img/s", "settings"),
+        ("naive", f"{result['naive_img_s']:,.0f}", "fp32, NCHW, DataLoader over CPU tensors"),
+        ("fast", f"{result['fast_img_s']:,.0f}", fast),
+    ]
+    lines = [f"{a:<6} {b:>10}  {c}" for a, b, c in rows]
+    title = (
+        f"{result['model']} on {result['device_name']}, batch {result['batch_size']}, "
+        f"median of {result['rounds']} rounds ({result['steps']} steps per loop)"
+    )
+    return "\n".join([title, *lines, f"speedup {result['speedup']:.2f}x"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_course.bench",
+        description="Training throughput of a naive and a fast loop, measured in one run.",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "mps"],
+        default=None,
+        help="default: CUDA if available, else MPS, else CPU",
+    )
+    parser.add_argument("--model", choices=list(MODELS), default="resnet20")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per loop")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per loop first")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
+    parser.add_argument(
+        "--amp",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="bf16 autocast in the fast loop (auto: where the hardware has bf16)",
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast loop")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(_check_positive("threads", args.threads))
+    amp = {"auto": None, "on": True, "off": False}[args.amp]
+    result = benchmark(
+        args.model, args.device, args.batch_size, args.steps, args.warmup, args.rounds,
+        amp=amp, compile=args.compile,
+    )  # fmt: skip
+    print(format_table(result))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

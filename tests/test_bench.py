@@ -1,0 +1,75 @@
+"""Tests for resnet_course.bench: the batch source, argument checks, and a short real CPU run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from resnet_course.bench import (
+    ResidentBatches,
+    benchmark,
+    bf16_is_fast,
+    format_table,
+    synthetic_cifar,
+)
+
+JSON_FIELDS = {"device", "model", "naive_img_s", "fast_img_s", "speedup", "torch", "date"}
+
+
+def test_resident_batches_cover_each_example_once_per_pass():
+    X = torch.arange(12.0).view(12, 1, 1, 1)  # example i holds the value i
+    y = torch.arange(12)
+    batches = list(ResidentBatches(X, y, batch_size=4, num_batches=3, seed=1))
+    assert [tuple(b[0].shape) for b in batches] == [(4, 1, 1, 1)] * 3
+    seen = torch.cat([b[1] for b in batches])
+    assert sorted(seen.tolist()) == list(range(12))  # a permutation: no repeats, none missing
+    assert all(torch.equal(Xb.view(-1).long(), yb) for Xb, yb in batches)  # X and y stay paired
+    assert seen.tolist() != list(range(12))  # shuffled
+
+
+def test_resident_batches_keep_channels_last_and_refuse_small_data():
+    X, y = synthetic_cifar(16)
+    ((Xb, _),) = list(ResidentBatches(X, y, 8, 1, channels_last=True))
+    assert Xb.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="batch_size"):
+        ResidentBatches(X, y, batch_size=32, num_batches=1)
+
+
+def test_bf16_decision_follows_the_cpu_flags():
+    caps = torch.cpu.get_capabilities()
+    expected = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+    assert bf16_is_fast(torch.device("cpu")) is expected
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"model": "resnet21"}, "model"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"steps": 2, "rounds": 3}, "rounds"),
+        ({"warmup": -1}, "warmup"),
+    ],
+)
+def test_benchmark_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        benchmark(device="cpu", **kwargs)
+
+
+@pytest.mark.slow
+def test_cpu_run_prints_json_and_fast_is_not_slower(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [
+        sys.executable, "-m", "resnet_course.bench", "--device", "cpu", "--model", "resnet20",
+        "--batch-size", "32", "--steps", "6", "--rounds", "6", "--warmup", "1",
+        "--threads", "1", "--json", str(out),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert JSON_FIELDS <= result.keys()
+    assert result["device"] == "cpu" and result["model"] == "resnet20"
+    assert json.loads(out.read_text()) == result
+    assert len(result["naive_round_img_s"]) == len(result["fast_round_img_s"]) == 6
+    assert result["speedup"] == pytest.approx(result["fast_img_s"] / result["naive_img_s"], 0.01)
+    assert result["fast_img_s"] >= result["naive_img_s"], format_table(result)
