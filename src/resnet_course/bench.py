@@ -26,7 +26,7 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -253,6 +253,56 @@ def benchmark(
         "cuda": torch.version.cuda,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def seconds_per_batch(batches: Iterable, num_batches: int, device: torch.device) -> float:
+    """Median seconds to get one batch onto ``device`` from ``batches`` (no training)."""
+    times, iterator = [], iter(batches)
+    for _ in range(num_batches):
+        synchronize(device)
+        start = time.perf_counter()
+        X, y = next(iterator)
+        X, y = X.to(device), y.to(device)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def data_feed_seconds(
+    batch_size: int, device: torch.device, num_images: int = 4096, num_batches: int = 20
+) -> dict[str, float]:
+    """Seconds per batch of the two batch sources alone: a DataLoader over CPU tensors (then
+    copied to the device) against indexing a device-resident tensor."""
+    X, y = synthetic_cifar(num_images)
+    loader = cycle_loader(make_loader(X, y, batch_size))
+    resident = ResidentBatches(X.to(device), y.to(device), batch_size, num_batches + 1)
+    return {
+        "dataloader": seconds_per_batch(loader, num_batches, device),
+        "resident": seconds_per_batch(resident, num_batches, device),
+    }
+
+
+def batch_size_sweep(
+    batch_sizes: Iterable[int],
+    model: str = "resnet20",
+    device: str | torch.device = "cpu",
+    steps: int = 3,
+    amp: bool | None = None,
+) -> list[tuple[int, float]]:
+    """Throughput (images/s) of the fast loop at each batch size: one warm-up step, then the
+    median of ``steps`` timed steps. Returns ``[(batch_size, img_s), ...]``."""
+    device = torch.device(device)
+    amp = bf16_is_fast(device) if amp is None else amp
+    results = []
+    for batch_size in batch_sizes:
+        _check_positive("batch_size", batch_size)
+        set_seed(0)
+        X, y = synthetic_cifar(2 * batch_size)
+        run = fast_trainer(resnet_cifar(MODELS[model]), X, y, batch_size, device, amp)
+        run(1)  # warm-up: first-call allocations and kernel choices
+        seconds = statistics.median(run(1) for _ in range(steps))
+        results.append((batch_size, batch_size / seconds))
+    return results
 
 
 def format_table(result: dict) -> str:
