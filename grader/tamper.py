@@ -67,12 +67,16 @@ def _watch_items() -> dict[str, object]:
         if module is None:
             continue
         items[f"sys.modules[{modname!r}]"] = module
+        namespace = vars(module)  # not getattr: numpy's lazy __getattr__ would import here
         for attr in attrs:
-            if hasattr(module, attr):
-                items[f"{modname}.{attr}"] = getattr(module, attr)
+            if attr in namespace:
+                items[f"{modname}.{attr}"] = namespace[attr]
     torch = _resolve("torch")
-    if torch is not None:
-        for cls in (torch.Tensor, torch.nn.Module):
+    nn = _resolve("torch.nn")
+    classes = [] if torch is None else [vars(torch).get("Tensor"),
+                                        None if nn is None else vars(nn).get("Module")]
+    for cls in classes:
+        if isinstance(cls, type):
             for key, value in list(vars(cls).items()):
                 items[f"{cls.__module__}.{cls.__qualname__}.{key}"] = value
     for key, value in vars(builtins).items():
@@ -146,15 +150,54 @@ def snapshot_shell() -> None:
     _BASELINE.update(_watch_items())
 
 
+class _BaselineOnImport:
+    """Meta-path hook: when torch or numpy is first imported, add its untouched objects to the
+    baseline the moment the import finishes (before the importing cell can change them), so a
+    kernel does not pay for importing torch when the notebook never uses it."""
+
+    WATCHED = ("torch", "numpy")
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.WATCHED:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module):
+            original(module)
+            _extend_baseline(name)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def _extend_baseline(name: str) -> None:
+    """Record the objects of `name` (only those: another package may be half-imported now)."""
+    if _BASELINE is None:
+        return
+    try:
+        items = _watch_items()
+    except Exception:  # noqa: BLE001 - never break the notebook's import
+        return
+    for key, value in items.items():
+        if key.startswith((f"{name}.", f"sys.modules[{name!r}", f"sys.modules['{name}.")):
+            _BASELINE.setdefault(key, value)  # what was recorded earlier stays the reference
+
+
 def start_kernel() -> None:
-    """Entry point of a graded kernel: import what the tests use, snapshot it, then run
-    ipykernel (the command line is ipykernel's: -f CONNECTION_FILE ...)."""
-    for name in ("numpy", "numpy.testing", "torch", "torch.nn", "torch.nn.functional",
-                 "torch.testing"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
+    """Entry point of a graded kernel: snapshot the interpreter, watch for torch/numpy imports,
+    then run ipykernel (the command line is ipykernel's: -f CONNECTION_FILE ...)."""
+    sys.meta_path.insert(0, _BaselineOnImport())
     snapshot()
     sys.argv.append("--IPKernelApp.exec_lines="
                     "__import__('grader.tamper', fromlist=['x']).snapshot_shell()")
@@ -197,7 +240,7 @@ def _runtime_report() -> list[str]:
     for key in now.keys() - _BASELINE.keys():
         if key.startswith(("torch.Tensor.", "torch.nn.modules.module.Module.")):
             reasons.append(f"{key} was added")
-        if key.startswith("sys.modules[") and not _genuine_grader_module(now[key]):
+        if key.startswith("sys.modules['grader") and not _genuine_grader_module(now[key]):
             reasons.append(f"{key} is not the grader's own module")
     reasons += _shadowed_names()
     return sorted(set(reasons))
