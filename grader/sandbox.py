@@ -246,12 +246,19 @@ def user_processes(uid: int) -> list[int]:
     return pids
 
 
-def kill_user_processes(uid: int) -> None:
-    for pid in user_processes(uid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def kill_user_processes(uid: int, wait: float = 10.0) -> None:
+    """SIGKILL every process of `uid`, then wait (up to `wait` s) until they are gone."""
+    deadline = time.monotonic() + wait
+    while True:
+        pids = user_processes(uid)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------- kernel manager

@@ -136,18 +136,21 @@ def test_watchdog_kills_the_notebook_and_its_children(tmp_path):
     assert report["watchdog"] is True and report["kernel_died"] is True
     assert run_flags(report) == ["timeout"]
     assert cells[2].outputs[0]["ename"] == "KernelDied"
-    assert _sandbox_pids() == []
+    assert _pids_under(tmp_path) == []
 
 
-def _sandbox_pids() -> list[int]:
+def _pids_under(folder: Path) -> list[int]:
+    """Live processes whose working directory is inside `folder` (a graded notebook's kernel
+    and everything it started run there; other graders on the machine do not)."""
+    folder = Path(folder).resolve()
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                uid = os.stat(f"/proc/{entry}").st_uid
+                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
             except OSError:
                 continue
-            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SLOTS:
+            if cwd.is_relative_to(folder):
                 pids.append(int(entry))
     return pids
 
