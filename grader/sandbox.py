@@ -149,7 +149,8 @@ class SandboxSpec:
             a += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
         a += ["--ro-bind", str(self.runtime_dir / "passwd"), "/etc/passwd",
               "--ro-bind", str(self.runtime_dir / "group"), "/etc/group"]
-        a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp",
+        a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
+              "--perms", "1777", "--tmpfs", "/tmp",  # shm: DataLoader workers, semaphores
               "--perms", "0755", "--dir", "/home", "--perms", "0777", "--tmpfs", "/home/student"]
         mounts = [(p, "--ro-bind") for p in readonly_paths() + self.extra_readonly]
         mounts += [(self.runtime_dir, "--bind"), (self.workdir, "--bind")]

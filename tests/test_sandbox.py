@@ -109,6 +109,8 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
         " 'home': os.listdir(os.path.expanduser('~')),\n"
         " 'token': os.environ.get('INSTRUCTOR_TOKEN'),\n"
         " 'as_limit': resource.getrlimit(resource.RLIMIT_AS)[0],\n"
+        " 'scratch': [os.access(d, os.W_OK)\n"
+        "             for d in ('/tmp', '/dev/shm', os.path.expanduser('~'))],\n"
         "}\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
         "    facts['net'] = True\nexcept OSError:\n    facts['net'] = False\n"
         "open('written.txt', 'w').write('ok')\nprint(repr(facts))\n")
@@ -121,6 +123,7 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
     assert facts["grader"] is True  # hidden tests import it
     assert facts["token"] is None and facts["net"] is False
     assert facts["as_limit"] == 3 * GIB
+    assert facts["scratch"] == [True, True, True]  # private tmpfs: /tmp, /dev/shm, home
     assert (tmp_path / "work" / "written.txt").read_text() == "ok"
     assert report["sandboxed"] is True and report["tamper_runtime"] == []
     assert (tmp_path / "work").stat().st_uid == os.getuid()  # handed back to the grader
