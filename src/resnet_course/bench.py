@@ -64,7 +64,8 @@ def device_name(device: torch.device) -> str:
     if device.type == "cpu":
         caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
         name = caps.get("cpu_name") or platform.processor() or platform.machine()
-        return f"{name} ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"{name} ({threads} thread{'s' if threads > 1 else ''})"
     return device.type
 
 
