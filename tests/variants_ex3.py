@@ -104,6 +104,9 @@ class ZeroPadShortcut(nn.Module):
         x = x[:, :, ::self.stride, ::self.stride]
         return torch.cat([x, x[:, :self.extra]], dim=1)
 ''',
+        "library_alias": '''
+from resnet_course.models import ZeroPadShortcut
+''',
         "no_value_error": '''
 class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels, out_channels, stride):
@@ -179,6 +182,13 @@ class ProjectionShortcut(nn.Module):
         "relu_before_addition": _block(FORWARD_END=(
             "return F.relu(self.bn2(self.conv2(out))) + self.shortcut(x)")),
         "no_value_error": _block().replace('raise ValueError("bad shortcut option")', "pass"),
+        "library_block": '''
+from resnet_course import models
+
+
+def BasicBlock(in_channels, out_channels, stride=1, shortcut="A"):
+    return models.BasicBlock(in_channels, out_channels, stride=stride, shortcut=shortcut)
+''',
     },
 }
 
