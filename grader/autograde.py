@@ -29,7 +29,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import resume
+from grader import manual, resume
 from grader.course import (
     Roots,
     list_assignments,
@@ -43,12 +43,7 @@ from grader.course import (
 from grader.flags import SubmissionContext, collect_flags
 from grader.limits import Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
-from grader.report import (
-    read_cell_grades,
-    summarize,
-    write_csvs,
-    write_placeholder_feedback,
-)
+from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
 from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
@@ -147,13 +142,9 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     if outcome.autograded and TAMPER_FLAG in outcome.flags:
         zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
     if outcome.autograded:
-        feedback = GenerateFeedback(coursedir=settings.coursedir(assignment_id, student_id),
-                                    config=settings.config())
-        feedback.update_config(Config({"HTMLExporter": {"template_name": "feedback"}}))
-        feedback.force = True
-        fb_result = _run(feedback)
-        log += _log_text(fb_result)
-        if not fb_result["success"]:
+        fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
+        log += fb_log
+        if not fb_ok:
             outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
     else:
         died = flag_names.KERNEL_DIED in outcome.flags
@@ -164,6 +155,18 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     if outcome.graded:  # a later run (after a kill, or a second run) reuses this result
         resume.mark_done(settings, student_id, assignment_id, outcome)
     return outcome
+
+
+def generate_feedback(settings: GradingSettings, student_id: str,
+                      assignment_id: str) -> tuple[bool, str]:
+    """nbgrader's generate_feedback for one autograded submission: DIR/feedback/... HTML with
+    the gradebook's current scores and comments (hand grades included). Runs no student code."""
+    feedback = GenerateFeedback(coursedir=settings.coursedir(assignment_id, student_id),
+                                config=settings.config())
+    feedback.update_config(Config({"HTMLExporter": {"template_name": "feedback"}}))
+    feedback.force = True
+    result = _run(feedback)
+    return bool(result["success"]), _log_text(result)
 
 
 def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str) -> None:
@@ -310,6 +313,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
 
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo = []
+    hand_grades: dict[tuple[str, str], list[manual.HandGrade]] = {}
     for student_id in students:
         for aid in assignments:
             done = resume.previous_outcome(settings, submissions, student_id, aid)
@@ -317,6 +321,9 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
                 outcomes[student_id, aid] = Outcome(**done)
                 log(_describe(outcomes[student_id, aid]) + " (from an earlier run)")
                 continue
+            # before the new hand-in replaces the old copy: which hand grades still apply
+            hand_grades[student_id, aid] = manual.unchanged_hand_grades(
+                settings.db_url, workdir, submissions, student_id, aid)
             staged_flags, problem = stage(submissions, workdir, student_id, aid)
             if staged_flags:
                 outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
@@ -327,16 +334,19 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     for outcome in run_jobs(settings, todo, jobs, log):
         outcomes[outcome.student_id, outcome.assignment_id] = outcome
 
-    grades, cells = [], []
     for (student_id, aid), outcome in sorted(outcomes.items()):
         feedback = workdir / "feedback" / student_id / aid / f"{aid}.html"
         if not outcome.autograded:
             record_zero(settings, student_id, aid)
             write_placeholder_feedback(feedback, student_id, aid, outcome.problem)
-        sub_cells = read_cell_grades(settings.db_url, workdir, student_id, aid)
-        cells += sub_cells
-        grades.append(summarize(sub_cells, student_id, aid, outcome.flags))
-    write_csvs(workdir, grades, cells)
+        elif (student_id, aid) in hand_grades:  # graded in this run
+            manual.keep_hand_grades(settings.db_url, student_id, aid,
+                                    hand_grades[student_id, aid])
+    write_reports(settings.db_url, workdir,
+                  [(s, a, o.flags) for (s, a), o in outcomes.items()])
+    save_run_record(workdir, settings.db_url,
+                    [{"student_id": s, "assignment_id": a, "flags": o.flags,
+                      "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())])
     write_review_list(workdir, [(s, a, ";".join(o.flags)) for (s, a), o in outcomes.items()
                                 if o.flags])
     return [outcomes[k] for k in sorted(outcomes)]

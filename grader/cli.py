@@ -1,4 +1,4 @@
-"""Command line: `python -m grader {release,check,autograde}` (see `--help` of each)."""
+"""Command line: `python -m grader {release,check,autograde,export}` (see `--help` of each)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR/grades_by_cell.csv and DIR/feedback/<student_id>/<assignment_id>/"
         "<assignment_id>.html. Submitted files are copied, never modified. Exit 0 when every "
         "submission was graded, whatever the scores. Without --assignment, grades each known "
-        "assignment that at least one student handed in.")
+        "assignment that at least one student handed in. Running it again grades only new or "
+        "changed hand-ins (or all, after a change of limits) and keeps hand grades given in "
+        "formgrader; a hand grade stays final while the cell it judged is unchanged.")
     auto.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
                       help="folder of <student_id>/<assignment_id>/<assignment_id>.ipynb")
     auto.add_argument("--workdir", type=Path, required=True, metavar="DIR",
@@ -62,6 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
                       help="gradebook database URL (default: sqlite DIR/gradebook.db), e.g. "
                       "postgresql://user@host/grades")
     _add_grading_options(auto)
+
+    export = sub.add_parser(
+        "export", help="rewrite CSVs and feedback from the gradebook (after hand grading)",
+        description="After grading written answers by hand in nbgrader's formgrader (run in "
+        "DIR), rewrite DIR/grades.csv and DIR/grades_by_cell.csv from the gradebook and "
+        "regenerate DIR/feedback/<student_id>/<assignment_id>/<assignment_id>.html, so they "
+        "include the hand scores and comments. Runs no notebook; covers the submissions of the "
+        "last autograde in DIR. Exit 1 if a feedback page could not be generated.")
+    export.add_argument("--workdir", type=Path, required=True, metavar="DIR",
+                        help="course directory of an earlier `autograde`")
+    export.add_argument("--db-url", default=None, metavar="URL",
+                        help="gradebook database URL (default: the one that autograde used)")
     return parser
 
 
@@ -94,8 +108,10 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    roots = Roots.from_root(args.root)
+    roots = Roots.from_root(getattr(args, "root", None))
     try:
+        if args.command == "export":
+            return _export(args)
         if args.command == "release":
             return _release(roots, args)
         if args.command == "check":
@@ -139,6 +155,15 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
         print(f"error: could not grade {o.student_id}/{o.assignment_id}; see "
               f"{args.workdir / 'logs' / o.student_id / (o.assignment_id + '.log')}",
               file=sys.stderr)
+    return 0 if not failed else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.export import export
+
+    failed = export(args.workdir, db_url=args.db_url)
+    for student_id, assignment_id in failed:
+        print(f"error: no feedback for {student_id}/{assignment_id}", file=sys.stderr)
     return 0 if not failed else 1
 
 

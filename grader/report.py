@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import html
+import json
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +97,44 @@ def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGra
         for c in cells:
             w.writerow([c.student_id, c.assignment, c.notebook, c.grade_id, number(c.score),
                         number(c.max_score)])
+
+
+def write_reports(db_url: str, workdir: Path,
+                  submissions: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+    """grades.csv and grades_by_cell.csv for (student, assignment, flags), read from the
+    gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score)."""
+    grades, cells = [], []
+    for student_id, assignment_id, flags in sorted(submissions, key=lambda t: t[:2]):
+        sub_cells = read_cell_grades(db_url, workdir, student_id, assignment_id)
+        cells += sub_cells
+        grades.append(summarize(sub_cells, student_id, assignment_id, list(flags)))
+    write_csvs(workdir, grades, cells)
+
+
+RUN_RECORD = Path("state") / "last_run.json"
+
+
+def save_run_record(workdir: Path, db_url: str, submissions: list[dict]) -> None:
+    """What the last autograde reported (submissions with flags, whether nbgrader ran them),
+    so `export` can rewrite the CSVs and feedback later without grading again."""
+    path = workdir / RUN_RECORD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"db_url": db_url, "submissions": submissions}, indent=1),
+                   encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a kill leaves the previous record or the new one
+
+
+def load_run_record(workdir: Path) -> tuple[str, list[dict]]:
+    """(db_url, submissions) of the last autograde in workdir; ValueError if there was none."""
+    path = workdir / RUN_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{workdir} holds no finished autograde run ({path}: "
+                         f"{getattr(err, 'strerror', None) or err}); run `python -m grader "
+                         "autograde SUBMISSIONS --workdir DIR` first") from None
+    return record["db_url"], record["submissions"]
 
 
 def write_placeholder_feedback(path: Path, student_id: str, assignment_id: str,

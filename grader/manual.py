@@ -1,0 +1,83 @@
+"""Hand grades (given in nbgrader's formgrader) survive grading a submission again.
+
+nbgrader's autograde never clears a `manual_score`, but it marks every graded cell that has one,
+and every written answer, as `needs_manual_grade` again. So after any re-grade (a new hand-in, or
+other `--cell-timeout`/limits) grades.csv would ask for all written answers to be graded anew.
+
+Rule kept here: a hand grade the instructor gave (manual_score set, needs_manual_grade False)
+stays final when the cell it judged is unchanged in the new hand-in and its autograder result
+(None for a written answer) is the same. Otherwise nbgrader's "needs manual grade" stands: the
+old manual score is kept as a starting point, and the instructor looks again.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
+
+
+@dataclass(frozen=True)
+class HandGrade:
+    """A confirmed hand grade whose cell the new hand-in leaves unchanged."""
+
+    notebook: str
+    grade_id: str
+    auto_score: float | None  # the autograder's result when the instructor graded
+
+
+def _cell_sources(path: Path) -> dict[str, str] | None:
+    """grade_id -> cell source of a notebook; None when it is missing or unreadable."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # missing, not JSON, not a notebook: nothing to compare with
+        return None
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells
+            if c.metadata.get("nbgrader", {}).get("grade_id")}
+
+
+def unchanged_hand_grades(db_url: str, course_root: Path, submissions: Path, student_id: str,
+                          assignment_id: str) -> list[HandGrade]:
+    """Call BEFORE the new hand-in replaces DIR/submitted: confirmed hand grades whose cell is
+    the same in SUBMISSIONS/<student>/<assignment>/ as in the copy graded last time."""
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        try:
+            submission = gb.find_submission(assignment_id, student_id)
+        except MissingEntry:
+            return []  # never graded: nothing to keep
+        confirmed = [HandGrade(nb.name, g.name, g.auto_score)
+                     for nb in submission.notebooks for g in nb.grades
+                     if g.manual_score is not None and not g.needs_manual_grade]
+    kept = []
+    for notebook in sorted({h.notebook for h in confirmed}):
+        name = f"{notebook}.ipynb"
+        old = _cell_sources(course_root / "submitted" / student_id / assignment_id / name)
+        new = _cell_sources(submissions / student_id / assignment_id / name)
+        if old is None or new is None:
+            continue
+        kept += [h for h in confirmed if h.notebook == notebook
+                 and h.grade_id in old and old[h.grade_id] == new.get(h.grade_id)]
+    return kept
+
+
+def keep_hand_grades(db_url: str, student_id: str, assignment_id: str,
+                     hand_grades: list[HandGrade]) -> None:
+    """Call AFTER re-grading: undo nbgrader's "needs manual grade" for the unchanged cells."""
+    if not hand_grades:
+        return
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        for h in hand_grades:
+            try:
+                grade = gb.find_grade(h.grade_id, h.notebook, assignment_id, student_id)
+            except MissingEntry:
+                continue
+            # a zeroed (now unreadable) hand-in has no manual score left: nothing to keep
+            if grade.manual_score is not None and grade.auto_score == h.auto_score:
+                grade.needs_manual_grade = False
+        gb.db.commit()
