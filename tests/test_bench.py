@@ -9,8 +9,10 @@ import torch
 
 from resnet_course.bench import (
     ResidentBatches,
+    batch_size_sweep,
     benchmark,
     bf16_is_fast,
+    data_feed_seconds,
     format_table,
     synthetic_cifar,
 )
@@ -41,6 +43,15 @@ def test_bf16_decision_follows_the_cpu_flags():
     caps = torch.cpu.get_capabilities()
     expected = bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
     assert bf16_is_fast(torch.device("cpu")) is expected
+
+
+def test_feed_timing_and_batch_sweep_return_positive_measurements():
+    feed = data_feed_seconds(batch_size=16, device=torch.device("cpu"), num_images=64)
+    assert set(feed) == {"dataloader", "resident"} and min(feed.values()) > 0
+    sweep = batch_size_sweep([2, 4], "resnet20", "cpu", steps=1, amp=False)
+    assert [b for b, _ in sweep] == [2, 4] and all(img_s > 0 for _, img_s in sweep)
+    with pytest.raises(ValueError, match="batch_size"):
+        batch_size_sweep([0])
 
 
 @pytest.mark.parametrize(
