@@ -219,6 +219,8 @@ class UidLease:
                 continue
             self.uid, self._fd = uid, fd
             kill_user_processes(uid)  # leftovers of a grader that was killed (should be none)
+            for stale in Path(tempfile.gettempdir()).glob(f"gsb-{uid}-*"):
+                shutil.rmtree(stale, ignore_errors=True)  # its runtime folders, likewise
             return
         raise RuntimeError("no free sandbox user id: too many kernels at once")
 
@@ -289,7 +291,9 @@ class SandboxKernelManager(AsyncKernelManager):
                       max_processes=self.max_processes)
 
     async def _async_pre_start_kernel(self, **kw):
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="gsb-"))  # short: socket paths <108
+        self._lease = UidLease() if self.sandbox and os.geteuid() == 0 else None
+        tag = "" if self._lease is None else f"{self._lease.uid}-"
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix=f"gsb-{tag}"))  # short: socket path
         self.connection_file = str(self._runtime_dir / "kernel.json")
         self.ip = str(self._runtime_dir / "k")
         kw.setdefault("cwd", os.getcwd())
@@ -300,7 +304,6 @@ class SandboxKernelManager(AsyncKernelManager):
         cmd = [sys.executable, "-c", KERNEL_BOOT, *args]
         self._workdir = Path(kw["cwd"]).resolve()
         if self.sandbox:
-            self._lease = UidLease() if os.geteuid() == 0 else None
             spec = SandboxSpec(self._workdir, self._runtime_dir, self.limits(),
                                None if self._lease is None else self._lease.uid,
                                [Path(p) for p in self.extra_readonly])
