@@ -4,7 +4,7 @@ Used two ways:
 * from Python: `build_config(course_root, ...)` returns the traitlets Config that every grader
   command passes to nbgrader's converters;
 * from an ordinary nbgrader config file: `autograde` writes `DIR/nbgrader_config.py`, which calls
-  `apply_grading_settings`, so `cd DIR && nbgrader formgrader` (manual grading) sees the same
+  `apply_grading_settings`, so formgrader (`cd DIR && jupyter lab`, hand grading) sees the same
   settings (`config_file_text`).
 """
 
@@ -66,7 +66,7 @@ def config_file_text(course_root: str | os.PathLike, db_url: str | None,
                      timeout: int = DEFAULT_TIMEOUT) -> str:
     """Text of an nbgrader_config.py for `course_root` with these settings (for formgrader)."""
     lines = [
-        "# Written by `python -m grader autograde`; used by `nbgrader formgrader` in this folder.",
+        "# Written by `python -m grader autograde`; read by formgrader (`jupyter lab` here).",
         "from grader.nbgrader_config import apply_grading_settings",
         "",
         "c = get_config()  # noqa: F821 (provided by traitlets when it loads this file)",
