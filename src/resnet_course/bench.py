@@ -290,20 +290,27 @@ def batch_size_sweep(
     steps: int = 3,
     amp: bool | None = None,
 ) -> list[tuple[int, float]]:
-    """Throughput (images/s) of the fast loop at each batch size: one warm-up step, then the
-    median of ``steps`` timed steps. Returns ``[(batch_size, img_s), ...]``."""
+    """Throughput (images/s) of the fast loop at each batch size: one warm-up step each, then
+    ``steps`` rounds that time one step of every batch size in turn (so a change in the
+    machine's load hits all sizes alike); the median per size. Returns ``[(batch_size, img_s)]``.
+    """
     device = torch.device(device)
     amp = bf16_is_fast(device) if amp is None else amp
-    results = []
+    batch_sizes = [_check_positive("batch_size", b) for b in batch_sizes]
+    _check_positive("steps", steps)
+    runners = {}
     for batch_size in batch_sizes:
-        _check_positive("batch_size", batch_size)
         set_seed(0)
         X, y = synthetic_cifar(2 * batch_size)
-        run = fast_trainer(resnet_cifar(MODELS[model]), X, y, batch_size, device, amp)
-        run(1)  # warm-up: first-call allocations and kernel choices
-        seconds = statistics.median(run(1) for _ in range(steps))
-        results.append((batch_size, batch_size / seconds))
-    return results
+        runners[batch_size] = fast_trainer(
+            resnet_cifar(MODELS[model]), X, y, batch_size, device, amp
+        )
+        runners[batch_size](1)  # warm-up: first-call allocations and kernel choices
+    seconds = {b: [] for b in batch_sizes}
+    for _ in range(steps):
+        for batch_size, run in runners.items():
+            seconds[batch_size].append(run(1))
+    return [(b, b / statistics.median(seconds[b])) for b in batch_sizes]
 
 
 def format_table(result: dict) -> str:
