@@ -46,6 +46,12 @@ def test_bad_arguments_raise(argv):
         parse_args(argv)
 
 
+def test_missing_cifar10_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--download"):
+        main(["--data-root", str(tmp_path), "--iterations", "1", "--no-progress"])
+    assert not any(tmp_path.iterdir())  # nothing was downloaded
+
+
 def test_ranks_get_disjoint_shards_and_a_step_always_gets_the_same_batch():
     X, y = torch.zeros(20, 1, 2, 2), torch.arange(20)
     shards = [ShardedBatches(X, y, 5, rank, 2, seed=3, augment=False) for rank in (0, 1)]

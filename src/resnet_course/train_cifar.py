@@ -136,7 +136,9 @@ def finish_args(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
     if args.milestones is None:
-        args.milestones = [args.iterations // 2, args.iterations * 3 // 4]
+        # 1/2 and 3/4 of the run (32k and 48k of 64k); fewer for runs of a handful of steps
+        halves = {args.iterations // 2, args.iterations * 3 // 4}
+        args.milestones = sorted(m for m in halves if m >= 1)
     if sorted(set(args.milestones)) != list(args.milestones) or min(args.milestones, default=1) < 1:
         raise ValueError(f"--milestones must be increasing positive steps; got {args.milestones}")
     if args.augment == "auto":
@@ -187,8 +189,15 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
 def load_data(args: argparse.Namespace, device: torch.device):
     """X_train, y_train, X_val, y_val on ``device``; X standardized (N, 3, H, W) float32."""
     if args.data == "cifar10":
-        X_train, y_train = cifar10(args.data_root, train=True, download=args.download)
-        X_val, y_val = cifar10(args.data_root, train=False, download=args.download)
+        try:
+            X_train, y_train = cifar10(args.data_root, train=True, download=args.download)
+            X_val, y_val = cifar10(args.data_root, train=False, download=args.download)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err}\nOn the command line: add --download (about 163 MB, once), point "
+                f"--data-root at the folder holding cifar-10-batches-py, or train offline "
+                f"with --data digits."
+            ) from err
         # per-channel statistics of the training images: (1, 3, 1, 1)
         mean = X_train.mean(dim=(0, 2, 3), keepdim=True)
         std = X_train.std(dim=(0, 2, 3), keepdim=True)
