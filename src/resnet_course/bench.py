@@ -140,6 +140,7 @@ def naive_trainer(
     batches = cycle_loader(make_loader(X, y, batch_size))  # X, y stay on the CPU
 
     def run(num_steps: int) -> float:
+        torch.backends.cudnn.benchmark = False  # PyTorch's default (the flag is global)
         synchronize(device)
         start = time.perf_counter()
         train_one_epoch(model, itertools.islice(batches, num_steps), optimizer, device)
@@ -159,8 +160,6 @@ def fast_trainer(
     compile: bool = False,
 ) -> Callable[[int], float]:
     """``run(num_steps)`` trains with the fast loop; returns the seconds it took."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm per shape
     model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
     net = torch.compile(model) if compile else model  # shares model's parameters
@@ -168,6 +167,8 @@ def fast_trainer(
 
     def run(num_steps: int) -> float:
         batches.num_batches = num_steps
+        # cuDNN tries its algorithms on the first batch of each shape and keeps the fastest
+        torch.backends.cudnn.benchmark = True
         synchronize(device)
         start = time.perf_counter()
         train_one_epoch(net, batches, optimizer, device, amp=amp, channels_last=True)
@@ -250,7 +251,7 @@ def benchmark(
         "naive_round_img_s": [round(batch_size / s, 1) for s in step_s["naive"]],
         "fast_round_img_s": [round(batch_size / s, 1) for s in step_s["fast"]],
         "warmup_s": {name: round(s, 2) for name, s in warmup_s.items()},
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
