@@ -16,6 +16,22 @@ from sphinx.application import Sphinx
 # MathJax 2 reads its configuration from the query string; Sphinx special-cases
 # "MathJax.js?" and adds no checksum to it.
 MATHJAX_PATH = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+# The package bundles only the STIX-Web fonts for the HTML-CSS output (as Jupyter configures
+# it); without this MathJax asks for the TeX fonts, which are not there.
+MATHJAX2_CONFIG = {
+    "HTML-CSS": {"availableFonts": [], "webFont": "STIX-Web", "imageFont": None},
+    # Chromium has native MathML, for which MathJax would pick its NativeMML output and fetch
+    # TeX fonts the package lacks; always use HTML-CSS output with STIX-Web.
+    "MMLorHTML": {"prefer": "HTML"},
+    "showMathMenu": False,
+    # The fast CommonHTML preview would fetch TeX fonts that the package does not bundle.
+    "fast-preview": {"disabled": True},
+    # The hidden assistive MathML copy uses the TeX font families of the NativeMML styles
+    # (fetching TeX fonts the package lacks); MathJax's own output carries the maths.
+    "menuSettings": {"CHTMLpreview": False, "assistiveMML": False},
+    "AssistiveMML": {"disabled": True},
+    "messageStyle": "none",
+}
 
 
 def mathjax_source() -> Path:
@@ -29,6 +45,11 @@ def mathjax_source() -> Path:
 
 def use_local_mathjax(app: Sphinx, config) -> None:
     config.mathjax_path = MATHJAX_PATH
+    config.mathjax2_config = MATHJAX2_CONFIG
+    config.mathjax3_config = None
+    # myst-parser would add a MathJax 3 `window.MathJax = {...}` block, which MathJax 2 reads as
+    # its own configuration and then loads no input or output jax.
+    config.myst_update_mathjax = False
 
 
 def copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
