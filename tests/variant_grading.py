@@ -1,8 +1,15 @@
 """End-to-end grading of an assignment's answer variants in ONE `python -m grader autograde` run.
 
-Shared by tests/test_variants_ex4.py and tests/test_variants_ex5.py. One submission per variant
-(student id says which), plus the solution and the untouched release, so that the slow part —
-starting kernels — is paid once per submission and the gradebook is built once.
+One submission per variant (the student id says which), plus the solution and the untouched
+release, so that the slow part — starting kernels — is paid once per submission and the gradebook
+is built once. A wrong answer must lose points on the test cell of its own name; it may also cost
+the cells of answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut
+breaks BasicBlock); every other cell must keep full marks. Correct variants and the solution get
+full marks everywhere, the release 0.
+
+Every wrong variant is checked in-process by tests/test_checks_ex*.py; to keep this run short it
+may grade only the first few wrong variants of each answer (the variants files list the most
+instructive first).
 """
 
 from __future__ import annotations
@@ -19,22 +26,39 @@ from submissions import (
 )
 
 
+def student_id(kind: str, *parts: str) -> str:
+    return "-".join((kind, *parts)).replace("_", "-")
+
+
+def whole_notebook_zeroed(variant: str) -> bool:
+    """Using the course library is flagged as tampering: the grader zeroes every cell."""
+    return variant.startswith("imports_") or "library" in variant
+
+
+def select(wrong: dict, per_name: dict[str, int] | None, default: int | None) -> dict:
+    """The first few wrong variants of each answer (all of them when `default` is None)."""
+    if default is None:
+        return wrong
+    per_name = per_name or {}
+    return {name: dict(list(variants.items())[:per_name.get(name, default)])
+            for name, variants in wrong.items()}
+
+
 def build_submissions(assignment_id: str, wrong: dict, correct: dict) -> dict[str, object]:
     """student id -> notebook: `solution`, `release`, `wrong-<name>-<variant>`, `correct-<v>`."""
     notebooks = {"solution": make_submission(assignment_id),
                  "release": released_notebook(assignment_id)}
     for name, variants in wrong.items():
         for variant, source in variants.items():
-            student = f"wrong-{name}-{variant}".replace("_", "-")
-            notebooks[student] = make_submission(assignment_id, {name: source})
+            notebooks[student_id("wrong", name, variant)] = make_submission(
+                assignment_id, {name: source})
     for variant, overrides in correct.items():
-        notebooks[f"correct-{variant}".replace("_", "-")] = make_submission(assignment_id,
-                                                                            overrides)
+        notebooks[student_id("correct", variant)] = make_submission(assignment_id, overrides)
     return notebooks
 
 
 def grade_variants(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict, jobs: int = 2):
-    """Autograde every variant; return (grades, points per test cell, seconds per submission)."""
+    """Autograde every variant in ONE run; (grades, points per test cell, s per submission)."""
     notebooks = build_submissions(assignment_id, wrong, correct)
     root = write_submissions(tmp_path / "submissions", assignment_id, notebooks)
     start = time.perf_counter()
@@ -43,8 +67,10 @@ def grade_variants(tmp_path: Path, assignment_id: str, wrong: dict, correct: dic
     return grades, autograded_cells(assignment_id), per_submission
 
 
-def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) -> list[str]:
+def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict,
+             dependents: dict[str, set[str]] | None = None) -> list[str]:
     """Every way the grades differ from what the variants should get (empty when all is well)."""
+    dependents = dependents or {}
     found = []
 
     def score(student: str, cell: str) -> float:
@@ -57,19 +83,33 @@ def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict) 
             found.append(f"release: {cell} {score('release', cell)}, expected 0")
     for name, variants in wrong.items():
         for variant in variants:
-            student = f"wrong-{name}-{variant}".replace("_", "-")
-            # Importing the course library is flagged as tampering: the grader zeroes the whole
-            # notebook, not only the cell that tests the imported name.
-            whole_notebook = variant.startswith("imports_")
+            student = student_id("wrong", name, variant)
+            may_lose = dependents.get(name, set())
             for cell, points in cells.items():
                 got = score(student, cell)
-                if cell == f"test_{name}" and not got < points:
-                    found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
-                elif cell != f"test_{name}" and got != points and not whole_notebook:
+                if cell == f"test_{name}":
+                    if not got < points:
+                        found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
+                elif got != points and cell not in may_lose and not whole_notebook_zeroed(variant):
                     found.append(f"{student}: {cell} {got} / {points}, expected full marks")
     for variant in correct:
-        student = f"correct-{variant}".replace("_", "-")
+        student = student_id("correct", variant)
         for cell, points in cells.items():
             if score(student, cell) != points:
                 found.append(f"{student}: {cell} {score(student, cell)} / {points}")
     return found
+
+
+def run(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict,
+        dependents: dict[str, set[str]] | None = None,
+        per_name: dict[str, int] | None = None, default: int | None = None) -> list[str]:
+    """Grade the variants and return the problems; prints the time per submission."""
+    wrong = select(wrong, per_name, default)
+    grades, cells, seconds = grade_variants(tmp_path, assignment_id, wrong, correct)
+    count = sum(len(v) for v in wrong.values())
+    print(f"{assignment_id}: {count} wrong + {len(correct)} correct variants, "
+          f"{seconds:.1f} s of autograde per submission")
+    expected_cells = {f"test_{name}" for name in wrong}
+    if set(cells) != expected_cells:
+        return [f"test cells {sorted(cells)}, expected {sorted(expected_cells)}"]
+    return problems(grades, cells, wrong, correct, dependents)

@@ -1,0 +1,88 @@
+"""Unit tests of the hidden-test logic for ex1-ex3 (no kernel, no nbgrader).
+
+For each assignment: the solution and every correct variant pass every check (and the visible
+tests); every wrong variant fails the check of its own name with an observed/expected message.
+"""
+
+import pytest
+import variants_ex1
+import variants_ex2
+import variants_ex3
+from submissions import load_answers, visible_tests
+
+from grader.checks import ex1, ex2, ex3
+from grader.checks.common import CheckFailure
+
+ASSIGNMENTS = {
+    "ex1_degradation": (variants_ex1, {
+        "plain_mlp": ex1.check_plain_mlp,
+        "training_error": ex1.check_training_error,
+        "layer_gradient_norms": ex1.check_layer_gradient_norms,
+    }),
+    "ex2_identity": (variants_ex2, {
+        "ResidualBlock": ex2.check_residual_block,
+        "zero_init_residual_": ex2.check_zero_init_residual,
+        "residual_mlp": ex2.check_residual_mlp,
+    }),
+    "ex3_shortcuts": (variants_ex3, {
+        "ZeroPadShortcut": ex3.check_zero_pad_shortcut,
+        "ProjectionShortcut": ex3.check_projection_shortcut,
+        "BasicBlock": ex3.check_basic_block,
+    }),
+}
+
+
+def _cases(kind: str) -> list[tuple[str, ...]]:
+    cases = []
+    for assignment, (variants, checks) in ASSIGNMENTS.items():
+        if kind == "names":
+            cases += [(assignment, name) for name in checks]
+        elif kind == "correct":
+            cases += [(assignment, v) for v in variants.CORRECT]
+        else:
+            cases += [(assignment, n, v) for n in variants.WRONG for v in variants.WRONG[n]]
+    return cases
+
+
+@pytest.mark.parametrize("assignment,name", _cases("names"))
+def test_solution_passes(assignment, name):
+    checks = ASSIGNMENTS[assignment][1]
+    solution = load_answers(assignment)
+    for _ in range(3):  # fresh random inputs each time
+        checks[name](solution[name])
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_passes_visible_tests(assignment):
+    solution = load_answers(assignment)
+    for source in visible_tests(assignment).values():
+        exec(source, dict(solution))
+
+
+@pytest.mark.parametrize("assignment,variant", _cases("correct"))
+def test_correct_variant_passes(assignment, variant):
+    variants, checks = ASSIGNMENTS[assignment]
+    namespace = load_answers(assignment, variants.CORRECT[variant])
+    for name, check in checks.items():
+        check(namespace[name])
+    for source in visible_tests(assignment).values():  # the visible tests accept it too
+        exec(source, namespace)
+
+
+@pytest.mark.parametrize("assignment,name,variant", _cases("wrong"))
+def test_wrong_variant_fails(assignment, name, variant):
+    variants, checks = ASSIGNMENTS[assignment]
+    namespace = load_answers(assignment, {name: variants.WRONG[name][variant]})
+    with pytest.raises(CheckFailure) as info:
+        checks[name](namespace[name])
+    message = str(info.value)
+    assert "observed" in message and "expected" in message
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_contract_name_has_variants(assignment):
+    variants, checks = ASSIGNMENTS[assignment]
+    assert set(variants.WRONG) == set(checks)
+    assert all(len(v) >= 3 for v in variants.WRONG.values())
+    assert len(variants.CORRECT) >= 2
+    assert all(set(checks) <= set(answers) for answers in variants.CORRECT.values())

@@ -1,0 +1,36 @@
+"""Every assignment graded end to end: wrong answers lose points, correct ones get full marks.
+
+One `python -m grader autograde` run per assignment (see tests/variant_grading.py).
+"""
+
+import pytest
+import variants_ex1
+import variants_ex2
+import variants_ex3
+import variants_ex4
+import variants_ex5
+from variant_grading import run
+
+# assignment -> (variants module, cells that a wrong answer may also cost, how many per name)
+ASSIGNMENTS = {
+    "ex1_degradation": (variants_ex1, {}, {}),
+    "ex2_identity": (variants_ex2,
+                     {"ResidualBlock": {"test_residual_mlp", "test_zero_init_residual_"}}, {}),
+    "ex3_shortcuts": (variants_ex3,
+                      {"ZeroPadShortcut": {"test_BasicBlock"},
+                       "ProjectionShortcut": {"test_BasicBlock"}},
+                      {"BasicBlock": 5}),
+    "ex4_image_resnets": (variants_ex4, {}, None),
+    "ex5_gpu_training": (variants_ex5, {}, None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_variants_graded_end_to_end(tmp_path, assignment):
+    variants, dependents, per_name = ASSIGNMENTS[assignment]
+    # ex1-ex3 have many wrong variants (all checked in-process); the first 3 per answer run here.
+    default = None if per_name is None else 3
+    problems = run(tmp_path, assignment, variants.WRONG, variants.CORRECT, dependents,
+                   per_name, default)
+    assert problems == []
