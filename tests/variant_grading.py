@@ -7,9 +7,8 @@ the cells of answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a w
 breaks BasicBlock); every other cell must keep full marks. Correct variants and the solution get
 full marks everywhere, the release 0.
 
-Every wrong variant is checked in-process by tests/test_checks_ex*.py; to keep this run short it
-may grade only the first few wrong variants of each answer (the variants files list the most
-instructive first).
+The same variants are also checked in-process, faster and with their messages, by
+tests/test_checks_ex*.py.
 """
 
 from __future__ import annotations
@@ -33,15 +32,6 @@ def student_id(kind: str, *parts: str) -> str:
 def whole_notebook_zeroed(variant: str) -> bool:
     """Using the course library is flagged as tampering: the grader zeroes every cell."""
     return variant.startswith("imports_") or "library" in variant
-
-
-def select(wrong: dict, per_name: dict[str, int] | None, default: int | None) -> dict:
-    """The first few wrong variants of each answer (all of them when `default` is None)."""
-    if default is None:
-        return wrong
-    per_name = per_name or {}
-    return {name: dict(list(variants.items())[:per_name.get(name, default)])
-            for name, variants in wrong.items()}
 
 
 def build_submissions(assignment_id: str, wrong: dict, correct: dict) -> dict[str, object]:
@@ -101,10 +91,8 @@ def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict,
 
 
 def run(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict,
-        dependents: dict[str, set[str]] | None = None,
-        per_name: dict[str, int] | None = None, default: int | None = None) -> list[str]:
+        dependents: dict[str, set[str]] | None = None) -> list[str]:
     """Grade the variants and return the problems; prints the time per submission."""
-    wrong = select(wrong, per_name, default)
     grades, cells, seconds = grade_variants(tmp_path, assignment_id, wrong, correct)
     count = sum(len(v) for v in wrong.values())
     print(f"{assignment_id}: {count} wrong + {len(correct)} correct variants, "
