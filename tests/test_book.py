@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+from site_tools import toc_pages
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +29,6 @@ MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN T
 MIN_LINE = 20  # shorter lines ("return x", "model.eval()") are too generic to call a leak
 REGION_START = re.compile(r"#+\s*BEGIN (SOLUTION|HIDDEN TESTS)")
 REGION_END = re.compile(r"#+\s*END (SOLUTION|HIDDEN TESTS)")
-
-
-def toc_pages() -> list[str]:
-    """Every document _toc.yml lists, without suffix (e.g. 'book/intro')."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                pages.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    walk(toc.get("chapters", []))
-    return [re.sub(r"\.(md|ipynb)$", "", page) for page in pages]
 
 
 @pytest.fixture(scope="module")
