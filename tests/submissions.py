@@ -6,6 +6,8 @@ Shared by the end-to-end tests of the exercises (tests/test_variants.py) and of 
 * ``make_submission(id, ov)``  the RELEASED notebook with every answer cell solved, then overrides
 * ``write_submissions(...)``   lay notebooks out as SUBMISSIONS/<student>/<id>/<id>.ipynb
 * ``autograde(...)``           run ``python -m grader autograde`` and read grades_by_cell.csv
+* ``run_grader(*args)``        any ``python -m grader`` command, venv's bin on PATH or not
+* ``pids_under(folder)``       processes still running inside a grading folder
 """
 
 from __future__ import annotations
@@ -91,24 +93,55 @@ def write_submissions(root: Path, assignment_id: str, notebooks: dict[str, objec
     return root
 
 
-def grader_env() -> dict[str, str]:
-    """Environment for the grader subprocess: the venv's bin first (nbgrader runs `alembic`)."""
+def grader_env(venv_on_path: bool = True) -> dict[str, str]:
+    """Environment for a grader subprocess.
+
+    With the venv's bin first on PATH (as under `make test`), or with it removed, as an instructor
+    runs `.venv/bin/python -m grader` without activating the venv: then the grader itself must
+    find `alembic`, which nbgrader's Gradebook runs.
+    """
     env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    venv_bin = str(Path(sys.executable).parent)
+    others = [p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin]
+    if venv_on_path:
+        env["PATH"] = os.pathsep.join([str(VENV_BIN), *others])
+    else:
+        env["PATH"] = os.pathsep.join(others) or "/usr/bin:/bin"
     env.setdefault("MPLBACKEND", "Agg")
     return env
+
+
+def run_grader(*args: str, venv_on_path: bool = True,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m grader ARGS`` in the repository, output captured."""
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=REPO,
+                          env=grader_env(venv_on_path), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def run_autograde(submissions_root: Path, workdir: Path, assignment_id: str | None = None,
                   jobs: int = 2, timeout: float = 900, extra_args: list[str] | None = None):
     """Run ``python -m grader autograde`` and return the CompletedProcess (output captured)."""
-    cmd = [sys.executable, "-m", "grader", "autograde", str(submissions_root),
-           "--workdir", str(workdir), "--jobs", str(jobs)]
+    args = ["autograde", str(submissions_root), "--workdir", str(workdir), "--jobs", str(jobs)]
     if assignment_id is not None:
-        cmd += ["--assignment", assignment_id]
-    cmd += extra_args or []
-    return subprocess.run(cmd, cwd=REPO, env=grader_env(), capture_output=True, text=True,
-                          timeout=timeout)
+        args += ["--assignment", assignment_id]
+    return run_grader(*args, *(extra_args or []), timeout=timeout)
+
+
+def pids_under(folder: Path) -> list[int]:
+    """Live processes whose working directory is inside `folder` (a graded notebook's kernel
+    and everything it started run there; other graders on the machine do not)."""
+    folder = Path(folder).resolve()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
+            except OSError:
+                continue
+            if cwd.is_relative_to(folder):
+                pids.append(int(entry))
+    return pids
 
 
 def read_grades_by_cell(workdir: Path, assignment_id: str | None = None):

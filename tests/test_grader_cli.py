@@ -11,14 +11,12 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from submissions import run_grader
 
 from grader.cli import main
 from grader.course import Roots, list_assignments
@@ -95,13 +93,9 @@ def _hashes(folder: Path) -> dict[str, tuple[str, int]]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _grader(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and p != venv_bin) or "/usr/bin:/bin"
-    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
-                          text=True, env=env, timeout=900)
+def _grader(*args: str):
+    """`python -m grader ARGS` as an instructor runs it (venv's bin/ not on PATH)."""
+    return run_grader(*args, venv_on_path=False, timeout=900)
 
 
 def _autograde(root: Path, submissions: Path, workdir: Path, *extra: str):

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from submissions import grader_env, pids_under, run_grader
 
 from grader.sandbox import sandbox_available
 
@@ -179,12 +180,6 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_grader(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=REPO)
-
-
 def autograde_args(root: Path, submissions: Path, work: Path, *extra: str) -> list[str]:
     return ["autograde", str(submissions), "--workdir", str(work), "--root", str(root),
             "--cell-timeout", str(CELL_TIMEOUT), "--notebook-timeout", "120",
@@ -194,22 +189,6 @@ def autograde_args(root: Path, submissions: Path, work: Path, *extra: str) -> li
 def read_csv(path: Path) -> dict[str, dict]:
     with path.open() as f:
         return {row["student_id"]: row for row in csv.DictReader(f)}
-
-
-def _pids_under(folder: Path) -> list[int]:
-    """Live processes whose working directory is inside `folder` (a graded notebook's kernel
-    and everything it started run there; other graders on the machine do not)."""
-    folder = Path(folder).resolve()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
-            except OSError:
-                continue
-            if cwd.is_relative_to(folder):
-                pids.append(int(entry))
-    return pids
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +284,7 @@ def test_huge_output_is_kept_out_of_notebook_and_feedback(course):
 def test_no_process_outlives_grading(course):
     assert course["result"].returncode == 0
     # every kernel, its `sleep 600` children and the setsid() daemon ran in the work folder
-    assert _pids_under(course["work"]) == []
+    assert pids_under(course["work"]) == []
 
 
 def test_second_run_gives_the_same_grades(course):
@@ -345,10 +324,9 @@ def test_killed_run_leaves_a_gradebook_the_next_run_continues(course, tmp_path):
     students = ["good", "infinite_loop", "tamper_eq"]
     submissions = _subset(course, tmp_path, students)
     work = tmp_path / "work"
-    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
     proc = subprocess.Popen([sys.executable, "-m", "grader",
                              *autograde_args(course["root"], submissions, work)],
-                            stdout=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, text=True, env=grader_env(), cwd=REPO,
                             start_new_session=True)
     lines = []
     for line in proc.stdout:  # kill right after the first submission is recorded
@@ -359,9 +337,9 @@ def test_killed_run_leaves_a_gradebook_the_next_run_continues(course, tmp_path):
     proc.wait(timeout=30)
     assert lines and lines[-1].startswith("graded "), lines
     deadline = time.monotonic() + 15
-    while _pids_under(work) and time.monotonic() < deadline:
+    while pids_under(work) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert _pids_under(work) == []  # the half-run kernel died with its grader
+    assert pids_under(work) == []  # the half-run kernel died with its grader
     result = run_grader(*autograde_args(course["root"], submissions, work))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("(from an earlier run)") >= 1

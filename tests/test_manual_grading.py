@@ -10,15 +10,14 @@ autograde runs of one submission), so marked slow.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from submissions import run_grader
 
 from grader.cli import main
 from grader.course import put_venv_on_path
@@ -33,12 +32,7 @@ ANSWER = "Because 2 * x is x added to itself."
 
 def _grader(*args: str) -> subprocess.CompletedProcess:
     """`python -m grader ARGS` as an instructor runs it (venv's bin/ not on PATH)."""
-    env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep)
-                                  if p and p != venv_bin) or "/usr/bin:/bin"
-    proc = subprocess.run([sys.executable, "-m", "grader", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = run_grader(*args, venv_on_path=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 

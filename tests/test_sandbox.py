@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from submissions import pids_under
 from traitlets.config import Config
 
 from grader import sandbox
@@ -139,23 +140,7 @@ def test_watchdog_kills_the_notebook_and_its_children(tmp_path):
     assert report["watchdog"] is True and report["kernel_died"] is True
     assert run_flags(report) == ["timeout"]
     assert cells[2].outputs[0]["ename"] == "KernelDied"
-    assert _pids_under(tmp_path) == []
-
-
-def _pids_under(folder: Path) -> list[int]:
-    """Live processes whose working directory is inside `folder` (a graded notebook's kernel
-    and everything it started run there; other graders on the machine do not)."""
-    folder = Path(folder).resolve()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
-            except OSError:
-                continue
-            if cwd.is_relative_to(folder):
-                pids.append(int(entry))
-    return pids
+    assert pids_under(tmp_path) == []
 
 
 @pytest.mark.slow
