@@ -247,3 +247,14 @@ def _global_reference(name: str, value: object, owner: object, seen: set[int]) -
             value, types.FunctionType | type):
         return library_references(value, seen)  # the student's own helper: look inside it
     return []
+
+
+def build_module(cls, name: str, call: str, *args, **kwargs) -> torch.nn.Module:
+    """Instantiate the student's class `name` (warnings silenced) as `call` describes it; it must
+    give an nn.Module of the student's own making."""
+    with quiet():
+        module = cls(*args, **kwargs)
+    expect(isinstance(module, torch.nn.Module), f"{call} must be an nn.Module",
+           type(module).__name__, "an nn.Module subclass")
+    expect_own_implementation(module, name)
+    return module

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.checks.common import (
+    build_module,
     count_params,
     expect,
     expect_close,
@@ -46,11 +47,7 @@ def check_residual_block(ResidualBlock) -> None:
     expect_own_implementation(ResidualBlock, "ResidualBlock")
     fresh_seed()
     for features in (randint(2, 5), randint(8, 24)):
-        with quiet():
-            block = ResidualBlock(features)
-        expect(isinstance(block, nn.Module), "ResidualBlock must be an nn.Module",
-               type(block).__name__, "an nn.Module subclass")
-        expect_own_implementation(block, "ResidualBlock")
+        block = build_module(ResidualBlock, "ResidualBlock", "ResidualBlock", features)
         for name in ("linear1", "linear2"):
             _expect_square_linear(getattr(block, name, None), name, features)
         expected_params = 2 * (features * features + features)

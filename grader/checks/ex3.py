@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.checks.common import (
+    build_module,
     count_params,
     expect,
     expect_close,
@@ -81,11 +82,8 @@ def check_zero_pad_shortcut(ZeroPadShortcut) -> None:
     cases = [(C, 2 * C, 2), (C, C + randint(1, 3), 2), (C, 2 * C, 1), (C, C, 1), (C, 2 * C, 3)]
     for in_channels, out_channels, stride in cases:
         args = f"ZeroPadShortcut({in_channels}, {out_channels}, {stride})"
-        with quiet():
-            shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
-        expect(isinstance(shortcut, nn.Module), f"{args} must be an nn.Module",
-               type(shortcut).__name__, "an nn.Module subclass")
-        expect_own_implementation(shortcut, "ZeroPadShortcut")
+        shortcut = build_module(ZeroPadShortcut, "ZeroPadShortcut", args,
+                                in_channels, out_channels, stride)
         params = count_params(shortcut)
         expect(params == 0, f"{args} must have no parameters (option A is parameter-free)",
                f"{params} parameters", "0 parameters")
@@ -147,11 +145,8 @@ def check_projection_shortcut(ProjectionShortcut) -> None:
     C = randint(2, 6)
     for in_channels, out_channels, stride in [(C, 2 * C, 2), (C, C + randint(1, 4), 1)]:
         args = f"ProjectionShortcut({in_channels}, {out_channels}, {stride})"
-        with quiet():
-            shortcut = ProjectionShortcut(in_channels, out_channels, stride)
-        expect(isinstance(shortcut, nn.Module), f"{args} must be an nn.Module",
-               type(shortcut).__name__, "an nn.Module subclass")
-        expect_own_implementation(shortcut, "ProjectionShortcut")
+        shortcut = build_module(ProjectionShortcut, "ProjectionShortcut", args,
+                                in_channels, out_channels, stride)
         conv, bn = projection_parts(shortcut, in_channels, out_channels, stride, args)
         x = _image(randint(3, 5), in_channels, randint(5, 9), randint(5, 9))
         for training in (True, False):
@@ -204,11 +199,8 @@ def check_basic_block(BasicBlock) -> None:
     fresh_seed()
     for in_channels, out_channels, stride, option in _block_cases():
         args = f'BasicBlock({in_channels}, {out_channels}, stride={stride}, shortcut="{option}")'
-        with quiet():
-            block = BasicBlock(in_channels, out_channels, stride=stride, shortcut=option)
-        expect(isinstance(block, nn.Module), f"{args} must be an nn.Module",
-               type(block).__name__, "an nn.Module subclass")
-        expect_own_implementation(block, "BasicBlock")
+        block = build_module(BasicBlock, "BasicBlock", args,
+                             in_channels, out_channels, stride=stride, shortcut=option)
         kind = _shortcut_kind(in_channels, out_channels, stride, option)
         _expect_block_layers(block, args, in_channels, out_channels, stride, kind)
         x = _image(randint(3, 5), in_channels, randint(5, 9), randint(5, 9))
