@@ -118,6 +118,15 @@ def register_assignment(settings: GradingSettings, assignment_id: str) -> None:
                            f"{_log_text(result)}")
 
 
+def register_students(settings: GradingSettings, student_ids: list[str]) -> None:
+    """Add every student to the gradebook before workers start. nbgrader's Autograde creates a
+    missing student with find-then-insert, so two workers grading the same new student's two
+    assignments at once could both insert it (UNIQUE constraint failed: student.id)."""
+    with Gradebook(settings.db_url) as gb:
+        for student_id in sorted(set(student_ids)):
+            gb.update_or_create_student(student_id)
+
+
 def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) -> Outcome:
     """nbgrader autograde + generate_feedback for one submission (runs in a worker process)."""
     start = time.monotonic()
@@ -331,6 +340,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
                 log(_describe(outcomes[student_id, aid]))
             else:
                 todo.append((student_id, aid))
+    register_students(settings, [s for s, _ in todo])
     for outcome in run_jobs(settings, todo, jobs, log):
         outcomes[outcome.student_id, outcome.assignment_id] = outcome
 

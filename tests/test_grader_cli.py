@@ -248,3 +248,32 @@ def test_check_passes_on_the_real_assignments() -> None:
     """Every solution full marks, every release 0, exercises/ up to date (all assignments)."""
     proc = _grader("check", "--root", str(REPO), "--jobs", "2")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+
+def test_students_exist_before_parallel_workers_start(course: dict, tmp_path: Path,
+                                                      monkeypatch) -> None:
+    """With --jobs N, two workers may grade one new student's two assignments at once, and
+    nbgrader creates a missing student by find-then-insert: both would insert it (UNIQUE
+    constraint failed: student.id, a grading-error). autograde adds every student first."""
+    from nbgrader.api import Gradebook
+
+    import grader.autograde as autograde_module
+
+    seen = {}
+
+    def fake_run_jobs(settings, todo, jobs, log):
+        with Gradebook(settings.db_url) as gb:
+            seen["students"] = sorted(s.id for s in gb.students)
+        seen["todo"] = sorted({s for s, _ in todo})
+        return []
+
+    monkeypatch.setattr(autograde_module, "run_jobs", fake_run_jobs)
+    submissions = tmp_path / "submissions"
+    for student in ("zoe", "yann"):
+        folder = submissions / student / "toy"
+        folder.mkdir(parents=True)
+        nbformat.write(_submission(course["root"]), folder / "toy.ipynb")
+    autograde_module.autograde(submissions, tmp_path / "work", Roots.from_root(course["root"]),
+                               jobs=2, sandbox=False, log=lambda line: None)
+    assert seen["todo"] == ["yann", "zoe"]
+    assert seen["students"] == ["yann", "zoe"]
