@@ -135,7 +135,7 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
         app = Autograde(coursedir=settings.coursedir(assignment_id, student_id),
                         config=settings.config())
         app.force = True
-        app.create_student = True
+        app.create_student = False  # register_students added them before the workers started
         with setenv(**KERNEL_ENV), warnings.catch_warnings():
             # nbgrader's add_submission trips SQLAlchemy autoflush warnings; the rows are right
             warnings.simplefilter("ignore", SAWarning)

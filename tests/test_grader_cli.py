@@ -16,8 +16,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 from submissions import run_grader
 
+import grader.autograde as autograde_module
 from grader.cli import main
 from grader.course import Roots, list_assignments
 from grader.sandbox import sandbox_available
@@ -255,10 +257,6 @@ def test_students_exist_before_parallel_workers_start(course: dict, tmp_path: Pa
     """With --jobs N, two workers may grade one new student's two assignments at once, and
     nbgrader creates a missing student by find-then-insert: both would insert it (UNIQUE
     constraint failed: student.id, a grading-error). autograde adds every student first."""
-    from nbgrader.api import Gradebook
-
-    import grader.autograde as autograde_module
-
     seen = {}
 
     def fake_run_jobs(settings, todo, jobs, log):
