@@ -16,6 +16,8 @@ SYSTEM_PACKAGES := chromium bubblewrap postgresql
 
 help:
 	@echo "make book   build the Jupyter Book into _build/html (executes chapters, cached)"
+	@echo "           EDITION=self-study: with reference implementations in spoilers, into"
+	@echo "           _build/self-study/_build/html"
 	@echo "make test   install missing Debian packages, ruff, then the whole pytest suite"
 	@echo "           (library, exercises and grader, sandbox, book build, site checks in Chromium)"
 	@echo "make lint   ruff only"
@@ -41,8 +43,17 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# EDITION=course (default): no page shows the implementation of an object students write.
+# EDITION=self-study: those implementations in collapsed spoilers, built into _build/self-study
+# (same execution cache). See _ext/editions.py.
+EDITION ?= course
+BOOK_OUT_course :=
+BOOK_OUT_self-study := --path-output _build/self-study
+
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	@case "$(EDITION)" in course|self-study) ;; \
+	  *) echo "EDITION must be course or self-study, not '$(EDITION)'"; exit 2;; esac
+	COURSE_EDITION=$(EDITION) $(BIN)/jupyter-book build . -W -n --keep-going $(BOOK_OUT_$(EDITION))
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""Command line: `python -m grader {release,check,autograde,export}` (see `--help` of each)."""
+"""Command line: `python -m grader {release,check,autograde,export,publish}` (see `--help`)."""
 
 from __future__ import annotations
 
@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="course directory of an earlier `autograde`")
     export.add_argument("--db-url", default=None, metavar="URL",
                         help="gradebook database URL (default: the one that autograde used)")
+
+    publish = sub.add_parser(
+        "publish", help="write the reader repository (book, library, exercises) into DEST",
+        description="Write the tree of the public reader repository, the one students clone "
+        "and _config.yml's repository.url names: book sources, the course library, the "
+        "released exercises, _config.yml/_toc.yml, requirements, a student README and a "
+        "Makefile whose `make book` works there. Never solutions/, grader/ or tests/. Exit 1, "
+        "with nothing written, if any solution, hidden-test or rubric text would reach it. "
+        "DEST must be empty, new, or an earlier publication (its .git is kept).")
+    publish.add_argument("dest", type=Path, metavar="DEST", help="folder to write")
+    publish.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
     return parser
 
 
@@ -112,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _export(args)
+        if args.command == "publish":
+            return _publish(roots, args)
         if args.command == "release":
             return _release(roots, args)
         if args.command == "check":
@@ -128,6 +141,17 @@ def _release(roots: Roots, args: argparse.Namespace) -> int:
     try:
         release(roots, pick_assignments(roots, args.assignment))
     except ReleaseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _publish(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.publish import PublishError, publish
+
+    try:
+        publish(roots.solutions.parent, args.dest)
+    except PublishError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import builtins
 import fnmatch
+import functools
 import io
 import keyword
 import math
@@ -222,6 +223,15 @@ def longest_common_run(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 
 def shows(definition_tokens: tuple[str, ...], code_tokens: tuple[str, ...],
           min_run: int = MIN_RUN) -> bool:
-    """Whether a code block with `code_tokens` shows the definition's implementation."""
+    """Whether a code block with `code_tokens` shows the definition's implementation: they share
+    a run of `needed` tokens (checked with a set of the definition's runs of that length)."""
     needed = min(min_run, math.ceil(SHORT_SHARE * len(definition_tokens)))
-    return needed > 0 and longest_common_run(definition_tokens, code_tokens) >= needed
+    if needed <= 0 or len(code_tokens) < needed:
+        return False
+    runs = _runs(definition_tokens, needed)
+    return any(code_tokens[i:i + needed] in runs for i in range(len(code_tokens) - needed + 1))
+
+
+@functools.lru_cache(maxsize=512)
+def _runs(tokens: tuple[str, ...], length: int) -> frozenset[tuple[str, ...]]:
+    return frozenset(tokens[i:i + length] for i in range(len(tokens) - length + 1))
