@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
         "with nothing written, if any solution, hidden-test or rubric text would reach it. "
         "DEST must be empty, new, or an earlier publication (its .git is kept).")
     publish.add_argument("dest", type=Path, metavar="DEST", help="folder to write")
-    publish.add_argument("--root", type=Path, default=None, help=ROOT_HELP)
+    publish.add_argument("--root", type=Path, default=None,
+                         help=f"instructor repository to publish from (default: ${ROOT_ENV} "
+                         "if set, else this repository)")
     return parser
 
 

@@ -60,7 +60,7 @@ class Definition:
     origin: str  # "solutions/ex3_shortcuts" or "resnet_course.models"
     source: str
 
-    @property
+    @functools.cached_property
     def tokens(self) -> tuple[str, ...]:
         return normalised_tokens(self.source)
 

@@ -59,7 +59,8 @@ def ensure_built() -> Path:
     """Build the book (cached execution) unless _build/html is newer than its sources."""
     index = HTML / "index.html"
     if not index.exists() or index.stat().st_mtime < _newest_source_mtime():
-        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+        env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+                   COURSE_EDITION="course")  # the default edition, whatever the shell says
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", ".", "-W", "-n",
                "--keep-going"]
         result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -34,7 +34,8 @@ REGION_END = re.compile(r"#+\s*END (SOLUTION|HIDDEN TESTS)")
 @pytest.fixture(scope="module")
 def build() -> subprocess.CompletedProcess:
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    env = dict(os.environ, PATH=f"{jupyter_book.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = dict(os.environ, PATH=f"{jupyter_book.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+               COURSE_EDITION="course")  # the default edition, whatever the shell says
     return subprocess.run(
         [str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
         cwd=ROOT,

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from grader.graded import Definition, graded_definitions, normalised_tokens, shows
+from grader.publish import reader_repository
 
 pytestmark = pytest.mark.slow
 
@@ -101,8 +102,13 @@ def appearances(html_dir: Path) -> list[tuple[str, Definition, bool]]:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory) -> list[tuple[str, Definition, bool]]:
-    return appearances(build("course", tmp_path_factory.mktemp("course")))
+def course_html(tmp_path_factory) -> Path:
+    return build("course", tmp_path_factory.mktemp("course"))
+
+
+@pytest.fixture(scope="module")
+def course(course_html) -> list[tuple[str, Definition, bool]]:
+    return appearances(course_html)
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +154,12 @@ def test_known_given_code_is_still_there(course):
     assert seen == GIVEN_IN_LATER_EXERCISES, (
         f"no longer on those pages (remove from GIVEN_IN_LATER_EXERCISES): "
         f"{sorted(GIVEN_IN_LATER_EXERCISES - seen)}")
+
+
+def test_intro_and_buttons_point_at_the_reader_repository(course_html):
+    url = reader_repository(ROOT)
+    intro = (course_html / "book" / "intro.html").read_text(encoding="utf-8")
+    text = unescape(re.sub(r"<[^>]+>", "", intro))
+    assert f"git clone {url}" in text and f"cd {url.rsplit('/', 1)[-1]}" in text
+    assert "{{" not in text
+    assert f'href="{url}"' in intro  # the repository button
