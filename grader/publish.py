@@ -138,8 +138,9 @@ def publish(root: Path, dest: Path, log=print) -> list[str]:
     """Stage, check and write the reader tree into `dest` (its .git, if any, is kept).
     Returns the top-level names written. PublishError, with nothing written, on a leak."""
     root, dest = root.resolve(), dest.resolve()
-    if dest == root or root in dest.parents and dest.parts[len(root.parts)] in PUBLIC:
-        raise PublishError(f"{dest} is inside the instructor repository's public files")
+    tops = {rel.split("/")[0] for rel in PUBLIC}
+    if dest == root or root in dest.parents and dest.parts[len(root.parts)] in tops:
+        raise PublishError(f"{dest} is the instructor repository or inside a folder it publishes")
     _check_dest(dest)
     with tempfile.TemporaryDirectory(prefix="grader-publish-") as tmp:
         staged = Path(tmp) / "reader"

@@ -157,6 +157,14 @@ def test_dest_must_be_empty_or_an_earlier_publication(tmp_path):
     assert (dest / STAMP).is_file()
 
 
+def test_dest_inside_what_is_published_is_refused(tmp_path):
+    root = toy_root(tmp_path)
+    for dest in (root, root / "book" / "reader", root / "src" / "reader"):
+        with pytest.raises(PublishError, match="instructor repository or inside"):
+            publish(root, dest, log=lambda *_: None)
+    assert not (root / "book" / "reader").exists()
+
+
 def test_cli_publish_exit_codes(tmp_path, capsys):
     root = toy_root(tmp_path)
     assert main(["publish", str(tmp_path / "ok"), "--root", str(root)]) == 0
