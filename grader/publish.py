@@ -67,8 +67,8 @@ def stage(root: Path, out: Path) -> None:
         text = (text.replace("{reader_repository}", url)
                 .replace("{reader_repository_name}", url.rsplit("/", 1)[-1]))
         (out / rel).write_text(text, encoding="utf-8")
-    (out / STAMP).write_text(f"Written by `python -m grader publish` from {url}'s instructor "
-                             "repository; do not edit here.\n", encoding="utf-8")
+    (out / STAMP).write_text(f"The reader repository {url}, written by the instructors' "
+                             "`python -m grader publish`; do not edit here.\n", encoding="utf-8")
 
 
 def private_lines(root: Path) -> set[str]:
