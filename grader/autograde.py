@@ -46,6 +46,7 @@ from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, co
 from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
+from grader.similarity import flag_similar
 from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
@@ -352,6 +353,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         elif (student_id, aid) in hand_grades:  # graded in this run
             manual.keep_hand_grades(settings.db_url, student_id, aid,
                                     hand_grades[student_id, aid])
+    flag_similar(workdir, assignments, roots.solutions, outcomes, log)  # flags, never scores
     write_reports(settings.db_url, workdir,
                   [(s, a, o.flags) for (s, a), o in outcomes.items()])
     save_run_record(workdir, settings.db_url,
