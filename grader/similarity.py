@@ -46,7 +46,7 @@ from pathlib import Path
 # student score above it.
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
-THRESHOLD = 0.83  # share of the smaller cell's fingerprints found in the other one
+THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
 MIN_SHARED = 8  # fewer shared fingerprints than this is too little code to mean anything
 # MOSS's -m: a fingerprint found in the same cell of more than this many students is the
 # natural way to write that passage, not evidence; it is ignored like given code.
@@ -238,8 +238,8 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
         text = _normalise(tok, before, after, bound)
         if text is None:
             continue
-        if text == NEWLINE and (not out or out[-1].text == NEWLINE):
-            continue  # one separator between statements, however they were written
+        if text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
+            continue  # one separator between statements; `if x: y` is the same as two lines
         out.append(Token(text, tok.start[0]))
     return out
 

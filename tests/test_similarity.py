@@ -60,6 +60,7 @@ def my_function(x,
 '''
     assert texts(original) == texts(disguised)
     assert texts(original)[:3] == ["def", "V", "("]
+    assert texts("if a:\n    b = 1\n") == texts("if a: b = 1")
 
 
 def test_names_used_are_kept_and_literals_canonicalised() -> None:
@@ -163,6 +164,12 @@ def test_references_are_matched_by_cell_or_as_library() -> None:
     assert [(m.student_id, m.source, m.source_cell) for m in matches] == \
         [("bob", sim.LIBRARY, "m.py")]  # the solution of another cell is not compared
     assert sim.flags_by_submission(matches) == {("bob", "ex"): {sim.REFERENCE_FLAG}}
+
+
+def test_the_toy_copies_of_the_end_to_end_test() -> None:
+    assert sim.score(SQUARE, SQUARE_COPY) >= sim.THRESHOLD
+    assert sim.score(TOY_LIBRARY, DOUBLE_COPY) >= sim.THRESHOLD
+    assert sim.score(SQUARE, SQUARE_OWN) < sim.THRESHOLD
 
 
 def test_too_little_shared_code_is_not_reported() -> None:
@@ -414,8 +421,8 @@ import warnings
 
 def square(x):
     # my loop
-    count = 0; total = 0
     m = abs(x)
+    count = 0; total = 0
     while count < m:
         total = total + m; count = count + 1
     if total < 0: raise ArithmeticError("negative")
@@ -443,8 +450,8 @@ def double(value: float) -> float:
 '''
 DOUBLE_COPY = '''def double(x):
     h = x / 2
+    pieces = [h, h, h, h]  # four quarters
     total = 0.0
-    pieces = [h, h, h, h]
     for p in pieces:
         total += p
     if total != total:
