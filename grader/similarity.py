@@ -47,7 +47,10 @@ from pathlib import Path
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
 THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
-MIN_SHARED = 8  # fewer shared fingerprints than this is too little code to mean anything
+# Fewer shared fingerprints than this (about four short lines) is too little code to mean
+# anything: pick_device, zero_init_residual_ or count_parameters have little room to differ, so
+# two honest students may write them alike. Such cells are never reported.
+MIN_SHARED = 12
 # MOSS's -m: a fingerprint found in the same cell of more than this many students is the
 # natural way to write that passage, not evidence; it is ignored like given code.
 COMMON_LIMIT = 10
