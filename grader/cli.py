@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the same cell of every other student, with the solution and with the course library, "
         "on winnowed fingerprints of normalised tokens (names bound in the cell, numbers and "
         "strings canonicalised; comments, docstrings, layout, annotations and the given code "
-        "left out). Write DIR/similarity.csv (student_id, assignment, cell, source, "
+        "left out). Write DIR/similarity.csv (student_id, assignment, cell, kind, source, "
         "source_cell, score, shared, lines, source_lines), highest score first. Changes no "
         "score; autograde runs the same report and flags similar-to-reference / "
         "similar-to-student in grades.csv and review.csv.")

@@ -10,14 +10,19 @@ and JPlag, a cell becomes a stream of normalised tokens:
   attributes, import aliases) becomes `V`, numbers become `NUM` and strings `STR`, so renaming
   and changed constants or messages do not hide a copy; names it only *uses* (`nn.Conv2d`,
   `F.relu`, `range`) stay, since they are what the code does;
-* `;` counts as a line break and a trailing comma before a closing bracket is dropped.
+* `;` counts as a line break, `if x: y` as the same on two lines; a trailing comma before a
+  closing bracket, parentheses that only group and type annotations are dropped.
+
+Names bound in another cell of the same notebook (or another file of the library) count as bound
+too, so a class defined in one cell and used in the next is `V` in both the copy and the original.
 
 Each k-gram of that stream is hashed and a winnowed subset kept as the cell's fingerprints,
 each remembering the source lines it covers. Fingerprints that also occur in the given code (the
 released notebook: stubs, docstrings, imports) are removed, as MOSS's base file does. The score of
 a pair is the share of the smaller cell's fingerprints that the other one has too, and a pair is
 reported only when it shares at least MIN_SHARED fingerprints, so that a few lines that any
-correct answer must contain (a `pick_device` has little room to differ) are not evidence.
+correct answer must contain (a `pick_device` has little room to differ) are not evidence; for
+the same reason a fingerprint that more than COMMON_LIMIT students share is ignored (MOSS's -m).
 
 Nothing here runs student code or changes a score: it reads notebooks as JSON and writes
 DIR/similarity.csv, and autograde adds the flags `similar-to-reference` (library or solution) and
@@ -38,12 +43,13 @@ import tokenize
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
-# Calibrated on tests/variants_ex*.py (tests/test_similarity.py prints the figures): independent
-# correct answers stay below THRESHOLD, disguised copies of the library, the solution or another
-# student score above it.
+# Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
+# independent correct answers (solution, variants, library) score at most 0.775, renamed,
+# reordered and reformatted copies at least 0.846; THRESHOLD sits between the two.
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
 THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
@@ -54,14 +60,15 @@ MIN_SHARED = 12
 # MOSS's -m: a fingerprint found in the same cell of more than this many students is the
 # natural way to write that passage, not evidence; it is ignored like given code.
 COMMON_LIMIT = 10
-MAX_NOTEBOOK_BYTES = 20 * 2**20  # larger hand-ins are not read (autograde flags them anyway)
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # larger hand-ins are not compared
 
 REFERENCE_FLAG = "similar-to-reference"
 STUDENT_FLAG = "similar-to-student"
+STUDENT = "student"
 SOLUTION = "solution"
 LIBRARY = "library"
-CSV_HEADER = ["student_id", "assignment", "cell", "source", "source_cell", "score", "shared",
-              "lines", "source_lines"]
+CSV_HEADER = ["student_id", "assignment", "cell", "kind", "source", "source_cell", "score",
+              "shared", "lines", "source_lines"]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS",
            "### END HIDDEN TESTS")
 SKIPPED = {token_types.COMMENT, token_types.NL, token_types.INDENT, token_types.DEDENT,
@@ -91,8 +98,9 @@ class Document:
     assignment: str
     cell: str  # grade_id, or the library file's path
     fingerprints: list[Fingerprint] = field(default_factory=list)
+    kind: str = STUDENT  # STUDENT, SOLUTION or LIBRARY (a student may be called "library")
 
-    @property
+    @cached_property
     def hashes(self) -> set[int]:
         return {f.hash for f in self.fingerprints}
 
@@ -107,6 +115,7 @@ class Match:
     student_id: str
     assignment: str
     cell: str
+    kind: str  # of the source: STUDENT, SOLUTION or LIBRARY
     source: str  # another student's id, SOLUTION or LIBRARY
     source_cell: str
     score: float
@@ -116,7 +125,7 @@ class Match:
 
     @property
     def flag(self) -> str:
-        return REFERENCE_FLAG if self.source in (SOLUTION, LIBRARY) else STUDENT_FLAG
+        return STUDENT_FLAG if self.kind == STUDENT else REFERENCE_FLAG
 
 
 # ---------------------------------------------------------------- tokens
@@ -374,8 +383,9 @@ def compare(doc: Document, other: Document, threshold: float = THRESHOLD,
     score = len(shared) / min(len(mine), len(theirs))
     if score < threshold:
         return None
-    return Match(doc.owner, doc.assignment, doc.cell, other.owner, other.cell, round(score, 3),
-                 len(shared), line_ranges(doc.lines(shared)), line_ranges(other.lines(shared)))
+    return Match(doc.owner, doc.assignment, doc.cell, other.kind, other.owner, other.cell,
+                 round(score, 3), len(shared), line_ranges(doc.lines(shared)),
+                 line_ranges(other.lines(shared)))
 
 
 def score(a: str, b: str, given: set[int] | frozenset[int] = frozenset()) -> float:
@@ -393,7 +403,7 @@ def drop_common(students: list[Document], limit: int = COMMON_LIMIT) -> list[Doc
         counts.update((doc.assignment, doc.cell, h) for h in doc.hashes)
     return [Document(doc.owner, doc.assignment, doc.cell,
                      [f for f in doc.fingerprints
-                      if counts[doc.assignment, doc.cell, f.hash] <= limit])
+                      if counts[doc.assignment, doc.cell, f.hash] <= limit], doc.kind)
             for doc in students]
 
 
@@ -413,7 +423,7 @@ def find_matches(students: list[Document], references: list[Document],
                 matches.append(match)
     for doc in students:
         for ref in references:
-            if ref.owner == LIBRARY or ref.cell == doc.cell:
+            if ref.kind == LIBRARY or ref.cell == doc.cell:
                 match = compare(doc, ref, threshold, min_shared)
                 if match is not None:
                     matches.append(match)
@@ -469,15 +479,15 @@ def library_documents(library: Path | None, given: set[int]) -> list[Document]:
     sources = {path: path.read_text(encoding="utf-8") for path in sorted(library.glob("*.py"))}
     context = context_names(sources.values())
     return [Document(LIBRARY, "", path.relative_to(library.parent).as_posix(),
-                     fingerprint(source, given, context))
+                     fingerprint(source, given, context), LIBRARY)
             for path, source in sources.items()]
 
 
-def notebook_documents(owner: str, assignment_id: str, nb: dict | None,
-                       given: set[int]) -> list[Document]:
+def notebook_documents(owner: str, assignment_id: str, nb: dict | None, given: set[int],
+                       kind: str = STUDENT) -> list[Document]:
     """A notebook's answer cells, names bound in any of its cells counted as bound."""
     context = context_names(code_cells(nb))
-    return [Document(owner, assignment_id, gid, fingerprint(src, given, context))
+    return [Document(owner, assignment_id, gid, fingerprint(src, given, context), kind)
             for gid, src in answer_cells(nb).items()]
 
 
@@ -487,8 +497,8 @@ def assignment_documents(workdir: Path, assignment_id: str,
     release = read_notebook(workdir / "release" / assignment_id / f"{assignment_id}.ipynb")
     given = given_hashes(code_cells(release), context_names(code_cells(release)))
     solution = read_notebook(workdir / "source" / assignment_id / f"{assignment_id}.ipynb")
-    references = notebook_documents(SOLUTION, assignment_id, solution, given)
-    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints)
+    references = notebook_documents(SOLUTION, assignment_id, solution, given, SOLUTION)
+    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY)
                    for d in library_documents(library, given)]
     students = []
     submitted = workdir / "submitted"
@@ -514,7 +524,7 @@ def write_csv(path: Path, matches: list[Match]) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CSV_HEADER)
         for m in matches:
-            writer.writerow([m.student_id, m.assignment, m.cell, m.source, m.source_cell,
+            writer.writerow([m.student_id, m.assignment, m.cell, m.kind, m.source, m.source_cell,
                              f"{m.score:.3f}", m.shared, m.lines, m.source_lines])
 
 
@@ -523,7 +533,7 @@ def flags_by_submission(matches: Iterable[Match]) -> dict[tuple[str, str], set[s
     flags: dict[tuple[str, str], set[str]] = {}
     for m in matches:
         flags.setdefault((m.student_id, m.assignment), set()).add(m.flag)
-        if m.flag == STUDENT_FLAG:
+        if m.kind == STUDENT:
             flags.setdefault((m.source, m.assignment), set()).add(STUDENT_FLAG)
     return flags
 

@@ -121,8 +121,8 @@ def test_line_ranges() -> None:
     assert sim.line_ranges([]) == ""
 
 
-def doc(owner: str, source: str, cell: str = "f", assignment: str = "ex") -> sim.Document:
-    return sim.Document(owner, assignment, cell, sim.fingerprint(source))
+def doc(owner: str, source: str, cell: str = "f", kind: str = sim.STUDENT) -> sim.Document:
+    return sim.Document(owner, "ex", cell, sim.fingerprint(source), kind)
 
 
 LONG = '''
@@ -159,11 +159,15 @@ def test_find_matches_reports_pairs_once_and_flags_both_students() -> None:
 
 def test_references_are_matched_by_cell_or_as_library() -> None:
     students = [doc("ann", LONG), doc("bob", OTHER)]
-    references = [doc(sim.SOLUTION, LONG, cell="g"), doc(sim.LIBRARY, "x = 1\n" + OTHER, "m.py")]
+    references = [doc(sim.SOLUTION, LONG, "g", sim.SOLUTION),
+                  doc(sim.LIBRARY, "x = 1\n" + OTHER, "m.py", sim.LIBRARY)]
     matches = sim.find_matches(students, references)
-    assert [(m.student_id, m.source, m.source_cell) for m in matches] == \
+    assert [(m.student_id, m.kind, m.source_cell) for m in matches] == \
         [("bob", sim.LIBRARY, "m.py")]  # the solution of another cell is not compared
     assert sim.flags_by_submission(matches) == {("bob", "ex"): {sim.REFERENCE_FLAG}}
+    # a student who happens to be called "library" is still a student
+    pair = sim.find_matches([doc("ann", OTHER), doc("library", OTHER)], [])
+    assert [m.flag for m in pair] == [sim.STUDENT_FLAG]
 
 
 def test_the_toy_copies_of_the_end_to_end_test() -> None:
@@ -220,23 +224,24 @@ def given(aid: str) -> set[int]:
     return sim.given_hashes(cells, sim.context_names(cells))
 
 
-def cells_of(owner: str, aid: str, nb, only: set[str] | None = None) -> dict[str, sim.Document]:
-    docs = sim.notebook_documents(owner, aid, nb, given(aid))
+def cells_of(owner: str, aid: str, nb, only: set[str] | None = None,
+             kind: str = sim.STUDENT) -> dict[str, sim.Document]:
+    docs = sim.notebook_documents(owner, aid, nb, given(aid), kind)
     return {d.cell: d for d in docs if only is None or d.cell in only}
 
 
 def honest_answers(aid: str, module) -> dict[str, dict[str, sim.Document]]:
     """owner -> cell -> document: the solution and each independently written correct variant
     (only the cells it writes itself)."""
-    answers = {sim.SOLUTION: cells_of(sim.SOLUTION, aid,
-                                      nbformat.read(solution_path(aid), as_version=4))}
+    solution = nbformat.read(solution_path(aid), as_version=4)
+    answers = {sim.SOLUTION: cells_of(sim.SOLUTION, aid, solution, kind=sim.SOLUTION)}
     for variant, overrides in module.CORRECT.items():
         answers[variant] = cells_of(variant, aid, make_submission(aid, overrides), set(overrides))
     return answers
 
 
 def library(aid: str) -> list[sim.Document]:
-    return [sim.Document(d.owner, aid, d.cell, d.fingerprints)
+    return [sim.Document(d.owner, aid, d.cell, d.fingerprints, sim.LIBRARY)
             for d in sim.library_documents(LIBRARY, given(aid))]
 
 
@@ -373,7 +378,7 @@ def test_disguised_copies_are_reported(classes: dict) -> None:
 
 def _pair(student: str, cell: str, source: str, source_cell: str) -> tuple:
     """A reported pair, the same whichever of two students the report names first."""
-    if source in (sim.SOLUTION, sim.LIBRARY):
+    if source in (sim.SOLUTION, sim.LIBRARY):  # no student of that name in these tests
         return (student, cell), (source, source_cell)
     return tuple(sorted([(student, cell), (source, source_cell)]))
 
@@ -497,9 +502,11 @@ def test_autograde_and_similarity_command(tmp_path: Path) -> None:
     report = (work / "similarity.csv").read_text()
     with open(work / "similarity.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert sorted((r["student_id"], r["cell"], r["source"], r["source_cell"]) for r in rows) == [
-        ("amy", "square", "ben", "square"),
-        ("cleo", "double", sim.LIBRARY, "resnet_course/toylib.py")]
+    assert sorted((r["student_id"], r["cell"], r["kind"], r["source"], r["source_cell"])
+                  for r in rows) == [
+        ("amy", "square", sim.STUDENT, "ben", "square"),
+        ("cleo", "double", sim.LIBRARY, sim.LIBRARY, "resnet_course/toylib.py")]
+    assert report.splitlines()[0] == ",".join(sim.CSV_HEADER)
     assert all(float(r["score"]) >= sim.THRESHOLD and r["lines"] for r in rows)
 
     (work / "similarity.csv").unlink()
