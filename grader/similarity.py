@@ -22,7 +22,8 @@ released notebook: stubs, docstrings, imports) are removed, as MOSS's base file 
 a pair is the share of the smaller cell's fingerprints that the other one has too, and a pair is
 reported only when it shares at least MIN_SHARED fingerprints, so that a few lines that any
 correct answer must contain (a `pick_device` has little room to differ) are not evidence; for
-the same reason a fingerprint that more than COMMON_LIMIT students share is ignored (MOSS's -m).
+the same reason a fingerprint that more than COMMON_LIMIT students share is ignored when students
+are compared with each other (MOSS's -m).
 
 Nothing here runs student code or changes a score: it reads notebooks as JSON and writes
 DIR/similarity.csv, and autograde adds the flags `similar-to-reference` (library or solution) and
@@ -32,6 +33,7 @@ DIR/similarity.csv, and autograde adds the flags `similar-to-reference` (library
 from __future__ import annotations
 
 import ast
+import bisect
 import builtins
 import csv
 import hashlib
@@ -58,9 +60,11 @@ THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other 
 # two honest students may write them alike. Such cells are never reported.
 MIN_SHARED = 12
 # MOSS's -m: a fingerprint found in the same cell of more than this many students is the
-# natural way to write that passage, not evidence; it is ignored like given code.
+# natural way to write that passage, not evidence that two of them copied from each other; it
+# is ignored when students are compared with each other (not with the solution or library).
 COMMON_LIMIT = 10
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # larger hand-ins are not compared
+MAX_CELL_CHARS = 200_000  # only the start of a longer cell is compared
 
 REFERENCE_FLAG = "similar-to-reference"
 STUDENT_FLAG = "similar-to-student"
@@ -191,13 +195,15 @@ def annotation_spans(tree: ast.Module | None) -> list[tuple[tuple[int, int], tup
 
 def _annotation_tokens(raw: list[tokenize.TokenInfo], tree: ast.Module | None) -> set[int]:
     """Positions of the tokens of every annotation and of the `:` or `->` before it."""
+    starts = [tok.start for tok in raw]  # in source order
     found = set()
     for start, end in annotation_spans(tree):
-        inside = [i for i, tok in enumerate(raw) if start <= tok.start and tok.end <= end]
-        if inside:
-            found.update(inside)
-            if inside[0] > 0 and raw[inside[0] - 1].string in (":", "->"):
-                found.add(inside[0] - 1)
+        first = i = bisect.bisect_left(starts, start)
+        while i < len(raw) and raw[i].end <= end:
+            found.add(i)
+            i += 1
+        if i > first and first > 0 and raw[first - 1].string in (":", "->"):
+            found.add(first - 1)
     return found
 
 
@@ -409,13 +415,13 @@ def drop_common(students: list[Document], limit: int = COMMON_LIMIT) -> list[Doc
 
 def find_matches(students: list[Document], references: list[Document],
                  threshold: float = THRESHOLD, min_shared: int = MIN_SHARED) -> list[Match]:
-    """Every reported pair: student vs student on the same cell (each pair once), and every
-    student cell vs every reference. Highest score first."""
+    """Every reported pair: student vs student on the same cell (each pair once, passages
+    common to the class left out), and every student cell vs every reference (in full: a class
+    that all copied the library is still reported). Highest score first."""
     matches = []
     by_cell: dict[tuple[str, str], list[Document]] = {}
     for doc in drop_common(students):
         by_cell.setdefault((doc.assignment, doc.cell), []).append(doc)
-    students = [doc for docs in by_cell.values() for doc in docs]
     for docs in by_cell.values():
         for a, b in combinations(sorted(docs, key=lambda d: d.owner), 2):
             match = compare(a, b, threshold, min_shared)
@@ -434,11 +440,14 @@ def find_matches(students: list[Document], references: list[Document],
 # ---------------------------------------------------------------- notebooks and files
 
 
-def read_notebook(path: Path) -> dict | None:
-    """A notebook's JSON, or None (absent, a link, too large, not a notebook). Student files
-    are data: never followed through a link, never run."""
+def read_notebook(path: Path, base: Path | None = None) -> dict | None:
+    """A notebook's JSON, or None (absent, too large, not a notebook, or reached through a link
+    anywhere below `base`). Student files are data: never followed through a link, never run."""
     try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        below = [path, *path.parents[:len(path.relative_to(base).parts) - 1]] if base else [path]
+        if any(p.is_symlink() for p in below):
+            return None
+        if not path.is_file() or path.stat().st_size > MAX_NOTEBOOK_BYTES:
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -450,7 +459,7 @@ def _source(cell: dict) -> str:
     source = cell.get("source", "")
     if isinstance(source, list):
         source = "".join(s for s in source if isinstance(s, str))
-    return source if isinstance(source, str) else ""
+    return source[:MAX_CELL_CHARS] if isinstance(source, str) else ""
 
 
 def answer_cells(nb: dict | None) -> dict[str, str]:
@@ -503,7 +512,7 @@ def assignment_documents(workdir: Path, assignment_id: str,
     students = []
     submitted = workdir / "submitted"
     for folder in sorted(submitted.iterdir()) if submitted.is_dir() else []:
-        nb = read_notebook(folder / assignment_id / f"{assignment_id}.ipynb")
+        nb = read_notebook(folder / assignment_id / f"{assignment_id}.ipynb", submitted)
         students += notebook_documents(folder.name, assignment_id, nb, given)
     return students, references
 

@@ -185,6 +185,10 @@ def test_a_passage_most_of_the_class_wrote_is_not_evidence() -> None:
     class_ = [doc(f"s{i:02}", LONG) for i in range(sim.COMMON_LIMIT + 1)]
     assert sim.find_matches(class_, []) == []
     assert len(sim.find_matches(class_[:sim.COMMON_LIMIT], [])) == 45  # 10 choose 2
+    # ... but a whole class that copied the library is reported, every one of them
+    library = [doc(sim.LIBRARY, LONG, "m.py", sim.LIBRARY)]
+    assert {m.student_id for m in sim.find_matches(class_, library)} == \
+        {d.owner for d in class_}
 
 
 def test_student_files_are_data(tmp_path: Path) -> None:
@@ -195,6 +199,12 @@ def test_student_files_are_data(tmp_path: Path) -> None:
         "ResidualBlock", "zero_init_residual_", "residual_mlp"}
     (tmp_path / "link.ipynb").symlink_to(path)
     assert sim.read_notebook(tmp_path / "link.ipynb") is None  # a link is never followed
+    (tmp_path / "sub" / "eve").mkdir(parents=True)
+    (tmp_path / "sub" / "eve" / "ex").symlink_to(tmp_path, target_is_directory=True)
+    linked = tmp_path / "sub" / "eve" / "ex" / "nb.ipynb"
+    assert sim.read_notebook(linked) is not None
+    assert sim.read_notebook(linked, tmp_path / "sub") is None  # nor a linked folder
+    assert sim.read_notebook(path, tmp_path) is not None
     (tmp_path / "bad.ipynb").write_text("{not json")
     assert sim.read_notebook(tmp_path / "bad.ipynb") is None
     odd = {"cells": [None, {"cell_type": "code", "metadata": {"nbgrader": "x"}},
