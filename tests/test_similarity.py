@@ -213,6 +213,35 @@ def test_student_files_are_data(tmp_path: Path) -> None:
     assert sim.answer_cells(odd) == {"g": "a"}
 
 
+def test_autograde_hook_adds_flags_and_never_fails_a_run(tmp_path: Path) -> None:
+    class Outcome:  # the fields of grader.autograde.Outcome the hook touches
+        def __init__(self, flags):
+            self.flags = flags
+
+    work = tmp_path / "work"
+    for student, source in (("ann", LONG), ("bob", LONG.replace("total", "n"))):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source, metadata={
+            "nbgrader": {"solution": True, "grade_id": "f"}})]
+        write_submissions(work / "submitted", "ex", {student: nb})
+    outcomes = {("ann", "ex"): Outcome(["timeout"]), ("bob", "ex"): Outcome([])}
+    logged = []
+    sim.flag_similar(work, ["ex"], tmp_path / "solutions", outcomes, logged.append)
+    assert [o.flags for o in outcomes.values()] == [["similar-to-student", "timeout"],
+                                                    ["similar-to-student"]]
+    assert "1 pair(s)" in logged[0] and (work / "similarity.csv").is_file()
+    sim.flag_similar(tmp_path / "absent", ["ex"], tmp_path, outcomes, logged.append)
+    assert logged[-1].startswith("warning: similarity report failed")
+    assert outcomes[("bob", "ex")].flags == ["similar-to-student"]
+
+
+def test_similarity_command_needs_an_autograde_workdir(tmp_path: Path, capsys) -> None:
+    from grader.cli import main
+
+    assert main(["similarity", "--workdir", str(tmp_path)]) == 2
+    assert "no assignments found" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- calibration
 
 
