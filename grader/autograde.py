@@ -292,13 +292,14 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
               jobs: int = 1, db_url: str | None = None, timeout: int = DEFAULT_TIMEOUT,
               kernel_manager_class: str | None = None,
               log: Callable[[str], None] = print, sandbox: bool | None = True,
-              limits: Limits | None = None) -> list[Outcome]:
+              limits: Limits | None = None, similarity: bool = True) -> list[Outcome]:
     """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir.
 
     sandbox=True refuses to run (SandboxUnavailable) where the sandbox cannot be set up;
     None uses it when available (the `check` command grades the instructor's own solutions).
     Submissions already graded by an earlier run with the same file and settings are not graded
     again (grader.resume), so a killed run continues and a second run changes nothing.
+    similarity=False skips grader.similarity (`check` hands in the solution itself).
     """
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     _check_dirs(submissions, workdir)
@@ -353,7 +354,8 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         elif (student_id, aid) in hand_grades:  # graded in this run
             manual.keep_hand_grades(settings.db_url, student_id, aid,
                                     hand_grades[student_id, aid])
-    flag_similar(workdir, assignments, roots.solutions, outcomes, log)  # flags, never scores
+    if similarity:  # DIR/similarity.csv and flags; never a score
+        flag_similar(workdir, assignments, roots.solutions, outcomes, log)
     write_reports(settings.db_url, workdir,
                   [(s, a, o.flags) for (s, a), o in outcomes.items()])
     save_run_record(workdir, settings.db_url,
