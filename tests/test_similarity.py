@@ -383,7 +383,7 @@ def source_of(aid: str, owner: str, cell: str, module) -> str:
 def test_every_assignment_with_variants_is_calibrated(classes: dict) -> None:
     assert {"ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
             "ex5_gpu_training"} <= set(classes)
-    assert {name for name, *_ in COPIES.values()} <= set(classes)
+    assert {aid for aid, *_ in COPIES.values()} <= set(classes)  # every hand-made copy is used
 
 
 def test_independent_correct_answers_are_not_reported(classes: dict) -> None:
@@ -401,7 +401,7 @@ def test_independent_correct_answers_are_not_reported(classes: dict) -> None:
 
 def test_disguised_copies_are_reported(classes: dict) -> None:
     for aid, c in classes.items():
-        lowest, too_short = (1.0, ""), []
+        lowest, too_short, by_hand = (1.0, ""), [], []
         for name, student, original in c["copies"]:
             if len(original.hashes) < sim.MIN_SHARED:  # a few tokens: no evidence either way
                 assert name not in COPIES, name  # the hand-made copies are all long enough
@@ -411,8 +411,11 @@ def test_disguised_copies_are_reported(classes: dict) -> None:
             assert match is not None, (aid, name, student.cell, _score(student, original))
             assert match.lines and match.source_lines
             lowest = min(lowest, (match.score, f"{name} {student.cell}"))
+            if name in COPIES:
+                by_hand.append(f"{name} {match.score:.3f}")
         print(f"{aid}: {len(c['copies'])} copies, lowest score {lowest[0]:.3f} ({lowest[1]}); "
-              f"too short to judge: {too_short or 'none'}")
+              f"by hand: {', '.join(by_hand) or 'none'}; too short to judge: "
+              f"{too_short or 'none'}")
 
 
 def _pair(student: str, cell: str, source: str, source_cell: str) -> tuple:
