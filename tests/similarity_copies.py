@@ -191,9 +191,38 @@ def residual_mlp(in_features, width, num_blocks, num_classes):
     return model
 '''
 
+# src/resnet_course/models.py: ZeroPadShortcut with the argument check it calls, the checks
+# reordered, one-line `if`, f-string reworded, the docstring and comments gone.
+LIBRARY_ZERO_PAD = '''
+def check(what, value, least=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
+    return value
+
+
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1):
+        super().__init__()
+        check("in_channels", in_channels)
+        check("stride", stride)
+        check("out_channels", out_channels)
+        if out_channels < in_channels: raise ValueError(
+            f"cannot remove channels: {in_channels} -> {out_channels}")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, inp):
+        inp = inp[:, :, ::self.stride, ::self.stride]
+        return F.pad(inp, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
+
+    def extra_repr(self):
+        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
+'''
+
 COPIES = {
     "library_basic_block": ("ex3_shortcuts", "BasicBlock", ("library", "models.py"),
                             LIBRARY_BASIC_BLOCK),
+    "library_zero_pad": ("ex3_shortcuts", "ZeroPadShortcut", ("library", "models.py"),
+                         LIBRARY_ZERO_PAD),
     "library_plain_mlp": ("ex1_degradation", "plain_mlp", ("library", "models.py"),
                           LIBRARY_PLAIN_MLP),
     "library_train_one_epoch": ("ex5_gpu_training", "train_one_epoch", ("library", "train.py"),
