@@ -1,4 +1,4 @@
-"""Command line: `python -m grader {release,check,autograde,export,similarity}` (see --help)."""
+"""Command line: `python -m grader {release,check,autograde,export}` (see `--help` of each)."""
 
 from __future__ import annotations
 
@@ -65,17 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
                       "postgresql://user@host/grades")
     _add_grading_options(auto)
 
-    export = sub.add_parser(
-        "export", help="rewrite CSVs and feedback from the gradebook (after hand grading)",
-        description="After grading written answers by hand in nbgrader's formgrader (run in "
-        "DIR), rewrite DIR/grades.csv and DIR/grades_by_cell.csv from the gradebook and "
-        "regenerate DIR/feedback/<student_id>/<assignment_id>/<assignment_id>.html, so they "
-        "include the hand scores and comments. Runs no notebook; covers the submissions of the "
-        "last autograde in DIR. Exit 1 if a feedback page could not be generated.")
-    export.add_argument("--workdir", type=Path, required=True, metavar="DIR",
-                        help="course directory of an earlier `autograde`")
-    export.add_argument("--db-url", default=None, metavar="URL",
-                        help="gradebook database URL (default: the one that autograde used)")
     sim = sub.add_parser(
         "similarity", parents=[common], help="answer cells suspiciously alike (MOSS style)",
         description="Compare every answer cell handed in to DIR (by an earlier autograde) with "
@@ -91,6 +80,18 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--library", type=Path, default=None, metavar="PATH",
                      help="folder of the library's .py files to compare with (default: "
                      "ROOT/src/resnet_course)")
+
+    export = sub.add_parser(
+        "export", help="rewrite CSVs and feedback from the gradebook (after hand grading)",
+        description="After grading written answers by hand in nbgrader's formgrader (run in "
+        "DIR), rewrite DIR/grades.csv and DIR/grades_by_cell.csv from the gradebook and "
+        "regenerate DIR/feedback/<student_id>/<assignment_id>/<assignment_id>.html, so they "
+        "include the hand scores and comments. Runs no notebook; covers the submissions of the "
+        "last autograde in DIR. Exit 1 if a feedback page could not be generated.")
+    export.add_argument("--workdir", type=Path, required=True, metavar="DIR",
+                        help="course directory of an earlier `autograde`")
+    export.add_argument("--db-url", default=None, metavar="URL",
+                        help="gradebook database URL (default: the one that autograde used)")
     return parser
 
 
