@@ -46,6 +46,7 @@ from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, co
 from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
+from grader.similarity import flag_similar
 from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
@@ -291,13 +292,14 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
               jobs: int = 1, db_url: str | None = None, timeout: int = DEFAULT_TIMEOUT,
               kernel_manager_class: str | None = None,
               log: Callable[[str], None] = print, sandbox: bool | None = True,
-              limits: Limits | None = None) -> list[Outcome]:
+              limits: Limits | None = None, similarity: bool = True) -> list[Outcome]:
     """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir.
 
     sandbox=True refuses to run (SandboxUnavailable) where the sandbox cannot be set up;
     None uses it when available (the `check` command grades the instructor's own solutions).
     Submissions already graded by an earlier run with the same file and settings are not graded
     again (grader.resume), so a killed run continues and a second run changes nothing.
+    similarity=False skips grader.similarity (`check` hands in the solution itself).
     """
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     _check_dirs(submissions, workdir)
@@ -352,6 +354,8 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         elif (student_id, aid) in hand_grades:  # graded in this run
             manual.keep_hand_grades(settings.db_url, student_id, aid,
                                     hand_grades[student_id, aid])
+    if similarity:  # DIR/similarity.csv and flags; never a score
+        flag_similar(workdir, assignments, roots.solutions, outcomes, log)
     write_reports(settings.db_url, workdir,
                   [(s, a, o.flags) for (s, a), o in outcomes.items()])
     save_run_record(workdir, settings.db_url,

@@ -86,7 +86,7 @@ def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
         submissions, workdir = Path(tmp) / "submissions", Path(tmp) / "work"
         problems += _hand_in(roots, assignment_ids, submissions)
         outcomes = autograde(submissions, workdir, roots, None, jobs=jobs, timeout=timeout,
-                             log=log, sandbox=sandbox)
+                             log=log, sandbox=sandbox, similarity=False)  # it IS the solution
         settings = GradingSettings(workdir, sqlite_url(workdir), timeout)
         for outcome in outcomes:
             who = f"{outcome.student_id}/{outcome.assignment_id}"

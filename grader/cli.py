@@ -65,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
                       "postgresql://user@host/grades")
     _add_grading_options(auto)
 
+    sim = sub.add_parser(
+        "similarity", parents=[common], help="answer cells suspiciously alike (MOSS style)",
+        description="Compare every answer cell handed in to DIR (by an earlier autograde) with "
+        "the same cell of every other student, with the solution and with the course library, "
+        "on winnowed fingerprints of normalised tokens (names bound in the cell, numbers and "
+        "strings canonicalised; comments, docstrings, layout, annotations and the given code "
+        "left out). Write DIR/similarity.csv (student_id, assignment, cell, kind, source, "
+        "source_cell, score, shared, lines, source_lines), highest score first. Changes no "
+        "score; autograde runs the same report and flags similar-to-reference / "
+        "similar-to-student in grades.csv and review.csv.")
+    sim.add_argument("--workdir", type=Path, required=True, metavar="DIR",
+                     help="course directory of an earlier `autograde`")
+    sim.add_argument("--library", type=Path, default=None, metavar="PATH",
+                     help="folder of the library's .py files to compare with (default: "
+                     "ROOT/src/resnet_course)")
+
     export = sub.add_parser(
         "export", help="rewrite CSVs and feedback from the gradebook (after hand grading)",
         description="After grading written answers by hand in nbgrader's formgrader (run in "
@@ -131,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return _release(roots, args)
         if args.command == "check":
             return _check(roots, args)
+        if args.command == "similarity":
+            return _similarity(roots, args)
         return _autograde(roots, args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -182,6 +200,18 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
               f"{args.workdir / 'logs' / o.student_id / (o.assignment_id + '.log')}",
               file=sys.stderr)
     return 0 if not failed else 1
+
+
+def _similarity(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.similarity import default_library, similarity_report
+
+    assignments = pick_assignments(Roots(args.workdir / "source", roots.exercises),
+                                   args.assignment)
+    matches = similarity_report(args.workdir, assignments,
+                                args.library or default_library(roots.solutions))
+    print(f"{len(matches)} pair(s) of answer cells reported; wrote "
+          f"{args.workdir / 'similarity.csv'}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

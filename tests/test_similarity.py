@@ -1,0 +1,558 @@
+"""grader/similarity.py: normalised tokens, winnowing, and the threshold's calibration.
+
+Fast and kernel-free except the last test, which runs `autograde` and `similarity` on the toy
+course once (marked slow). The calibration: the independently written correct answers of
+tests/variants_ex*.py (and the solution) are never reported against each other or against the
+library; renamed/reordered/reformatted copies are, whether written by hand
+(tests/similarity_copies.py) or made by `disguise` below from every answer cell. Run with -s to
+see the figures (highest independent score and lowest copy score per assignment).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import csv
+import functools
+import importlib
+import itertools
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from similarity_copies import COPIES
+from submissions import (
+    REPO,
+    make_submission,
+    release_path,
+    run_grader,
+    solution_path,
+    write_submissions,
+)
+
+import grader.similarity as sim
+from grader.course import list_assignments
+from grader.sandbox import sandbox_available
+
+LIBRARY = REPO / "src" / "resnet_course"
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def texts(source: str) -> list[str]:
+    return [t.text for t in sim.tokenise(source)]
+
+
+def test_renaming_comments_docstrings_and_layout_do_not_change_the_tokens() -> None:
+    original = '''
+def relu_sum(a, b):
+    """Sum, then ReLU."""
+    total = a + b  # (N, D)
+    return F.relu(total)
+'''
+    disguised = '''
+def my_function(x,
+                y,):
+    # my own comment
+    s = (x + y); return F.relu(s)
+'''
+    assert texts(original) == texts(disguised)
+    assert texts(original)[:3] == ["def", "V", "("]
+    assert texts("if a:\n    b = 1\n") == texts("if a: b = 1")
+
+
+def test_names_used_are_kept_and_literals_canonicalised() -> None:
+    assert texts("x = F.relu(y)") != texts("x = torch.sigmoid(y)")  # what the code does
+    assert texts("n = 3\ns = 'a'") == texts("n = 7.5\ns = f'{n} b'")
+    assert texts("def f(a: int, b: list[int] = None) -> dict:\n    c: float = a\n") == \
+        texts("def f(a, b=None):\n    c = a\n")
+
+
+def test_context_names_are_canonicalised_like_the_cells_own() -> None:
+    cell = "model = ResidualBlock(4)"
+    assert "ResidualBlock" in texts(cell)
+    assert [t.text for t in sim.tokenise(cell, frozenset({"ResidualBlock"}))] == \
+        ["V", "=", "V", "(", "NUM", ")", ";"]
+
+
+def test_broken_code_and_magics_still_tokenise() -> None:
+    assert texts("%matplotlib inline\ndef f(x):\n    return x +")  # a syntax error
+    assert texts("s = 'unterminated")[:2] == ["V", "="]
+    assert sim.tokenise("") == []
+
+
+def test_token_lines_point_into_the_cell() -> None:
+    tokens = sim.tokenise("a = 1\n\n# comment\nb = a\n")
+    assert {t.line for t in tokens if t.text == "V"} == {1, 4}
+
+
+# ---------------------------------------------------------------- fingerprints
+
+
+def test_winnowing_finds_every_match_of_k_plus_window_minus_one_tokens() -> None:
+    shared = "z = torch.relu(self.linear2(x) + x) * scale - offset\n"
+    a = "q = 1\nfor i in range(3):\n    q = q * 2\n" + shared
+    b = "while True:\n    break\nprint('x', 'y')\n" + shared
+    assert len(sim.tokenise(shared)) >= sim.K + sim.WINDOW - 1
+    fa = {f.hash for f in sim.fingerprint(a)}
+    fb = {f.hash for f in sim.fingerprint(b)}
+    assert fa & fb
+    grams = sim.kgrams(sim.tokenise(a))
+    chosen = sim.winnow(grams)
+    assert len(chosen) < len(grams)
+    for start in range(len(grams) - sim.WINDOW + 1):  # one fingerprint in every window
+        assert any(f in chosen for f in grams[start:start + sim.WINDOW])
+
+
+def test_given_code_is_left_out() -> None:
+    stub = 'def plain_mlp(in_features, width, depth, num_classes):\n    """Doc."""\n' \
+        "    raise NotImplementedError()\n"
+    given = sim.given_hashes([stub])
+    assert sim.fingerprint(stub, given) == []
+    answer = stub.replace("raise NotImplementedError()", "return nn.Sequential("
+                          "nn.Linear(in_features, num_classes), nn.ReLU(), nn.Identity())")
+    assert 0 < len(sim.fingerprint(answer, given)) < len(sim.fingerprint(answer))
+
+
+def test_line_ranges() -> None:
+    assert sim.line_ranges([7, 3, 4, 5, 9, 10]) == "3-5,7,9-10"
+    assert sim.line_ranges([]) == ""
+
+
+def doc(owner: str, source: str, cell: str = "f", kind: str = sim.STUDENT) -> sim.Document:
+    return sim.Document(owner, "ex", cell, sim.fingerprint(source), kind)
+
+
+LONG = '''
+def f(model, loader, device):
+    model.eval()
+    correct, total = 0, 0
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            correct += (model(X).argmax(dim=1) == y).sum().item()
+            total += len(y)
+    return correct / total
+'''
+OTHER = '''
+def f(model, loader, device):
+    was = model.training
+    model.train(False)
+    hits = []
+    for batch in loader:
+        hits.append(model(batch[0]).max(1).indices.cpu().eq(batch[1]).float())
+    model.train(was)
+    return torch.cat(hits).mean().item()
+'''
+
+
+def test_find_matches_reports_pairs_once_and_flags_both_students() -> None:
+    copied = LONG.replace("correct", "ok").replace("total", "n")
+    matches = sim.find_matches([doc("ann", LONG), doc("bob", copied), doc("cat", OTHER)], [])
+    assert [(m.student_id, m.source, m.score) for m in matches] == [("ann", "bob", 1.0)]
+    assert matches[0].lines == "2-10" and matches[0].flag == sim.STUDENT_FLAG  # whole cell
+    assert sim.flags_by_submission(matches) == {("ann", "ex"): {sim.STUDENT_FLAG},
+                                                ("bob", "ex"): {sim.STUDENT_FLAG}}
+
+
+def test_references_are_matched_by_cell_or_as_library() -> None:
+    students = [doc("ann", LONG), doc("bob", OTHER)]
+    references = [doc(sim.SOLUTION, LONG, "g", sim.SOLUTION),
+                  doc(sim.LIBRARY, "x = 1\n" + OTHER, "m.py", sim.LIBRARY)]
+    matches = sim.find_matches(students, references)
+    assert [(m.student_id, m.kind, m.source_cell) for m in matches] == \
+        [("bob", sim.LIBRARY, "m.py")]  # the solution of another cell is not compared
+    assert sim.flags_by_submission(matches) == {("bob", "ex"): {sim.REFERENCE_FLAG}}
+    # a student who happens to be called "library" is still a student
+    pair = sim.find_matches([doc("ann", OTHER), doc("library", OTHER)], [])
+    assert [m.flag for m in pair] == [sim.STUDENT_FLAG]
+
+
+def test_the_toy_copies_of_the_end_to_end_test() -> None:
+    assert sim.score(SQUARE, SQUARE_COPY) >= sim.THRESHOLD
+    assert sim.score(TOY_LIBRARY, DOUBLE_COPY) >= sim.THRESHOLD
+    assert sim.score(SQUARE, SQUARE_OWN) < sim.THRESHOLD
+
+
+def test_too_little_shared_code_is_not_reported() -> None:
+    short = "def f(x):\n    return torch.device('cuda')\n"
+    assert sim.find_matches([doc("ann", short), doc("bob", short)], []) == []
+
+
+def test_a_passage_most_of_the_class_wrote_is_not_evidence() -> None:
+    class_ = [doc(f"s{i:02}", LONG) for i in range(sim.COMMON_LIMIT + 1)]
+    assert sim.find_matches(class_, []) == []
+    assert len(sim.find_matches(class_[:sim.COMMON_LIMIT], [])) == 45  # 10 choose 2
+    # ... but a whole class that copied the library is reported, every one of them
+    library = [doc(sim.LIBRARY, LONG, "m.py", sim.LIBRARY)]
+    assert {m.student_id for m in sim.find_matches(class_, library)} == \
+        {d.owner for d in class_}
+
+
+def test_student_files_are_data(tmp_path: Path) -> None:
+    nb = make_submission("ex2_identity")
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert set(sim.answer_cells(sim.read_notebook(path))) == {
+        "ResidualBlock", "zero_init_residual_", "residual_mlp"}
+    (tmp_path / "link.ipynb").symlink_to(path)
+    assert sim.read_notebook(tmp_path / "link.ipynb") is None  # a link is never followed
+    (tmp_path / "sub" / "eve").mkdir(parents=True)
+    (tmp_path / "sub" / "eve" / "ex").symlink_to(tmp_path, target_is_directory=True)
+    linked = tmp_path / "sub" / "eve" / "ex" / "nb.ipynb"
+    assert sim.read_notebook(linked) is not None
+    assert sim.read_notebook(linked, tmp_path / "sub") is None  # nor a linked folder
+    assert sim.read_notebook(path, tmp_path) is not None
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    assert sim.read_notebook(tmp_path / "bad.ipynb") is None
+    odd = {"cells": [None, {"cell_type": "code", "metadata": {"nbgrader": "x"}},
+                     {"cell_type": "code", "source": ["a", 3],
+                      "metadata": {"nbgrader": {"solution": True, "grade_id": "g"}}}]}
+    assert sim.answer_cells(odd) == {"g": "a"}
+
+
+def test_autograde_hook_adds_flags_and_never_fails_a_run(tmp_path: Path) -> None:
+    class Outcome:  # the fields of grader.autograde.Outcome the hook touches
+        def __init__(self, flags):
+            self.flags = flags
+
+    work = tmp_path / "work"
+    for student, source in (("ann", LONG), ("bob", LONG.replace("total", "n"))):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell(source, metadata={
+            "nbgrader": {"solution": True, "grade_id": "f"}})]
+        write_submissions(work / "submitted", "ex", {student: nb})
+    outcomes = {("ann", "ex"): Outcome(["timeout"]), ("bob", "ex"): Outcome([])}
+    logged = []
+    sim.flag_similar(work, ["ex"], tmp_path / "solutions", outcomes, logged.append)
+    assert [o.flags for o in outcomes.values()] == [["similar-to-student", "timeout"],
+                                                    ["similar-to-student"]]
+    assert "1 pair(s)" in logged[0] and (work / "similarity.csv").is_file()
+    sim.flag_similar(tmp_path / "absent", ["ex"], tmp_path, outcomes, logged.append)
+    assert logged[-1].startswith("warning: similarity report failed")
+    assert outcomes[("bob", "ex")].flags == ["similar-to-student"]
+
+
+def test_similarity_command_needs_an_autograde_workdir(tmp_path: Path, capsys) -> None:
+    from grader.cli import main
+
+    assert main(["similarity", "--workdir", str(tmp_path)]) == 2
+    assert "no assignments found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def variant_modules() -> dict[str, object]:
+    """assignment id -> tests/variants_<ex>.py, for every assignment that has one."""
+    found = {}
+    for aid in list_assignments(REPO / "solutions"):
+        try:
+            found[aid] = importlib.import_module(f"variants_{aid.split('_')[0]}")
+        except ModuleNotFoundError:
+            continue
+    return found
+
+
+@functools.cache
+def given(aid: str) -> set[int]:
+    release = nbformat.read(release_path(aid), as_version=4)
+    cells = sim.code_cells(release)
+    return sim.given_hashes(cells, sim.context_names(cells))
+
+
+def cells_of(owner: str, aid: str, nb, only: set[str] | None = None,
+             kind: str = sim.STUDENT) -> dict[str, sim.Document]:
+    docs = sim.notebook_documents(owner, aid, nb, given(aid), kind)
+    return {d.cell: d for d in docs if only is None or d.cell in only}
+
+
+def honest_answers(aid: str, module) -> dict[str, dict[str, sim.Document]]:
+    """owner -> cell -> document: the solution and each independently written correct variant
+    (only the cells it writes itself)."""
+    solution = nbformat.read(solution_path(aid), as_version=4)
+    answers = {sim.SOLUTION: cells_of(sim.SOLUTION, aid, solution, kind=sim.SOLUTION)}
+    for variant, overrides in module.CORRECT.items():
+        answers[variant] = cells_of(variant, aid, make_submission(aid, overrides), set(overrides))
+    return answers
+
+
+def library(aid: str) -> list[sim.Document]:
+    return [sim.Document(d.owner, aid, d.cell, d.fingerprints, sim.LIBRARY)
+            for d in sim.library_documents(LIBRARY, given(aid))]
+
+
+class Renamer(ast.NodeTransformer):
+    """Gives every name the cell binds a new one (contract names and `self` too)."""
+
+    def __init__(self, names: set[str]):
+        self.new = {name: f"v{i}_{name[::-1]}" for i, name in enumerate(sorted(names))}
+
+    def visit_Name(self, node):
+        node.id = self.new.get(node.id, node.id)
+        return node
+
+    def visit_arg(self, node):
+        node.arg = self.new.get(node.arg, node.arg)
+        return node
+
+    def visit_Attribute(self, node):
+        node.attr = self.new.get(node.attr, node.attr)
+        return self.generic_visit(node)
+
+    def visit_FunctionDef(self, node):
+        node.name = self.new.get(node.name, node.name)
+        return self.generic_visit(node)
+
+    visit_ClassDef = visit_FunctionDef
+
+
+def _names(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+        {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def _swap_independent_assignments(body: list) -> None:
+    """Swap neighbouring assignments that do not read what the other writes."""
+    i = 0
+    while i + 1 < len(body):
+        a, b = body[i], body[i + 1]
+        if isinstance(a, ast.Assign) and isinstance(b, ast.Assign):
+            writes_a = set().union(*map(_names, a.targets))
+            writes_b = set().union(*map(_names, b.targets))
+            if not writes_a & _names(b) and not writes_b & _names(a):
+                body[i], body[i + 1] = b, a
+                i += 2
+                continue
+        i += 1
+    for statement in body:
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(statement, name, None)
+            if isinstance(inner, list):
+                _swap_independent_assignments(inner)
+
+
+def disguise(source: str) -> str:
+    """A copy as a plagiarist makes it: names changed, independent statements reordered,
+    reformatted by ast.unparse (comments and layout gone), new comments."""
+    tree = ast.parse(sim._clean(source))
+    tree = Renamer(sim.bound_names(tree) - {"__init__", "forward"}).visit(tree)
+    _swap_independent_assignments(tree.body)
+    return "# my solution\n" + ast.unparse(tree).replace("\n\n", "\n# next part\n")
+
+
+def _score(a: sim.Document, b: sim.Document) -> tuple[float, int]:
+    shared = a.hashes & b.hashes
+    return len(shared) / max(1, min(len(a.hashes), len(b.hashes))), len(shared)
+
+
+@pytest.fixture(scope="module")
+def classes() -> dict[str, dict]:
+    """Per assignment: honest answers, the library, and the copies (hand-made and disguised)."""
+    found = {}
+    for aid, module in variant_modules().items():
+        honest = honest_answers(aid, module)
+        copies = []  # (name, student document, the document it copies)
+        for name, (cid, cell, (kind, what), source) in COPIES.items():
+            if cid != aid:
+                continue
+            student = cells_of(name, aid, make_submission(aid, {cell: source}), {cell})[cell]
+            if kind == "library":
+                original = next(d for d in library(aid) if d.cell.endswith("/" + what))
+            else:
+                original = honest[sim.SOLUTION if kind == "solution" else what][cell]
+            copies.append((name, student, original))
+        for owner, answers in honest.items():
+            for cell, original in answers.items():
+                overrides = {cell: disguise(source_of(aid, owner, cell, module))}
+                student = cells_of(f"copy-of-{owner}", aid, make_submission(aid, overrides),
+                                   {cell})[cell]
+                copies.append((f"disguised {owner}", student, original))
+        found[aid] = {"honest": honest, "library": library(aid), "copies": copies}
+    return found
+
+
+def source_of(aid: str, owner: str, cell: str, module) -> str:
+    if owner == sim.SOLUTION:
+        return sim.answer_cells(nbformat.read(solution_path(aid), as_version=4))[cell]
+    return module.CORRECT[owner][cell]
+
+
+def test_every_assignment_with_variants_is_calibrated(classes: dict) -> None:
+    assert {"ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
+            "ex5_gpu_training"} <= set(classes)
+    assert {aid for aid, *_ in COPIES.values()} <= set(classes)  # every hand-made copy is used
+
+
+def test_independent_correct_answers_are_not_reported(classes: dict) -> None:
+    for aid, c in classes.items():
+        honest, worst = c["honest"], (0.0, "")
+        pairs = [(a[cell], b[cell]) for a, b in itertools.combinations(honest.values(), 2)
+                 for cell in set(a) & set(b)]
+        pairs += [(d, ref) for owner, cells in honest.items() if owner != sim.SOLUTION
+                  for d in cells.values() for ref in c["library"]]
+        for a, b in pairs:
+            assert sim.compare(a, b) is None, (aid, a.owner, a.cell, b.owner, b.cell)
+            worst = max(worst, (_score(a, b)[0], f"{a.owner}/{a.cell} ~ {b.owner}/{b.cell}"))
+        print(f"{aid}: {len(pairs)} independent pairs, highest score {worst[0]:.3f} ({worst[1]})")
+
+
+def test_disguised_copies_are_reported(classes: dict) -> None:
+    for aid, c in classes.items():
+        lowest, too_short, by_hand = (1.0, ""), [], []
+        for name, student, original in c["copies"]:
+            if len(original.hashes) < sim.MIN_SHARED:  # a few tokens: no evidence either way
+                assert name not in COPIES, name  # the hand-made copies are all long enough
+                too_short.append(f"{original.owner}/{original.cell}")
+                continue
+            match = sim.compare(student, original)
+            assert match is not None, (aid, name, student.cell, _score(student, original))
+            assert match.lines and match.source_lines
+            lowest = min(lowest, (match.score, f"{name} {student.cell}"))
+            if name in COPIES:
+                by_hand.append(f"{name} {match.score:.3f}")
+        print(f"{aid}: {len(c['copies'])} copies, lowest score {lowest[0]:.3f} ({lowest[1]}); "
+              f"by hand: {', '.join(by_hand) or 'none'}; too short to judge: "
+              f"{too_short or 'none'}")
+
+
+def _pair(student: str, cell: str, source: str, source_cell: str) -> tuple:
+    """A reported pair, the same whichever of two students the report names first."""
+    if source in (sim.SOLUTION, sim.LIBRARY):  # no student of that name in these tests
+        return (student, cell), (source, source_cell)
+    return tuple(sorted([(student, cell), (source, source_cell)]))
+
+
+def test_a_class_of_honest_students_and_copiers(classes: dict) -> None:
+    """find_matches over a whole class (the correct variants and the hand-made copies as
+    students): exactly the copiers are reported, each against what it copied."""
+    for aid, c in classes.items():
+        students = [d for owner, cells in c["honest"].items() if owner != sim.SOLUTION
+                    for d in cells.values()]
+        expected = set()
+        for name, student, original in c["copies"]:
+            if name in COPIES:
+                students.append(student)
+                expected.add(_pair(student.owner, student.cell, original.owner, original.cell))
+        references = list(c["honest"][sim.SOLUTION].values()) + c["library"]
+        found = {_pair(m.student_id, m.cell, m.source, m.source_cell)
+                 for m in sim.find_matches(students, references)}
+        assert found == expected, aid
+
+
+# ---------------------------------------------------------------- end to end
+
+FIXTURE = Path(__file__).parent / "fixtures" / "toy"
+
+SQUARE = '''import sys
+import warnings
+
+
+def square(x):
+    """Return x squared."""
+    magnitude = abs(x)
+    total = 0
+    count = 0
+    while count < magnitude:
+        total = total + magnitude
+        count = count + 1
+    if total < 0:
+        raise ArithmeticError("a square is never negative")
+    return total
+'''
+SQUARE_COPY = '''import sys
+import warnings
+
+
+def square(x):
+    # my loop
+    m = abs(x)
+    count = 0; total = 0
+    while count < m:
+        total = total + m; count = count + 1
+    if total < 0: raise ArithmeticError("negative")
+    return total
+'''
+SQUARE_OWN = '''import sys
+import warnings
+
+
+def square(x):
+    """Return x squared."""
+    return x ** 2
+'''
+TOY_LIBRARY = '''
+def double(value: float) -> float:
+    """2 * value, by repeated addition of halves."""
+    half = value / 2
+    parts = [half, half, half, half]
+    result = 0.0
+    for part in parts:
+        result += part
+    if result != result:
+        raise ValueError("not a number")
+    return result
+'''
+DOUBLE_COPY = '''def double(x):
+    h = x / 2
+    pieces = [h, h, h, h]  # four quarters
+    total = 0.0
+    for p in pieces:
+        total += p
+    if total != total:
+        raise ValueError("NaN")
+    return total
+'''
+
+
+@pytest.mark.slow
+def test_autograde_and_similarity_command(tmp_path: Path) -> None:
+    root = tmp_path / "course"
+    shutil.copytree(FIXTURE, root)
+    (root / "src" / "resnet_course").mkdir(parents=True)
+    (root / "src" / "resnet_course" / "toylib.py").write_text(TOY_LIBRARY)
+    assert run_grader("release", "--root", str(root)).returncode == 0
+    release = nbformat.read(root / "exercises" / "toy" / "toy.ipynb", as_version=4)
+
+    def submission(square: str, double: str = "def double(x):\n    return 2 * x\n"):
+        nb = copy.deepcopy(release)
+        for cell in nb.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in ("square", "double"):
+                cell.source = square if gid == "square" else double
+        return nb
+
+    write_submissions(tmp_path / "submissions", "toy", {
+        "amy": submission(SQUARE), "ben": submission(SQUARE_COPY),
+        "cleo": submission(SQUARE_OWN, DOUBLE_COPY), "dan": submission(SQUARE_OWN)})
+    work = tmp_path / "work"
+    extra = [] if sandbox_available()[0] else ["--no-sandbox"]
+    proc = run_grader("autograde", str(tmp_path / "submissions"), "--workdir", str(work),
+                      "--root", str(root), "--cell-timeout", "30", *extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    with open(work / "grades.csv", newline="") as f:
+        grades = {r["student_id"]: r for r in csv.DictReader(f)}
+    assert {s: (g["score"], g["flags"]) for s, g in grades.items()} == {
+        "amy": ("3", sim.STUDENT_FLAG), "ben": ("3", sim.STUDENT_FLAG),
+        "cleo": ("3", sim.REFERENCE_FLAG), "dan": ("3", "")}  # flags only, full marks kept
+    with open(work / "review.csv", newline="") as f:
+        assert {r["student_id"]: r["flags"] for r in csv.DictReader(f)} == {
+            "amy": sim.STUDENT_FLAG, "ben": sim.STUDENT_FLAG, "cleo": sim.REFERENCE_FLAG}
+    report = (work / "similarity.csv").read_text()
+    with open(work / "similarity.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["student_id"], r["cell"], r["kind"], r["source"], r["source_cell"])
+                  for r in rows) == [
+        ("amy", "square", sim.STUDENT, "ben", "square"),
+        ("cleo", "double", sim.LIBRARY, sim.LIBRARY, "resnet_course/toylib.py")]
+    assert report.splitlines()[0] == ",".join(sim.CSV_HEADER)
+    assert all(float(r["score"]) >= sim.THRESHOLD and r["lines"] for r in rows)
+
+    (work / "similarity.csv").unlink()
+    again = run_grader("similarity", "--workdir", str(work), "--root", str(root))
+    assert again.returncode == 0, again.stderr
+    assert "2 pair(s)" in again.stdout
+    assert (work / "similarity.csv").read_text() == report
