@@ -13,23 +13,33 @@ from pathlib import Path
 
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
 from grader.course import put_venv_on_path
-from grader.report import load_run_record, write_reports
+from grader.lms_export import WRITERS
+from grader.report import write_reports
+from grader.shard import load_class_record
+from grader.tamper import write_review_list
 
 
-def export(workdir: Path, db_url: str | None = None,
-           log: Callable[[str], None] = print) -> list[tuple[str, str]]:
+def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] = print,
+           formats: tuple[str, ...] = ("csv",)) -> list[tuple[str, str]]:
     """Rewrite the CSVs and regenerate each autograded submission's feedback page.
 
     db_url: the gradebook (default: the one the last autograde in workdir used).
+    After `autograde --shard K/N`, covers the submissions of all N shards (grader.shard).
+    formats: "canvas" and "moodle" also write an LMS import file (grader.lms_export).
     Returns the (student, assignment) pairs whose feedback could not be generated.
     """
     workdir = Path(workdir).resolve()
-    recorded_url, submissions = load_run_record(workdir)
+    recorded_url, submissions = load_class_record(workdir)
     db_url = sqlalchemy_url(db_url) or recorded_url
     put_venv_on_path()  # nbgrader's Gradebook runs `alembic` from PATH
     write_reports(db_url, workdir,
                   [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions])
+    write_review_list(workdir, [(s["student_id"], s["assignment_id"], ";".join(s["flags"]))
+                                for s in submissions if s["flags"]])
     log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
+    for fmt in formats:
+        if fmt in WRITERS:
+            log(f"wrote {WRITERS[fmt](workdir, db_url)} ({fmt} import)")
     # feedback only renders the autograded notebook with the gradebook's scores: no sandbox
     settings = GradingSettings(workdir, db_url, sandbox=False)
     failed = []
