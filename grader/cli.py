@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR), rewrite DIR/grades.csv and DIR/grades_by_cell.csv from the gradebook and "
         "regenerate DIR/feedback/<student_id>/<assignment_id>/<assignment_id>.html, so they "
         "include the hand scores and comments. Runs no notebook; covers the submissions of the "
-        "last autograde in DIR. Exit 1 if a feedback page could not be generated.")
+        "last autograde in DIR, or of all N shards of the last `autograde --shard K/N` (and "
+        "refuses while one has not finished). Exit 1 if a feedback page could not be "
+        "generated.")
     export.add_argument("--workdir", type=Path, required=True, metavar="DIR",
                         help="course directory of an earlier `autograde`")
     export.add_argument("--db-url", default=None, metavar="URL",
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "DIR/grades_moodle.csv (Moodle CSV grade import): one row per student, "
                         "one column per assignment; repeatable; csv (default) writes only "
                         "grades.csv and grades_by_cell.csv")
+    export.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                        help="render N feedback pages at once, in separate processes "
+                        "(default 1)")
     return parser
 
 
@@ -188,7 +193,8 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from grader.export import export
 
-    failed = export(args.workdir, db_url=args.db_url, formats=tuple(args.formats or ["csv"]))
+    failed = export(args.workdir, db_url=args.db_url, formats=tuple(args.formats or ["csv"]),
+                    jobs=args.jobs)
     for student_id, assignment_id in failed:
         print(f"error: no feedback for {student_id}/{assignment_id}", file=sys.stderr)
     return 0 if not failed else 1

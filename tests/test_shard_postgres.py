@@ -151,7 +151,8 @@ def graded(tmp_path_factory) -> dict:
         result["rerun"] = _wait(_start(_args(root, submissions, sharded, url, "--shard",
                                              f"0/{SHARDS}"), rerun_log), rerun_log)
         export = subprocess.run([sys.executable, "-m", "grader", "export", "--workdir",
-                                 str(sharded), "--format", "canvas"], cwd=REPO,
+                                 str(sharded), "--format", "canvas", "--jobs", "2"],
+                                cwd=REPO,
                                 env=grader_env(), capture_output=True, text=True, timeout=600)
         assert export.returncode == 0, export.stdout[-3000:] + export.stderr[-3000:]
         with Gradebook(sqlalchemy_url(url)) as gb:
