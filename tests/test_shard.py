@@ -100,3 +100,27 @@ def test_class_record_takes_the_newest_run(tmp_path: Path) -> None:
 def test_no_run_at_all(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no finished autograde run"):
         load_class_record(tmp_path)
+
+
+def test_already_registered_only_when_source_and_gradebook_match(tmp_path: Path) -> None:
+    """Shards skip re-registering an unchanged assignment (others may be grading it), and
+    register again when solutions/ changed or the gradebook lacks it."""
+    import shutil
+
+    from grader.autograde import GradingSettings, register_assignment
+    from grader.course import put_venv_on_path, replace_tree, sqlite_url
+    from grader.shard import already_registered
+
+    put_venv_on_path()
+    solutions = tmp_path / "solutions"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "toy" / "solutions", solutions)
+    work = tmp_path / "work"
+    settings = GradingSettings(work, sqlite_url(work), sandbox=False)
+    assert not already_registered(solutions, work, settings.db_url, "toy")
+    replace_tree(solutions / "toy", work / "source" / "toy")
+    register_assignment(settings, "toy")
+    assert already_registered(solutions, work, settings.db_url, "toy")
+    other_db = f"sqlite:///{tmp_path / 'other.db'}"
+    assert not already_registered(solutions, work, other_db, "toy")
+    (solutions / "toy" / "data.txt").write_text("new file")
+    assert not already_registered(solutions, work, settings.db_url, "toy")
