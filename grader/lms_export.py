@@ -9,8 +9,13 @@ student; the gradebook's first and last names fill the name columns when they ar
 Canvas (Gradebook > Import): the layout of Canvas's own gradebook export, which its import
 reads back — columns Student, ID, SIS User ID, SIS Login ID, Section, then one per assignment;
 a second row "Points Possible" gives each assignment's points; a column Canvas does not know
-becomes a new assignment. Sources: Instructure's Canvas Instructor Guide, "How do I import
-grades in the Gradebook?", as summarised by Ohio State, "Import a CSV file to Carmen Grades"
+becomes a new assignment, one with the same title is updated. Sources: Instructure's Canvas
+Instructor Guide, "How do I import grades in the Gradebook?"
+(https://community.canvaslms.com/t5/Instructor-Guide/How-do-I-import-grades-in-the-Gradebook/ta-p/807);
+Canvas's importer itself (instructure/canvas-lms, app/models/gradebook_importer.rb: the header
+must start Student, ID[, SIS User ID, SIS Login ID], Section; a row whose first cell is "Points
+Possible" sets points; a student is found by ID, then SIS User ID, then SIS Login ID, then
+name; an assignment by "Title (id)" or by title); Ohio State, "Import a CSV file to Carmen Grades"
 (student name or ID or SIS User ID, SIS Login ID, Section and assignment columns; new
 assignment columns create assignments; an uploaded score overwrites the one in Canvas):
 https://teaching.resources.osu.edu/toolsets/carmencanvas/guides/calculating-final-grades/import-csv-file-carmen-grades
@@ -21,9 +26,12 @@ We fill SIS Login ID with the student id and leave Canvas's internal ID empty.
 Moodle (Grade administration > Import > CSV file): a header row, one column that identifies the
 user and one column per grade item; on the preview page "Map from" picks the identifying
 column and "Map to" the user field (userid, username, useridnumber, useremail), and each grade
-column is mapped to a grade item or "new grade item". Source: MoodleDocs, "Grade import",
-CSV grade import (https://docs.moodle.org/311/en/Grade_import). We write Username, First name,
-Last name, then one column per assignment: map Username -> username.
+column is mapped to a grade item or "new grade item". Sources: MoodleDocs, "Grade import",
+CSV grade import (https://docs.moodle.org/311/en/Grade_import); Moodle's importer (moodle/moodle,
+grade/import/csv/classes/load_data.php: map_user_data_with_value accepts userid, useridnumber,
+useremail, username; one row whose user is not found aborts the whole import; a grade '' or
+'-' is "no grade"). We write Username, First name, Last name, then one column per assignment:
+map Username -> username. In both files an empty cell means "no grade".
 """
 
 from __future__ import annotations
