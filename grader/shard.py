@@ -93,11 +93,17 @@ def setup_lock(workdir: Path, db_url: str) -> Iterator[None]:
 def _advisory_lock(db_url: str) -> Iterator[None]:
     # session-level lock: released by unlock, or by the server when a killed shard's
     # connection drops, so a kill never leaves the class locked
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
 
     engine = create_engine(db_url)
     try:
-        with engine.connect() as conn:
+        try:
+            conn = engine.connect()
+        except OperationalError as err:
+            shown = make_url(db_url).render_as_string(hide_password=True)
+            raise ValueError(f"cannot reach the gradebook {shown}: {err.orig}") from None
+        with conn:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
             try:
                 yield

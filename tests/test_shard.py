@@ -124,3 +124,11 @@ def test_already_registered_only_when_source_and_gradebook_match(tmp_path: Path)
     assert not already_registered(solutions, work, other_db, "toy")
     (solutions / "toy" / "data.txt").write_text("new file")
     assert not already_registered(solutions, work, settings.db_url, "toy")
+
+
+def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg2://grader:secret@/grades?host={tmp_path / 'no-server'}"
+    with pytest.raises(ValueError, match="cannot reach the gradebook") as err:
+        with setup_lock(tmp_path, url):
+            pass
+    assert "secret" not in str(err.value)  # the password is not printed
