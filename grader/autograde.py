@@ -16,7 +16,7 @@ import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from traitlets.config import Config
 
 from grader import flags as flag_names
 from grader import manual, resume
+from grader import shard as sharding
 from grader.course import (
     Roots,
     list_assignments,
@@ -43,6 +44,7 @@ from grader.course import (
 from grader.flags import SubmissionContext, collect_flags
 from grader.limits import Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
+from grader.progress import Progress
 from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
@@ -264,21 +266,25 @@ def _check_dirs(submissions: Path, workdir: Path) -> None:
 
 
 def run_jobs(settings: GradingSettings, todo: list[tuple[str, str]], jobs: int,
-             log: Callable[[str], None]) -> list[Outcome]:
-    """Grade `todo` pairs (student, assignment), `jobs` at a time in separate processes."""
+             log: Callable[[str], None],
+             on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Grade `todo` pairs (student, assignment), `jobs` at a time in separate processes;
+    on_outcome(outcome) as each one finishes (the progress bar)."""
     outcomes = []
     if jobs == 1:
         for student_id, assignment_id in todo:
             outcomes.append(grade_one(settings, student_id, assignment_id))
             log(_describe(outcomes[-1]))
+            on_outcome(outcomes[-1])
         return outcomes
     # spawn: a fresh interpreter per worker (no forked zmq/asyncio/sqlite state)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = [pool.submit(grade_one, settings, s, a) for s, a in todo]
-        for future in futures:
+        for future in as_completed(futures):  # in finishing order, for the progress bar
             outcomes.append(future.result())
             log(_describe(outcomes[-1]))
+            on_outcome(outcomes[-1])
     return outcomes
 
 
@@ -292,7 +298,9 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
               jobs: int = 1, db_url: str | None = None, timeout: int = DEFAULT_TIMEOUT,
               kernel_manager_class: str | None = None,
               log: Callable[[str], None] = print, sandbox: bool | None = True,
-              limits: Limits | None = None, similarity: bool = True) -> list[Outcome]:
+              limits: Limits | None = None, similarity: bool = True,
+              shard: sharding.Shard = sharding.WHOLE_CLASS,
+              progress: Progress | None = None) -> list[Outcome]:
     """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir.
 
     sandbox=True refuses to run (SandboxUnavailable) where the sandbox cannot be set up;
@@ -300,6 +308,9 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     Submissions already graded by an earlier run with the same file and settings are not graded
     again (grader.resume), so a killed run continues and a second run changes nothing.
     similarity=False skips grader.similarity (`check` hands in the solution itself).
+    shard: grade only that share of the class (grader.shard); a sharded run records what it
+    graded in DIR/state/shards/ and leaves the class's CSVs to `grader export` (and the
+    similarity report, which needs the whole class, to `grader similarity` after it).
     """
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     _check_dirs(submissions, workdir)
@@ -316,21 +327,28 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     settings = GradingSettings(workdir, sqlalchemy_url(db_url) or sqlite_url(workdir), timeout,
                                kernel_manager_class, sandbox, limits or Limits(),
                                submissions_root=submissions)
-    (workdir / "nbgrader_config.py").write_text(
-        config_file_text(workdir, sqlalchemy_url(db_url), timeout), encoding="utf-8")
-    for aid in assignments:
-        replace_tree(roots.solutions / aid, workdir / "source" / aid)
-        register_assignment(settings, aid)
+    with sharding.setup_lock(workdir, settings.db_url):  # other shards may be starting too
+        (workdir / "nbgrader_config.py").write_text(
+            config_file_text(workdir, sqlalchemy_url(db_url), timeout), encoding="utf-8")
+        for aid in assignments:
+            if not sharding.already_registered(roots.solutions, workdir, settings.db_url, aid):
+                replace_tree(roots.solutions / aid, workdir / "source" / aid)
+                register_assignment(settings, aid)
+    progress = progress or Progress()
+    progress.start(sum(shard.owns(s, a) for s in students for a in assignments))
 
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo = []
     hand_grades: dict[tuple[str, str], list[manual.HandGrade]] = {}
     for student_id in students:
         for aid in assignments:
+            if not shard.owns(student_id, aid):
+                continue
             done = resume.previous_outcome(settings, submissions, student_id, aid)
             if done is not None:
                 outcomes[student_id, aid] = Outcome(**done)
                 log(_describe(outcomes[student_id, aid]) + " (from an earlier run)")
+                progress.update(outcomes[student_id, aid], resumed=True)
                 continue
             # before the new hand-in replaces the old copy: which hand grades still apply
             hand_grades[student_id, aid] = manual.unchanged_hand_grades(
@@ -340,11 +358,14 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
                 outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
                                                     problem=problem)
                 log(_describe(outcomes[student_id, aid]))
+                progress.update(outcomes[student_id, aid])
             else:
                 todo.append((student_id, aid))
-    register_students(settings, [s for s, _ in todo])
-    for outcome in run_jobs(settings, todo, jobs, log):
+    with sharding.setup_lock(workdir, settings.db_url):  # record_zero adds students too
+        register_students(settings, [s for s, _ in todo] + [s for s, _ in outcomes])
+    for outcome in run_jobs(settings, todo, jobs, log, on_outcome=progress.update):
         outcomes[outcome.student_id, outcome.assignment_id] = outcome
+    progress.close()
 
     for (student_id, aid), outcome in sorted(outcomes.items()):
         feedback = workdir / "feedback" / student_id / aid / f"{aid}.html"
@@ -354,13 +375,16 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         elif (student_id, aid) in hand_grades:  # graded in this run
             manual.keep_hand_grades(settings.db_url, student_id, aid,
                                     hand_grades[student_id, aid])
-    if similarity:  # DIR/similarity.csv and flags; never a score
+    if similarity and not shard.sharded:  # DIR/similarity.csv and flags; never a score
         flag_similar(workdir, assignments, roots.solutions, outcomes, log)
+    record = [{"student_id": s, "assignment_id": a, "flags": o.flags,
+               "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())]
+    if shard.sharded:  # other shards write the same CSVs: `grader export` joins them
+        sharding.save_shard_record(workdir, settings.db_url, shard, record)
+        return [outcomes[k] for k in sorted(outcomes)]
     write_reports(settings.db_url, workdir,
                   [(s, a, o.flags) for (s, a), o in outcomes.items()])
-    save_run_record(workdir, settings.db_url,
-                    [{"student_id": s, "assignment_id": a, "flags": o.flags,
-                      "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())])
+    save_run_record(workdir, settings.db_url, record)
     write_review_list(workdir, [(s, a, ";".join(o.flags)) for (s, a), o in outcomes.items()
                                 if o.flags])
     return [outcomes[k] for k in sorted(outcomes)]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from grader.course import ROOT_ENV, Roots, pick_assignments
 from grader.limits import GIB, Limits
+from grader.lms_export import FORMATS as LMS_FORMATS
 from grader.nbgrader_config import DEFAULT_TIMEOUT
 
 ROOT_HELP = (f"folder holding solutions/ and exercises/ (default: ${ROOT_ENV} if set, "
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     auto.add_argument("--db-url", default=None, metavar="URL",
                       help="gradebook database URL (default: sqlite DIR/gradebook.db), e.g. "
                       "postgresql://user@host/grades")
+    auto.add_argument("--shard", default=None, metavar="K/N",
+                      help="grade only shard K of N (K = 0..N-1; a fixed split by student and "
+                      "assignment), so N processes or machines share one class: give them one "
+                      "--db-url and one DIR, then run `export --workdir DIR` once all finished")
+    auto.add_argument("--quiet", action="store_true",
+                      help="no progress bar and no line per submission; only the summary and "
+                      "errors (the bar is drawn only when stderr is a terminal anyway)")
     _add_grading_options(auto)
 
     sim = sub.add_parser(
@@ -87,11 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
         "DIR), rewrite DIR/grades.csv and DIR/grades_by_cell.csv from the gradebook and "
         "regenerate DIR/feedback/<student_id>/<assignment_id>/<assignment_id>.html, so they "
         "include the hand scores and comments. Runs no notebook; covers the submissions of the "
-        "last autograde in DIR. Exit 1 if a feedback page could not be generated.")
+        "last autograde in DIR, or of all N shards of the last `autograde --shard K/N` (and "
+        "refuses while one has not finished). Exit 1 if a feedback page could not be "
+        "generated.")
     export.add_argument("--workdir", type=Path, required=True, metavar="DIR",
                         help="course directory of an earlier `autograde`")
     export.add_argument("--db-url", default=None, metavar="URL",
                         help="gradebook database URL (default: the one that autograde used)")
+    export.add_argument("--format", dest="formats", action="append", choices=LMS_FORMATS,
+                        metavar="{" + ",".join(LMS_FORMATS) + "}",
+                        help="also write DIR/grades_canvas.csv (Canvas gradebook import) or "
+                        "DIR/grades_moodle.csv (Moodle CSV grade import): one row per student, "
+                        "one column per assignment; repeatable; csv (default) writes only "
+                        "grades.csv and grades_by_cell.csv")
+    export.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                        help="render N feedback pages at once, in separate processes "
+                        "(default 1)")
 
     publish = sub.add_parser(
         "publish", help="write the reader repository (book, library, exercises) into DEST",
@@ -187,14 +206,27 @@ def _check(roots: Roots, args: argparse.Namespace) -> int:
 
 def _autograde(roots: Roots, args: argparse.Namespace) -> int:
     from grader.autograde import autograde
+    from grader.progress import Progress, summary
+    from grader.shard import Shard
 
+    shard = Shard.parse(args.shard) if args.shard else Shard()
+    progress = Progress.for_terminal(quiet=args.quiet)
     start = time.monotonic()
-    outcomes = autograde(args.submissions, args.workdir, roots, args.assignment, jobs=args.jobs,
-                         db_url=args.db_url, timeout=args.timeout,
-                         sandbox=not args.no_sandbox, limits=_limits(args))
+    try:
+        outcomes = autograde(args.submissions, args.workdir, roots, args.assignment,
+                             jobs=args.jobs, db_url=args.db_url, timeout=args.timeout,
+                             sandbox=not args.no_sandbox, limits=_limits(args), shard=shard,
+                             log=progress.write, progress=progress)
+    finally:
+        progress.close()
     failed = [o for o in outcomes if not o.graded]
-    print(f"graded {len(outcomes) - len(failed)}/{len(outcomes)} submission(s) in "
-          f"{time.monotonic() - start:.1f} s; wrote {args.workdir / 'grades.csv'}")
+    for line in summary(outcomes, time.monotonic() - start, progress.resumed):
+        print(line)
+    if shard.sharded:
+        print(f"shard {shard} done; once all {shard.count} shards have finished, run "
+              f"`python -m grader export --workdir {args.workdir}` for the class's CSVs")
+    else:
+        print(f"wrote {args.workdir / 'grades.csv'}")
     for o in failed:
         print(f"error: could not grade {o.student_id}/{o.assignment_id}; see "
               f"{args.workdir / 'logs' / o.student_id / (o.assignment_id + '.log')}",
@@ -217,7 +249,8 @@ def _similarity(roots: Roots, args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from grader.export import export
 
-    failed = export(args.workdir, db_url=args.db_url)
+    failed = export(args.workdir, db_url=args.db_url, formats=tuple(args.formats or ["csv"]),
+                    jobs=args.jobs)
     for student_id, assignment_id in failed:
         print(f"error: no feedback for {student_id}/{assignment_id}", file=sys.stderr)
     return 0 if not failed else 1

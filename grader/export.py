@@ -8,39 +8,63 @@ feedback pages up to date. The submissions and their flags are those of the last
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
 from grader.course import put_venv_on_path
-from grader.report import load_run_record, write_reports
+from grader.lms_export import WRITERS
+from grader.report import write_reports
+from grader.shard import load_class_record
+from grader.tamper import write_review_list
 
 
-def export(workdir: Path, db_url: str | None = None,
-           log: Callable[[str], None] = print) -> list[tuple[str, str]]:
+def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] = print,
+           formats: tuple[str, ...] = ("csv",), jobs: int = 1) -> list[tuple[str, str]]:
     """Rewrite the CSVs and regenerate each autograded submission's feedback page.
 
     db_url: the gradebook (default: the one the last autograde in workdir used).
+    After `autograde --shard K/N`, covers the submissions of all N shards (grader.shard).
+    formats: "canvas" and "moodle" also write an LMS import file (grader.lms_export).
+    jobs: feedback pages rendered at once, in separate processes (a large class: ~1 s each).
     Returns the (student, assignment) pairs whose feedback could not be generated.
     """
     workdir = Path(workdir).resolve()
-    recorded_url, submissions = load_run_record(workdir)
+    recorded_url, submissions = load_class_record(workdir)
     db_url = sqlalchemy_url(db_url) or recorded_url
     put_venv_on_path()  # nbgrader's Gradebook runs `alembic` from PATH
     write_reports(db_url, workdir,
                   [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions])
+    write_review_list(workdir, [(s["student_id"], s["assignment_id"], ";".join(s["flags"]))
+                                for s in submissions if s["flags"]])
     log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
+    for fmt in formats:
+        if fmt in WRITERS:
+            log(f"wrote {WRITERS[fmt](workdir, db_url)} ({fmt} import)")
     # feedback only renders the autograded notebook with the gradebook's scores: no sandbox
     settings = GradingSettings(workdir, db_url, sandbox=False)
     failed = []
-    for s in submissions:
-        if not s["autograded"]:  # its placeholder page has no scores to update
-            continue
-        ok, text = generate_feedback(settings, s["student_id"], s["assignment_id"])
+    # placeholder pages (not autograded) have no scores to update
+    pairs = [(s["student_id"], s["assignment_id"]) for s in submissions if s["autograded"]]
+    for (student_id, assignment_id), (ok, text) in zip(pairs, _feedback(settings, pairs, jobs),
+                                                        strict=True):
         if ok:
-            log(f"feedback {s['student_id']}/{s['assignment_id']}")
+            log(f"feedback {student_id}/{assignment_id}")
         else:
-            failed.append((s["student_id"], s["assignment_id"]))
-            log(f"error: feedback for {s['student_id']}/{s['assignment_id']} failed:\n"
-                f"{text[-2000:]}")
+            failed.append((student_id, assignment_id))
+            log(f"error: feedback for {student_id}/{assignment_id} failed:\n{text[-2000:]}")
     return failed
+
+
+def _feedback(settings: GradingSettings, pairs: list[tuple[str, str]],
+              jobs: int) -> Iterator[tuple[bool, str]]:
+    """generate_feedback for each pair, in order; `jobs` processes at a time."""
+    if jobs == 1:
+        yield from (generate_feedback(settings, s, a) for s, a in pairs)
+        return
+    # spawn: a fresh interpreter per worker, as autograde's workers
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(generate_feedback, [settings] * len(pairs),
+                            [s for s, _ in pairs], [a for _, a in pairs])

@@ -259,7 +259,7 @@ def test_students_exist_before_parallel_workers_start(course: dict, tmp_path: Pa
     constraint failed: student.id, a grading-error). autograde adds every student first."""
     seen = {}
 
-    def fake_run_jobs(settings, todo, jobs, log):
+    def fake_run_jobs(settings, todo, jobs, log, **_):
         with Gradebook(settings.db_url) as gb:
             seen["students"] = sorted(s.id for s in gb.students)
         seen["todo"] = sorted({s for s, _ in todo})

@@ -1,0 +1,182 @@
+"""`autograde --shard K/N`: N processes or machines share one class through one gradebook.
+
+* Which submissions a shard grades: (student, assignment) pairs split by a stable hash
+  (sha256, not Python's salted `hash`), so every shard computes the same split on any machine
+  and each pair belongs to exactly one of the N shards. K counts from 0, like Kubernetes'
+  JOB_COMPLETION_INDEX and a Slurm array started at 0.
+* What shards must not do at once: register the assignment (DIR/source, DIR/release and the
+  gradebook's assignment rows) and add students to the gradebook. `setup_lock` serialises
+  those steps: a PostgreSQL advisory lock when the gradebook is PostgreSQL (the one thing every
+  shard shares for certain), else an flock on DIR/state/setup.lock (one machine, SQLite).
+* What a shard leaves: DIR/state/shards/<N>/<K>.json, its submissions and flags. `grader export`
+  joins the N records (refusing while one is missing) and writes the class's CSVs from the
+  gradebook; a single unsharded run leaves DIR/state/last_run.json instead (grader.report).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.report import RUN_RECORD, load_run_record
+
+SHARDS_DIR = Path("state") / "shards"
+# any constant int64 that no other program on the gradebook's server uses as an advisory key
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"resnet-course-grader setup").digest()[:7], "big")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard `index` of `count` (0 <= index < count); Shard(0, 1) is the whole class."""
+
+    index: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 <= self.index < self.count:
+            raise ValueError(f"--shard {self.index}/{self.count}: need 0 <= K < N "
+                             "(K counts from 0, e.g. 0/3, 1/3, 2/3)")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """'K/N' -> Shard(K, N); ValueError with the expected form otherwise."""
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if not match:
+            raise ValueError(f"--shard {text!r}: expected K/N, e.g. 0/3 (K counts from 0)")
+        return cls(int(match[1]), int(match[2]))
+
+    @property
+    def sharded(self) -> bool:
+        return self.count > 1
+
+    def owns(self, student_id: str, assignment_id: str) -> bool:
+        return shard_of(student_id, assignment_id, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE_CLASS = Shard()
+
+
+def shard_of(student_id: str, assignment_id: str, count: int) -> int:
+    """The shard (0..count-1) that grades this submission, the same in every process."""
+    digest = hashlib.sha256(f"{student_id}\0{assignment_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+@contextmanager
+def setup_lock(workdir: Path, db_url: str) -> Iterator[None]:
+    """Hold the class-wide setup lock (blocks while another shard holds it)."""
+    if db_url.startswith("postgresql"):
+        with _advisory_lock(db_url):
+            yield
+        return
+    path = Path(workdir) / "state" / "setup.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:  # the lock goes with the file descriptor, also on a kill
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _advisory_lock(db_url: str) -> Iterator[None]:
+    # session-level lock: released by unlock, or by the server when a killed shard's
+    # connection drops, so a kill never leaves the class locked
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(db_url)
+    try:
+        try:
+            conn = engine.connect()
+        except OperationalError as err:
+            shown = make_url(db_url).render_as_string(hide_password=True)
+            raise ValueError(f"cannot reach the gradebook {shown}: {err.orig}") from None
+        with conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+    finally:
+        engine.dispose()
+
+
+def already_registered(solutions: Path, workdir: Path, db_url: str, assignment_id: str) -> bool:
+    """DIR/source/<id> equals solutions/<id> byte for byte, DIR/release/<id> exists and the
+    gradebook knows the assignment: registering again would change nothing, and would rewrite
+    files and rows that shards already grading are reading."""
+    src, dest = Path(solutions) / assignment_id, Path(workdir) / "source" / assignment_id
+    if not (Path(workdir) / "release" / assignment_id / f"{assignment_id}.ipynb").is_file():
+        return False
+    if _tree_bytes(src) != _tree_bytes(dest):
+        return False
+    from nbgrader.api import Gradebook, MissingEntry
+
+    try:
+        with Gradebook(db_url) as gb:
+            return bool(gb.find_assignment(assignment_id).notebooks)
+    except MissingEntry:
+        return False
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes] | None:
+    """relative path -> bytes of every regular file, as replace_tree copies them."""
+    if not root.is_dir():
+        return None
+    skip = {".ipynb_checkpoints", "__pycache__"}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and not p.is_symlink() and not skip & set(p.relative_to(root).parts)}
+
+
+def record_path(workdir: Path, shard: Shard) -> Path:
+    return Path(workdir) / SHARDS_DIR / str(shard.count) / f"{shard.index}.json"
+
+
+def save_shard_record(workdir: Path, db_url: str, shard: Shard, submissions: list[dict]) -> Path:
+    """What this shard graded (as grader.report.save_run_record, one file per shard)."""
+    path = record_path(workdir, shard)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps({"db_url": db_url, "shard": str(shard),
+                               "submissions": submissions}, indent=1), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a killed shard leaves no record or a whole one
+    return path
+
+
+def load_class_record(workdir: Path) -> tuple[str, list[dict]]:
+    """(db_url, submissions) of the whole class: the newest of the last unsharded run and the
+    last sharded run (all N shard records of the newest N). ValueError when neither exists or
+    a shard of the newest sharded run has not finished."""
+    workdir = Path(workdir)
+    groups = [d for d in (workdir / SHARDS_DIR).glob("*") if d.is_dir() and d.name.isdigit()]
+    newest = {d: max((p.stat().st_mtime for p in d.glob("*.json")), default=None)
+              for d in groups}
+    newest = {d: t for d, t in newest.items() if t is not None}
+    single = workdir / RUN_RECORD
+    if not newest or (single.exists() and single.stat().st_mtime >= max(newest.values())):
+        return load_run_record(workdir)
+    group = max(newest, key=newest.get)
+    count = int(group.name)
+    missing = [k for k in range(count) if not (group / f"{k}.json").is_file()]
+    if missing:
+        raise ValueError(f"shard(s) {', '.join(f'{k}/{count}' for k in missing)} of {workdir} "
+                         f"have not finished (no {group}/<K>.json): run them, then export")
+    db_url, submissions = None, {}
+    for k in range(count):
+        record = json.loads((group / f"{k}.json").read_text(encoding="utf-8"))
+        db_url = db_url or record["db_url"]
+        for s in record["submissions"]:
+            submissions[s["student_id"], s["assignment_id"]] = s
+    return db_url, [submissions[key] for key in sorted(submissions)]
