@@ -238,3 +238,14 @@ def test_plot_error_spread_vs_depth_draws_mean_and_seeds():
     with pytest.raises(ValueError, match="must match"):
         plot_error_spread_vs_depth([8], {"plain": [[0.1], [0.2]]}, ax=ax)
     plt.close(fig)
+
+
+def test_residual_depth_study_reports_train_and_held_out_error_per_seed(data):
+    X, y = data
+    X_val, y_val = spirals(n_per_class=10, num_classes=3, seed=2)
+    study = experiments.residual_depth_study(X, y, X_val, y_val, depths=(2, 4), seeds=(0, 1),
+                                             num_steps=3)
+    assert set(study) == {2, 4}
+    for result in study.values():
+        assert len(result["train"]) == len(result["val"]) == 2
+        assert all(0.0 <= e <= 1.0 for e in result["train"] + result["val"])

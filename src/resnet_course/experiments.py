@@ -328,6 +328,36 @@ def weight_decay_study(
     return results
 
 
+def residual_depth_study(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    X_val: torch.Tensor,
+    y_val: torch.Tensor,
+    depths: Sequence[int] = (4, 8, 16),
+    seeds: Sequence[int] = (0, 1, 2),
+    width: int = 8,
+    num_steps: int = 800,
+    lr: float = 0.01,
+) -> dict[int, dict[str, list[float]]]:
+    """Residual MLPs of several depths, each from several seeds: can a deeper one do *better*?
+
+    Full-batch SGD (momentum 0.9) on (X, y), as in ``depth_sweep``. Returns
+    ``{depth: {"train": [error per seed], "val": [error on (X_val, y_val) per seed]}}``.
+    """
+    num_classes = int(y.max()) + 1
+    results = {}
+    for depth in depths:
+        train_errors, val_errors = [], []
+        for seed in seeds:
+            set_seed(seed)
+            model = make_net("residual", depth, X.shape[1], width, num_classes)
+            train_full_batch(model, X, y, num_steps, lr)
+            train_errors.append(classification_error(model, X, y))
+            val_errors.append(classification_error(model, X_val, y_val))
+        results[depth] = {"train": train_errors, "val": val_errors}
+    return results
+
+
 def gradient_norms_by_layer(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> list[float]:
     """L2 norm of each Linear layer's weight gradient after one cross-entropy backward pass.
 
