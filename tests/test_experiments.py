@@ -144,3 +144,108 @@ def test_weight_decay_study_same_start_for_each_decay(data):
                                            width=8, num_steps=20)
     assert study[0.0]["init_norms"] == study[0.1]["init_norms"]
     assert all(d < n for d, n in zip(study[0.1]["norms"], study[0.0]["norms"], strict=True))
+
+
+@pytest.mark.parametrize("kind", experiments.KINDS)
+def test_branch_ratios_measure_what_each_block_adds(data, kind):
+    X, _ = data
+    torch.manual_seed(0)
+    model = experiments.make_net(kind, 8, 2, 8, 3)  # 3 blocks
+    ratios = experiments.branch_ratios(model, X)
+    assert len(ratios) == 3 and all(r > 0 for r in ratios)
+    # by hand for the first block: its input is the output of Linear+ReLU
+    with torch.no_grad():
+        a = model[1](model[0](X))
+        if kind == "residual":
+            change = model[2].linear2(F.relu(model[2].linear1(a)))
+        else:
+            change = model[5](model[4](model[3](model[2](a)))) - a
+    assert ratios[0] == pytest.approx((change.norm() / a.norm()).item())
+
+
+def test_branch_ratio_of_a_zero_initialized_block_is_zero(data):
+    X, _ = data
+    torch.manual_seed(0)
+    model = experiments.make_net("residual", 8, 2, 8, 3)
+    zero_init_residual_(model[3])
+    ratios = experiments.branch_ratios(model, X)
+    assert ratios[1] == 0.0 and ratios[0] > 0.0
+
+
+def test_weight_decay_study_reports_ratios_for_plain_control(data):
+    X, y = data
+    study = experiments.weight_decay_study(X, y, weight_decays=(0.0, 0.1), num_blocks=2,
+                                           width=8, num_steps=20, kind="plain")
+    assert study[0.0]["init_ratios"] == study[0.1]["init_ratios"]
+    assert len(study[0.0]["ratios"]) == 2 and study[0.0]["norms"] == []
+    assert 0.0 <= study[0.1]["error"] <= 1.0
+
+
+def test_bn_plain_mlp_has_depth_linear_layers_with_batchnorm_and_he_init():
+    torch.manual_seed(0)
+    model = experiments.bn_plain_mlp(2, 256, 5, 3)
+    layers = experiments.linear_layers(model)
+    assert len(layers) == 5
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in model) == 4
+    assert all(layer.bias is None for layer in layers[:-1])
+    # He (Kaiming) normal: std sqrt(2 / fan_in) for the width -> width layers
+    assert layers[2].weight.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)
+    assert model(torch.zeros(4, 2)).shape == (4, 3)
+    with pytest.raises(ValueError, match="depth"):
+        experiments.bn_plain_mlp(2, 8, 1, 3)
+
+
+def test_signal_norms_reports_each_hidden_layer_and_leaves_model_clean(data):
+    X, y = data
+    torch.manual_seed(0)
+    model = experiments.bn_plain_mlp(2, 8, 6, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    norms = experiments.signal_norms(model, X, y)
+    assert len(norms["forward"]) == 5 and len(norms["backward"]) == 6
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    # forward: the RMS of the first hidden ReLU's output, by hand
+    with torch.no_grad():
+        first = model[2](model[1](model[0](X)))
+    assert norms["forward"][0] == pytest.approx(first.pow(2).mean().sqrt().item(), rel=1e-5)
+    model.zero_grad()
+    F.cross_entropy(model(X), y).backward()
+    assert norms["backward"][-1] == pytest.approx(model[-1].weight.grad.norm().item(), rel=1e-5)
+
+
+def test_bn_depth_sweep_one_run_per_depth_and_seed(data):
+    X, y = data
+    runs = experiments.bn_depth_sweep(X, y, depths=(2, 4), seeds=(0, 1), width=8, num_steps=3)
+    assert [(r.depth, len(r.step_error)) for r in runs] == [(2, 3)] * 2 + [(4, 3)] * 2
+    assert all(r.kind == "plain-bn" and 0.0 <= r.final_error <= 1.0 for r in runs)
+    # different seeds give different nets; the same seed the same net
+    again = experiments.bn_depth_sweep(X, y, depths=(2,), seeds=(0,), width=8, num_steps=3)
+    assert again[0].step_loss == runs[0].step_loss != runs[1].step_loss
+
+
+def test_plot_error_spread_vs_depth_draws_mean_and_seeds():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from resnet_course.plotting import plot_error_spread_vs_depth
+
+    fig, ax = plt.subplots()
+    plot_error_spread_vs_depth([8, 16], {"plain": [[0.1, 0.3], [0.5, 0.5]]}, ax=ax)
+    mean_line = ax.get_lines()[0]
+    assert list(mean_line.get_ydata()) == pytest.approx([20.0, 50.0])
+    with pytest.raises(ValueError, match="must match"):
+        plot_error_spread_vs_depth([8], {"plain": [[0.1], [0.2]]}, ax=ax)
+    plt.close(fig)
+
+
+def test_residual_depth_study_reports_train_and_held_out_error_per_seed(data):
+    X, y = data
+    X_val, y_val = spirals(n_per_class=10, num_classes=3, seed=2)
+    study = experiments.residual_depth_study(X, y, X_val, y_val, depths=(2, 4), seeds=(0, 1),
+                                             num_steps=3)
+    assert set(study) == {2, 4}
+    for result in study.values():
+        assert len(result["train"]) == len(result["val"]) == 2
+        assert all(0.0 <= e <= 1.0 for e in result["train"] + result["val"])

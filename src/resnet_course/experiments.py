@@ -137,6 +137,81 @@ def depth_sweep(
 
 
 # ----------------------------------------------------------------------------------------------
+# Chapter "The degradation problem", in He et al.'s regime: BatchNorm and He initialization
+# ----------------------------------------------------------------------------------------------
+def bn_plain_mlp(in_features: int, width: int, depth: int, num_classes: int) -> nn.Sequential:
+    """A plain MLP as He et al. trained their plain nets: ``depth`` Linear layers in all.
+
+    Every hidden layer is Linear (no bias: BatchNorm's shift makes it redundant), BatchNorm1d,
+    ReLU; the last Linear gives the logits. Weights use He (Kaiming) normal initialization,
+    std sqrt(2 / fan_in), which keeps the forward signal's scale through ReLUs.
+    """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
+        raise ValueError(f"depth must be an integer >= 2; got {depth!r}")
+    layers: list[nn.Module] = []
+    for i in range(depth - 1):
+        # (N, in_features or width) -> (N, width)
+        layers += [nn.Linear(in_features if i == 0 else width, width, bias=False),
+                   nn.BatchNorm1d(width), nn.ReLU()]  # fmt: skip
+    layers.append(nn.Linear(width, num_classes))  # (N, width) -> (N, num_classes)
+    model = nn.Sequential(*layers)
+    for layer in linear_layers(model):
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    return model
+
+
+def signal_norms(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> dict[str, list[float]]:
+    """Forward and backward signal of each hidden layer at one cross-entropy pass, input side first.
+
+    ``forward``: root mean square of each hidden ReLU's output over the batch (the activation
+    scale); ``backward``: Frobenius norm of each Linear layer's weight gradient. The model's
+    parameters are unchanged and its gradients cleared; it is left in the mode it was in.
+    """
+    activations = []
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: activations.append(out.pow(2).mean().sqrt()))
+        for m in model
+        if isinstance(m, nn.ReLU)
+    ]
+    try:
+        model.zero_grad()
+        F.cross_entropy(model(X), y).backward()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    backward = [layer.weight.grad.norm().item() for layer in linear_layers(model)]
+    model.zero_grad(set_to_none=True)
+    return {"forward": [a.item() for a in activations], "backward": backward}
+
+
+def bn_depth_sweep(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    depths: Sequence[int] = (8, 16, 32, 64),
+    seeds: Sequence[int] = (0, 1, 2),
+    width: int = 32,
+    num_steps: int = 800,
+    lr: float = 0.01,
+) -> list[Run]:
+    """Train ``bn_plain_mlp`` at every depth from every seed: full-batch SGD, momentum 0.9.
+
+    One Run per (depth, seed), kind ``"plain-bn"``, with the error at every step (measured on
+    that step's forward pass, BatchNorm using the whole training set's statistics), so the error
+    after any shorter budget can be read off the same run.
+    """
+    num_classes = int(y.max()) + 1
+    runs = []
+    for depth in depths:
+        for seed in seeds:
+            set_seed(seed)
+            model = bn_plain_mlp(X.shape[1], width, depth, num_classes)
+            losses, errors = train_full_batch(model, X, y, num_steps, lr)
+            final = classification_error(model, X, y)  # after the last update
+            runs.append(Run("plain-bn", depth, losses, errors, final, model))
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------
 # Chapter "Why the identity is easy"
 # ----------------------------------------------------------------------------------------------
 class PlainBlock(nn.Module):
@@ -189,6 +264,33 @@ def residual_branch_norms(model: nn.Module) -> list[float]:
     return [m.linear2.weight.norm().item() for m in model.modules() if isinstance(m, ResidualBlock)]
 
 
+def branch_ratios(model: nn.Sequential, X: torch.Tensor) -> list[float]:
+    """||F(a)|| / ||a|| of each block on the data X: how much the block changes its input.
+
+    ``a`` is the block's input (N, width) when X goes through ``model``, norms are Frobenius over
+    the whole batch. Residual MLP: F(a) = linear2(relu(linear1(a))), the branch added to the
+    shortcut. Plain MLP (the control): a block is a pair of hidden layers h (see ``block_spans``)
+    and F(a) = h(a) - a, what a shortcut around h would leave its branch to compute.
+    A ratio near 0 means the block is close to the identity *on these data*.
+    """
+    spans = block_spans(model)
+    modules = list(model)
+    ratios = []
+    with torch.no_grad():
+        a = nn.Sequential(*modules[: spans[0][0]])(X) if spans else X  # (N, width)
+        for start, stop in spans:
+            block = nn.Sequential(*modules[start:stop])
+            out = block(a)  # (N, width)
+            if isinstance(modules[start], ResidualBlock):
+                layer = modules[start]
+                change = layer.linear2(F.relu(layer.linear1(a)))  # the branch, before the addition
+            else:
+                change = out - a
+            ratios.append((change.norm() / a.norm()).item())
+            a = out
+    return ratios
+
+
 def weight_decay_study(
     X: torch.Tensor,
     y: torch.Tensor,
@@ -198,24 +300,61 @@ def weight_decay_study(
     num_steps: int = 800,
     lr: float = 0.02,
     seed: int = 0,
+    kind: str = "residual",
 ) -> dict[float, dict]:
-    """Train the same residual MLP with each weight decay; report every block's ||W[l+2]||.
+    """Train the same net with each weight decay; measure every block before and after.
 
-    Returns ``{weight_decay: {"init_norms", "norms", "error"}}``: the norms before and after
-    training and the final training error.
+    ``kind="residual"`` is a residual MLP of ``num_blocks`` blocks, ``kind="plain"`` its plain
+    twin (the control). Weight decay is SGD's ``weight_decay``, which decays *every* parameter,
+    biases included. Returns ``{weight_decay: {...}}`` with ``init_ratios``/``ratios`` (see
+    ``branch_ratios``, before and after training), ``init_norms``/``norms`` (the Frobenius norm
+    of each residual block's last weight matrix W[l+2]; empty for the plain net) and ``error``,
+    the final training error.
     """
     num_classes = int(y.max()) + 1
     results = {}
     for weight_decay in weight_decays:
         set_seed(seed)  # the same initial weights for every weight decay
-        model = residual_mlp(X.shape[1], width, num_blocks, num_classes)
-        init_norms = residual_branch_norms(model)
+        model = make_net(kind, 2 * num_blocks + 2, X.shape[1], width, num_classes)
+        init_norms, init_ratios = residual_branch_norms(model), branch_ratios(model, X)
         train_full_batch(model, X, y, num_steps, lr, weight_decay=weight_decay)
         results[weight_decay] = {
+            "init_ratios": init_ratios,
+            "ratios": branch_ratios(model, X),
             "init_norms": init_norms,
             "norms": residual_branch_norms(model),
             "error": classification_error(model, X, y),
         }
+    return results
+
+
+def residual_depth_study(
+    X: torch.Tensor,
+    y: torch.Tensor,
+    X_val: torch.Tensor,
+    y_val: torch.Tensor,
+    depths: Sequence[int] = (4, 8, 16),
+    seeds: Sequence[int] = (0, 1, 2),
+    width: int = 8,
+    num_steps: int = 800,
+    lr: float = 0.01,
+) -> dict[int, dict[str, list[float]]]:
+    """Residual MLPs of several depths, each from several seeds: can a deeper one do *better*?
+
+    Full-batch SGD (momentum 0.9) on (X, y), as in ``depth_sweep``. Returns
+    ``{depth: {"train": [error per seed], "val": [error on (X_val, y_val) per seed]}}``.
+    """
+    num_classes = int(y.max()) + 1
+    results = {}
+    for depth in depths:
+        train_errors, val_errors = [], []
+        for seed in seeds:
+            set_seed(seed)
+            model = make_net("residual", depth, X.shape[1], width, num_classes)
+            train_full_batch(model, X, y, num_steps, lr)
+            train_errors.append(classification_error(model, X, y))
+            val_errors.append(classification_error(model, X_val, y_val))
+        results[depth] = {"train": train_errors, "val": val_errors}
     return results
 
 

@@ -92,6 +92,37 @@ def plot_error_vs_depth(
     return ax
 
 
+def plot_error_spread_vs_depth(
+    depths: Sequence[int],
+    errors_by_label: Mapping[str, Sequence[Sequence[float]]],
+    ax: Axes | None = None,
+    ylabel: str = "training error (%)",
+) -> Axes:
+    """Error against depth over several seeds: every seed as a dot, the mean as a line, and an
+    error bar of one standard deviation. ``errors_by_label[label][i]`` holds the errors
+    (fractions) of all seeds at ``depths[i]``; they are drawn in percent."""
+    if not errors_by_label:
+        raise ValueError("errors_by_label is empty: pass {label: [[error per seed] per depth]}")
+    ax = _new_axes(ax)
+    for label, per_depth in errors_by_label.items():
+        if len(per_depth) != len(depths):
+            raise ValueError(
+                f"{label!r} has {len(per_depth)} entries for {len(depths)} depths; they must match"
+            )
+        values = [100 * np.asarray(seeds, dtype=float) for seeds in per_depth]
+        means = [v.mean() for v in values]
+        stds = [v.std(ddof=1) if v.size > 1 else 0.0 for v in values]
+        line = ax.errorbar(depths, means, yerr=stds, fmt="o-", capsize=4, label=label)
+        for depth, v in zip(depths, values, strict=True):
+            ax.plot([depth] * v.size, v, ".", color=line[0].get_color(), alpha=0.5)
+    ax.set_xticks(list(depths))
+    ax.set_xlabel("depth (layers with weights)")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def plot_gradient_norms(
     norms_by_label: Mapping[str, Sequence[float]],
     ax: Axes | None = None,
