@@ -54,6 +54,16 @@ class ResidualBlock(nn.Module):
     def forward(self, a):
         return F.relu(self.linear2(F.relu(self.linear1(a))) + a)
 ''',
+        "layers_swapped": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):  # linear2 first: zero_init_residual_ would zero the wrong layer
+        return F.relu(self.linear1(F.relu(self.linear2(a))) + a)
+''',
         "subclasses_library": '''
 from resnet_course.models import ResidualBlock as LibraryBlock
 
@@ -217,6 +227,39 @@ def residual_mlp(in_features, width, num_blocks, num_classes):
         model.append(ResidualBlock(width))
     model.append(nn.Linear(width, num_classes))
     return model
+''',
+    },
+    "reversed_registration": {
+        # linear2 is created (registered) before linear1: only the names say which is which
+        "ResidualBlock": '''
+class ResidualBlock(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear2 = nn.Linear(features, features)
+        self.linear1 = nn.Linear(features, features)
+
+    def forward(self, a):
+        return F.relu(a + self.linear2(F.relu(self.linear1(a))))
+''',
+        "residual_mlp": '''
+class ResidualMLP(nn.Module):
+    def __init__(self, in_features, width, num_blocks, num_classes):
+        super().__init__()
+        if num_blocks < 0:
+            raise ValueError(f"num_blocks must be >= 0, got {num_blocks}")
+        self.head = nn.Linear(width, num_classes)  # registered first, called last
+        self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(num_blocks))
+        self.stem = nn.Linear(in_features, width)
+
+    def forward(self, X):
+        h = F.relu(self.stem(X))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
+
+
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    return ResidualMLP(in_features, width, num_blocks, num_classes)
 ''',
     },
 }

@@ -307,4 +307,41 @@ class BasicBlock(nn.Module):
         return torch.relu_(self.residual(x) + skip)
 ''',
     },
+    "same_padding_and_lambda_shortcut": {
+        # padding="same" is padding 1 for a 3x3 conv with stride 1; the shortcut is a module
+        # wrapping a function (identity or zero padding)
+        "BasicBlock": '''
+class Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be A, B or C, not {shortcut!r}")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride,
+                               padding="same" if stride == 1 else 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        extra = out_channels - in_channels
+        if shortcut == "C" or (shortcut == "B" and (stride != 1 or extra)):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif stride == 1 and not extra:
+            self.shortcut = Lambda(lambda x: x)
+        else:
+            self.shortcut = Lambda(
+                lambda x: F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, 0, extra)))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.shortcut(x) + self.bn2(self.conv2(out)))
+''',
+    },
 }

@@ -99,6 +99,8 @@ def evaluate(model, loader, device):
     return sum(accuracies) / len(accuracies)
 ''',
         "batches_not_moved": _evaluate(move="pass"),
+        # inputs moved, labels not: predictions on the device meet labels on the host
+        "labels_not_moved": _evaluate(move="X = X.to(device)"),
     },
 }
 
@@ -175,6 +177,38 @@ def evaluate(model, loader, device):
             predictions.append(model(X.float().to(device)).argmax(dim=1))
             labels.append(y.long().to(device))
     return (torch.cat(predictions) == torch.cat(labels)).float().mean().item()
+''',
+    },
+    "host_side_comparison_and_device_sum": {
+        # the loss is summed on the device (loss.detach(), one .item() at the end, as the GPU
+        # chapter advises); evaluate moves only the inputs and compares predictions brought back
+        # to the host with the labels left there
+        "train_one_epoch": '''
+def train_one_epoch(model, loader, optimizer, device, amp=False):
+    model.train()
+    total = torch.zeros((), device=device)
+    count = 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(y)  # stays on the device: no sync per step
+        count += len(y)
+    return (total / count).item()
+''',
+        "evaluate": '''
+def evaluate(model, loader, device):
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for X, y in loader:
+            predictions = model(X.to(device)).argmax(dim=1).cpu()  # back to the host
+            correct += (predictions == y).sum().item()  # y never left the host
+            total += y.numel()
+    return correct / total
 ''',
     },
 }

@@ -152,7 +152,12 @@ def check_residual_mlp(residual_mlp) -> None:
 
 
 def _expect_residual_mlp_layers(model, args, in_features, width, num_blocks, num_classes):
-    """The Linear layers by role: (input, [(linear1, linear2) per block], output)."""
+    """The Linear layers by role: (input, [(linear1, linear2) per block], output).
+
+    Roles come from shapes (input and output layers) and from the spec's names (each block's
+    `linear1` and `linear2`), never from the order in which the layers were registered; blocks are
+    taken in the order the forward pass calls them.
+    """
     linears = linear_layers(model)
     expected_count = 2 + 2 * num_blocks
     expect(len(linears) == expected_count, f"{args}: number of nn.Linear layers", len(linears),
@@ -168,8 +173,31 @@ def _expect_residual_mlp_layers(model, args, in_features, width, num_blocks, num
     expected_params = sum(i * o + o for i, o in expected_shapes)
     expect(count_params(model) == expected_params, f"{args}: number of parameters",
            count_params(model), expected_params)
-    blocks = [(hidden[2 * i], hidden[2 * i + 1]) for i in range(num_blocks)]
-    return inputs[0], blocks, outputs[0]
+    blocks = _blocks_in_call_order(model, args, in_features, num_blocks)
+    return inputs[0], [(b.linear1, b.linear2) for b in blocks], outputs[0]
+
+
+def _blocks_in_call_order(model, args, in_features, num_blocks) -> list[nn.Module]:
+    """The modules with `linear1` and `linear2` attributes, in the order forward calls them."""
+    blocks = [m for m in model.modules() if isinstance(getattr(m, "linear1", None), nn.Linear)
+              and isinstance(getattr(m, "linear2", None), nn.Linear)]
+    expect(len(blocks) == num_blocks,
+           f"{args}: number of residual blocks (modules with attributes linear1 and linear2)",
+           len(blocks), num_blocks)
+    calls: list[nn.Module] = []
+    hooks = [b.register_forward_pre_hook(lambda module, inputs: calls.append(module))
+             for b in blocks]
+    try:
+        with torch.no_grad(), quiet():
+            model(torch.randn(2, in_features))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    order = list(dict.fromkeys(calls))  # first call of each block
+    expect(len(order) == num_blocks and len(calls) == num_blocks,
+           f"{args}: residual blocks called in the forward pass (each exactly once)",
+           f"{len(calls)} calls of {len(order)} blocks", f"{num_blocks} calls of {num_blocks}")
+    return order
 
 
 def _reference_residual_mlp(X, linears) -> torch.Tensor:

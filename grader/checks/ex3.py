@@ -168,10 +168,21 @@ def _expect_conv3x3(conv: object, name: str, in_channels: int, out_channels: int
     expect(isinstance(conv, nn.Conv2d), f"{what}.{name} must be an nn.Conv2d",
            type(conv).__name__, "nn.Conv2d")
     got = (conv.in_channels, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride),
-           tuple(conv.padding), conv.bias is not None)
+           _padding(conv), conv.bias is not None)
     want = (in_channels, out_channels, (3, 3), (stride, stride), (1, 1), False)
     expect(got == want, f"{what}.{name}: (in, out, kernel_size, stride, padding, has bias)", got,
            want)
+
+
+def _padding(conv: nn.Conv2d) -> tuple[int, ...]:
+    """The conv's zero padding as numbers: padding="same" (stride 1) pads (k - 1) // 2 per side
+    for an odd kernel, so a 3x3 conv with "same" is the same convolution as padding=1."""
+    if conv.padding == "same":
+        return tuple((k - 1) * d // 2 for k, d in zip(conv.kernel_size, conv.dilation,
+                                                      strict=True))
+    if isinstance(conv.padding, str):  # "valid"
+        return (0, 0)
+    return tuple(conv.padding)
 
 
 def _expect_bn(bn: object, name: str, channels: int, what: str) -> None:

@@ -119,8 +119,52 @@ def _rewrap(out):
     if isinstance(out, torch.Tensor) and not isinstance(out, HostBatch):
         return out.as_subclass(HostBatch)
     if isinstance(out, (tuple, list)):
-        return type(out)(_rewrap(o) for o in out)
+        return type(out)([_rewrap(o) for o in out])
     return out
+
+
+class DeviceResult(torch.Tensor):
+    """The model's output, "on the device": combining it with a batch tensor that is still on the
+    host (labels never moved) is a device-mismatch error on a GPU, and is recorded as such.
+
+    Bringing it back with `.cpu()` (or `.to("cpu")`, a device other than the one under test)
+    makes it a host tensor again, which may then meet host labels: `preds.cpu() == y` is correct.
+    """
+
+    device_under_test: torch.device | None = None
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+        if name == "cpu" or (name == "to" and _names_host(args[1:], kwargs)):
+            return _rewrap(out)  # back on the host, like the batches
+        tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if any(isinstance(t, HostBatch) for t in tensors):
+            HostBatch.used_unmoved.append(name)
+            return out
+        return _wrap(out, cls)
+
+
+def _wrap(out, cls):
+    if isinstance(out, torch.Tensor) and not isinstance(out, cls):
+        return out.as_subclass(cls)
+    if isinstance(out, (tuple, list)):
+        return type(out)([_wrap(o, cls) for o in out])
+    return out
+
+
+def _names_host(args, kwargs) -> bool:
+    """`.to(...)` names the host: "cpu", or a CPU device that is not the device under test."""
+    for value in list(args) + [kwargs.get("device")]:
+        if isinstance(value, str) and value.startswith("cpu"):
+            return True
+        if isinstance(value, torch.device) and value.type == "cpu" \
+                and value is not DeviceResult.device_under_test:
+            return True
+    return False
 
 
 def _names_device(args, kwargs) -> bool:
@@ -142,7 +186,8 @@ def _expect_moved(name: str) -> None:
     used = sorted(set(HostBatch.used_unmoved))
     HostBatch.used_unmoved = []
     expect(not used, f"{name}: batches must be moved with .to(device) before the model or the "
-           "loss uses them (on a GPU this is a device-mismatch error)",
+           "loss uses them, and labels left on the host can only meet predictions brought back "
+           "with .cpu() (on a GPU anything else is a device-mismatch error)",
            f"batch tensors still on the host were passed to {used}",
            "X, y = X.to(device), y.to(device) first")
 
@@ -290,12 +335,17 @@ def check_evaluate(evaluate) -> None:
         def record(module, inputs, output, seen=seen):
             seen.append((module.training, torch.is_grad_enabled()))
         hooks = [m.register_forward_hook(record) for m in (model[1], model[3])]
+        # the logits count as "on the device" until moved back to the host
+        hooks.append(model.register_forward_hook(
+            lambda module, inputs, output: output.as_subclass(DeviceResult)))
+        device = DeviceResult.device_under_test = torch.device("cpu")
         HostBatch.used_unmoved = []
         try:
-            got = evaluate(model, host_loader(X, y, batch_size), torch.device("cpu"))
+            got = evaluate(model, host_loader(X, y, batch_size), device)
         finally:
             for h in hooks:
                 h.remove()
+            DeviceResult.device_under_test = None
         _expect_moved(what)
         got = _expect_number(got, what)
         expect(seen, f"{what} should run the model on the batches", "no forward pass",
