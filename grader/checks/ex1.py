@@ -163,8 +163,8 @@ def check_layer_gradient_norms(layer_gradient_norms) -> None:
         except (TypeError, ValueError, RuntimeError):
             fail("layer_gradient_norms must return numbers", result, "a list of floats")
         expect_close(values, torch.tensor(expected),
-                     "L2 norms of each Linear layer's weight gradient, input side first, after "
-                     "one cross-entropy backward pass", rtol=1e-4, atol=1e-6)
+                     "Frobenius norms of each Linear layer's weight gradient, input side first, "
+                     "after one cross-entropy backward pass", rtol=1e-4, atol=1e-6)
         expect(same_state(model, before),
                "layer_gradient_norms must leave the parameters unchanged (no optimizer step)",
                "parameters changed", "parameters unchanged")
