@@ -25,6 +25,8 @@ ASSIGNMENTS = {
         "ResidualBlock": ex2.check_residual_block,
         "zero_init_residual_": ex2.check_zero_init_residual,
         "residual_mlp": ex2.check_residual_mlp,
+        "PreActBlock": ex2.check_preact_block,
+        "preact_mlp": ex2.check_preact_mlp,
     }),
     "ex3_shortcuts": (variants_ex3, {
         "ZeroPadShortcut": ex3.check_zero_pad_shortcut,
