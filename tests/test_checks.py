@@ -36,6 +36,7 @@ ASSIGNMENTS = {
     "ex4_image_resnets": (variants_ex4, {
         "count_parameters": ex4.check_count_parameters,
         "resnet_cifar": ex4.check_resnet_cifar,
+        "count_macs": ex4.check_count_macs,
     }),
     "ex5_gpu_training": (variants_ex5, {
         "pick_device": ex5.check_pick_device,
