@@ -42,6 +42,7 @@ ASSIGNMENTS = {
         "pick_device": ex5.check_pick_device,
         "train_one_epoch": ex5.check_train_one_epoch,
         "evaluate": ex5.check_evaluate,
+        "train_digits": ex5.check_train_digits,
     }),
 }
 

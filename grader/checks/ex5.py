@@ -24,7 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from grader.checks.common import expect, expect_close, expect_own_implementation, fail, fresh_seed
+from grader.checks.common import (
+    expect,
+    expect_close,
+    expect_own_implementation,
+    fail,
+    fresh_seed,
+    quiet,
+)
 
 # ---------------------------------------------------------------------------------------------
 # pick_device
@@ -364,3 +371,77 @@ def check_evaluate(evaluate) -> None:
                f"{what}: accuracy (fraction of correctly classified examples, in [0, 1]; "
                f"batches of sizes {sizes})", f"{got:.6g}",
                f"{want:.6g} (error rate would be {1 - want:.6g})")
+
+
+# ---------------------------------------------------------------------------------------------
+# train_digits: reach a stated accuracy on held-out digits within a step budget
+# ---------------------------------------------------------------------------------------------
+TARGET_ACCURACY = 0.93  # held-out accuracy of the digits net; annealed schedules reach ~0.96
+MAX_STEPS = 150  # training batches of 64 (about 7 epochs of 1,300 images)
+BATCH_SIZE = 64
+NUM_TRAIN = 1300
+
+
+def digits_net() -> nn.Module:
+    """The notebook's small conv net: (N, 1, 8, 8) -> (N, 10) logits."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),  # (N, 16, 8, 8)
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),  # (N, 32, 4, 4)
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
+
+    data = load_digits()
+    X = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    return X, torch.tensor(data.target)
+
+
+def shuffled_host_loader(X, y, batch_size: int, generator: torch.Generator) -> DataLoader:
+    """Like host_loader, reshuffled every epoch."""
+    def collate(items):
+        return [torch.stack([x for x, _ in items]).as_subclass(HostBatch),
+                torch.stack([t for _, t in items]).as_subclass(HostBatch)]
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
+                      generator=generator, collate_fn=collate)
+
+
+def check_train_digits(train_digits) -> None:
+    random.seed(fresh_seed())
+    expect_own_implementation(train_digits, "train_digits")
+    X, y = _digits()
+    what = f"train_digits(model, train_loader, device, max_steps={MAX_STEPS})"
+    for run in range(2):  # two fresh splits and initialisations: a lucky run is not enough
+        seed = random.randrange(2**31)
+        generator = torch.Generator().manual_seed(seed)
+        split = torch.randperm(len(y), generator=generator)
+        train, held_out = split[:NUM_TRAIN], split[NUM_TRAIN:]
+        torch.manual_seed(seed)
+        model = digits_net()
+        seen = {"steps": 0, "examples": 0}
+
+        def count(module, inputs, seen=seen):
+            if torch.is_grad_enabled():  # a training forward pass (evaluation runs without)
+                seen["steps"] += 1
+                seen["examples"] += len(inputs[0])
+        hook = model.register_forward_pre_hook(count)
+        HostBatch.used_unmoved = []
+        loader = shuffled_host_loader(X[train], y[train], BATCH_SIZE, generator)
+        try:
+            with quiet():
+                train_digits(model, loader, torch.device("cpu"), MAX_STEPS)
+        finally:
+            hook.remove()
+        _expect_moved(what)
+        expect(seen["steps"] <= MAX_STEPS and seen["examples"] <= MAX_STEPS * BATCH_SIZE,
+               f"{what}: training forward passes (with gradients) must stay within the budget",
+               f"{seen['steps']} passes over {seen['examples']} examples",
+               f"at most {MAX_STEPS} batches of {BATCH_SIZE}")
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(X[held_out]).argmax(dim=1) == y[held_out]).float().mean().item()
+        expect(accuracy >= TARGET_ACCURACY,
+               f"{what}, run {run + 1} of 2 (fresh split and initialisation): accuracy on "
+               f"{len(held_out)} held-out digits after training (evaluated in eval mode)",
+               f"{accuracy:.3f} after {seen['steps']} steps", f">= {TARGET_ACCURACY}")
