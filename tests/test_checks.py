@@ -20,6 +20,7 @@ ASSIGNMENTS = {
         "plain_mlp": ex1.check_plain_mlp,
         "training_error": ex1.check_training_error,
         "layer_gradient_norms": ex1.check_layer_gradient_norms,
+        "plain_bn_mlp": ex1.check_plain_bn_mlp,
     }),
     "ex2_identity": (variants_ex2, {
         "ResidualBlock": ex2.check_residual_block,
