@@ -33,6 +33,7 @@ ASSIGNMENTS = {
         "ZeroPadShortcut": ex3.check_zero_pad_shortcut,
         "ProjectionShortcut": ex3.check_projection_shortcut,
         "BasicBlock": ex3.check_basic_block,
+        "Bottleneck": ex3.check_bottleneck,
     }),
     "ex4_image_resnets": (variants_ex4, {
         "count_parameters": ex4.check_count_parameters,
