@@ -253,6 +253,12 @@ def evaluate(model, loader, device):
 ''',
     },
     "host_side_comparison_and_device_sum": {
+        # the device-generic API of recent PyTorch versions
+        "pick_device": '''
+def pick_device():
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    return accelerator if accelerator is not None else torch.device("cpu")
+''',
         # the loss is summed on the device (loss.detach(), one .item() at the end, as the GPU
         # chapter advises); evaluate moves only the inputs and compares predictions brought back
         # to the host with the labels left there

@@ -2,15 +2,19 @@
 
 Grading runs on a CPU, so GPU behaviour is checked through what the code does:
 
-* `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` are replaced for the
-  duration of the check (and restored after) to play a CUDA machine, a Mac and a plain CPU box.
+* `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` (and the generic
+  `torch.accelerator` queries) are replaced for the duration of the check (and restored after) to
+  play a CUDA machine, a Mac and a plain CPU box.
 * batches come from a loader whose tensors record whether they were moved with `.to(device)`
   before the model or the loss used them (a no-op on CPU, but a crash on a GPU).
 * `train_one_epoch` is compared with a reference epoch run now on a copy of the same model with
   the same data order and optimizer settings: returned loss and resulting weights.
 * `evaluate` is compared with a reference accuracy on labels built so that accuracy, error and the
   mean of per-batch accuracies all differ; BatchNorm/Dropout reveal train mode, hooks reveal
-  gradient tracking.
+  gradient tracking. The logits count as "on the device" until `.cpu()` brings them back, so
+  labels may stay on the host when they only meet predictions moved back there.
+* `train_digits` trains the digits net twice on fresh splits within a step budget and must reach a
+  stated held-out accuracy.
 """
 
 from __future__ import annotations
@@ -54,6 +58,13 @@ def _play_machine(cuda: bool, mps: bool) -> list:
     torch.cuda.device_count = lambda: 1 if cuda else 0
     torch.backends.mps.is_available = lambda: mps
     torch.backends.mps.is_built = lambda: mps
+    # the device-generic API (torch.accelerator) must tell the same story
+    accelerator = torch.device("cuda") if cuda else torch.device("mps") if mps else None
+    saved += [(torch.accelerator, name, getattr(torch.accelerator, name))
+              for name in ("current_accelerator", "is_available", "device_count")]
+    torch.accelerator.current_accelerator = lambda check_available=False: accelerator
+    torch.accelerator.is_available = lambda: accelerator is not None
+    torch.accelerator.device_count = lambda: 0 if accelerator is None else 1
     return saved
 
 
