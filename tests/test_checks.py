@@ -20,25 +20,31 @@ ASSIGNMENTS = {
         "plain_mlp": ex1.check_plain_mlp,
         "training_error": ex1.check_training_error,
         "layer_gradient_norms": ex1.check_layer_gradient_norms,
+        "plain_bn_mlp": ex1.check_plain_bn_mlp,
     }),
     "ex2_identity": (variants_ex2, {
         "ResidualBlock": ex2.check_residual_block,
         "zero_init_residual_": ex2.check_zero_init_residual,
         "residual_mlp": ex2.check_residual_mlp,
+        "PreActBlock": ex2.check_preact_block,
+        "preact_mlp": ex2.check_preact_mlp,
     }),
     "ex3_shortcuts": (variants_ex3, {
         "ZeroPadShortcut": ex3.check_zero_pad_shortcut,
         "ProjectionShortcut": ex3.check_projection_shortcut,
         "BasicBlock": ex3.check_basic_block,
+        "Bottleneck": ex3.check_bottleneck,
     }),
     "ex4_image_resnets": (variants_ex4, {
         "count_parameters": ex4.check_count_parameters,
         "resnet_cifar": ex4.check_resnet_cifar,
+        "count_macs": ex4.check_count_macs,
     }),
     "ex5_gpu_training": (variants_ex5, {
         "pick_device": ex5.check_pick_device,
         "train_one_epoch": ex5.check_train_one_epoch,
         "evaluate": ex5.check_evaluate,
+        "train_digits": ex5.check_train_digits,
     }),
 }
 

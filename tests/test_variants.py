@@ -15,10 +15,11 @@ from variant_grading import run
 ASSIGNMENTS = {
     "ex1_degradation": (variants_ex1, {}),
     "ex2_identity": (variants_ex2,
-                     {"ResidualBlock": {"test_residual_mlp", "test_zero_init_residual_"}}),
+                     {"ResidualBlock": {"test_residual_mlp", "test_zero_init_residual_"},
+                      "PreActBlock": {"test_preact_mlp"}}),
     "ex3_shortcuts": (variants_ex3,
-                      {"ZeroPadShortcut": {"test_BasicBlock"},
-                       "ProjectionShortcut": {"test_BasicBlock"}}),
+                      {"ZeroPadShortcut": {"test_BasicBlock", "test_Bottleneck"},
+                       "ProjectionShortcut": {"test_BasicBlock", "test_Bottleneck"}}),
     "ex4_image_resnets": (variants_ex4, {}),
     "ex5_gpu_training": (variants_ex5, {}),
 }

@@ -134,8 +134,74 @@ def layer_gradient_norms(model, X, y):
     },
 }
 
+# plain_bn_mlp: the solution's loop with one part swapped in
+_BN_MLP = '''
+def plain_bn_mlp(in_features, width, depth, num_classes):
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+    layers = []
+    for i in range(depth):
+        linear = nn.Linear(sizes[i], sizes[i + 1])
+        if i < depth - 1:
+            INIT
+            layers += HIDDEN
+        else:
+            layers += LAST
+    return nn.Sequential(*layers)
+'''
+_BN_MLP_OK = {"INIT": 'nn.init.kaiming_normal_(linear.weight, nonlinearity="relu")',
+              "HIDDEN": "[linear, nn.BatchNorm1d(sizes[i + 1]), nn.ReLU()]",
+              "LAST": "[linear]"}
+
+
+def _bn_mlp(**changes: str) -> str:
+    source = _BN_MLP
+    for key, value in {**_BN_MLP_OK, **changes}.items():
+        source = source.replace(key, value)
+    return source
+
+
+WRONG["plain_bn_mlp"] = {
+    "default_init": _bn_mlp(INIT="pass"),  # PyTorch's default: std about 0.58 of He's
+    "xavier_init": _bn_mlp(INIT="nn.init.xavier_normal_(linear.weight)"),
+    "gain_of_linear": _bn_mlp(  # He's formula without the factor 2 of the ReLU
+        INIT='nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")'),
+    "batchnorm_after_relu": _bn_mlp(HIDDEN="[linear, nn.ReLU(), nn.BatchNorm1d(sizes[i + 1])]"),
+    "batchnorm_on_logits": _bn_mlp(LAST="[linear, nn.BatchNorm1d(sizes[i + 1])]"),
+}
+
 CORRECT = {
     "functional_style": {
+        "plain_bn_mlp": '''
+import math
+
+
+class PlainBN(nn.Module):
+    """Registered in another order than called; He init by hand, uniform; biases kept at 0."""
+
+    def __init__(self, in_features, width, depth, num_classes):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"need depth >= 1, got {depth}")
+        self.head = nn.Linear(width if depth > 1 else in_features, num_classes)
+        self.norms = nn.ModuleList(nn.BatchNorm1d(width) for _ in range(depth - 1))
+        self.hidden = nn.ModuleList(
+            nn.Linear(in_features if i == 0 else width, width) for i in range(depth - 1))
+        for layer in self.hidden:
+            bound = math.sqrt(3.0) * math.sqrt(2.0 / layer.in_features)  # U(-b, b): var 2/n
+            nn.init.uniform_(layer.weight, -bound, bound)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, X):
+        for layer, norm in zip(self.hidden, self.norms):
+            X = F.relu(norm(layer(X)))
+        return self.head(X)
+
+
+def plain_bn_mlp(in_features, width, depth, num_classes):
+    return PlainBN(in_features, width, depth, num_classes)
+''',
         "plain_mlp": '''
 class _Layers(nn.Sequential):
     """Same layers, a different way to build them."""
@@ -178,6 +244,21 @@ def layer_gradient_norms(model, X, y):
 ''',
     },
     "loop_style": {
+        "plain_bn_mlp": '''
+def plain_bn_mlp(in_features, width, depth, num_classes):
+    if depth < 1:
+        raise ValueError("depth must be >= 1")
+    model = nn.Sequential()
+    fan_in = in_features
+    for _ in range(depth - 1):
+        linear = nn.Linear(fan_in, width, bias=False)
+        with torch.no_grad():
+            linear.weight.normal_(0.0, (2.0 / fan_in) ** 0.5)
+        model.extend([linear, nn.BatchNorm1d(width), nn.ReLU(inplace=True)])
+        fan_in = width
+    model.append(nn.Linear(fan_in, num_classes))
+    return model
+''',
         "plain_mlp": '''
 def plain_mlp(in_features, width, depth, num_classes):
     if depth < 1:

@@ -192,8 +192,91 @@ def BasicBlock(in_channels, out_channels, stride=1, shortcut="A"):
     },
 }
 
+# Bottleneck: the solution's block with one marked part replaced
+_BOTTLENECK = '''
+class Bottleneck(nn.Module):
+    def __init__(self, in_channels, width, stride=1, shortcut="B"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError("bad shortcut option")
+        out_channels = EXPANSION
+        self.conv1 = nn.Conv2d(in_channels, width, 1, stride=S1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=S2, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        match = MATCH
+        if shortcut == "C" or (shortcut == "B" and not match):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif match:
+            self.shortcut = nn.Identity()
+        else:
+            self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        END
+'''
+_BOTTLENECK_OK = {"EXPANSION": "4 * width", "S1": "1", "S2": "stride",
+                  "MATCH": "stride == 1 and in_channels == out_channels",
+                  "END": "return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))"}
+
+
+def _bottleneck(**changes: str) -> str:
+    source = _BOTTLENECK
+    for key, value in {**_BOTTLENECK_OK, **changes}.items():
+        source = source.replace(key, value)
+    return source
+
+
+WRONG["Bottleneck"] = {
+    "stride_on_first_1x1": _bottleneck(S1="stride", S2="1"),  # the paper's v1, not the spec
+    "no_expansion": _bottleneck(EXPANSION="width"),
+    "identity_when_stride_1": _bottleneck(MATCH="stride == 1"),  # 64 -> 256 needs a shortcut
+    "relu_before_addition": _bottleneck(
+        END="return F.relu(self.bn3(self.conv3(out))) + self.shortcut(x)"),
+    "no_value_error": _bottleneck().replace('raise ValueError("bad shortcut option")', "pass"),
+}
+
 CORRECT = {
     "cat_and_sequential": {
+        "Bottleneck": '''
+def conv_bn(in_channels, out_channels, kernel_size, stride=1):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                  padding="same" if stride == 1 else kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels))
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, in_channels, width, stride=1, shortcut="B"):
+        super().__init__()
+        out_channels = 4 * width
+        same = stride == 1 and in_channels == out_channels
+        choices = {"A": None if same else ZeroPadShortcut,
+                   "B": None if same else ProjectionShortcut,
+                   "C": ProjectionShortcut}
+        if shortcut not in choices:
+            raise ValueError(f"unknown shortcut {shortcut!r}")
+        make = choices[shortcut]
+        self.shortcut = (nn.Sequential() if make is None
+                         else make(in_channels, out_channels, stride))  # registered first
+        reduce, spatial, expand = (conv_bn(in_channels, width, 1),
+                                   conv_bn(width, width, 3, stride),
+                                   conv_bn(width, out_channels, 1))
+        self.conv1, self.bn1 = reduce
+        self.conv2, self.bn2 = spatial
+        self.conv3, self.bn3 = expand
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += self.shortcut(x)
+        return torch.relu_(out)
+''',
         "ZeroPadShortcut": '''
 class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels, out_channels, stride):
@@ -252,6 +335,33 @@ class BasicBlock(nn.Module):
 ''',
     },
     "pad_around_and_functional": {
+        "Bottleneck": '''
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_channels, width, stride=1, shortcut="B"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut {shortcut!r} is not one of A, B, C")
+        out = self.expansion * width
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.conv3 = nn.Conv2d(width, out, kernel_size=1, bias=False)
+        self.bn1, self.bn2, self.bn3 = (nn.BatchNorm2d(c) for c in (width, width, out))
+        if shortcut == "C" or (shortcut == "B" and (stride, in_channels) != (1, out)):
+            self.shortcut = ProjectionShortcut(in_channels, out, stride)
+        elif (stride, in_channels) != (1, out):
+            self.shortcut = ZeroPadShortcut(in_channels, out, stride)
+        else:
+            self.shortcut = None
+
+    def forward(self, x):
+        h = x
+        for conv, bn in ((self.conv1, self.bn1), (self.conv2, self.bn2)):
+            h = F.relu(bn(conv(h)))
+        skip = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(self.bn3(self.conv3(h)) + skip)
+''',
         "ZeroPadShortcut": '''
 import warnings
 
@@ -305,6 +415,43 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         skip = x if self.shortcut is None else self.shortcut(x)
         return torch.relu_(self.residual(x) + skip)
+''',
+    },
+    "same_padding_and_lambda_shortcut": {
+        # padding="same" is padding 1 for a 3x3 conv with stride 1; the shortcut is a module
+        # wrapping a function (identity or zero padding)
+        "BasicBlock": '''
+class Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be A, B or C, not {shortcut!r}")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride,
+                               padding="same" if stride == 1 else 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        extra = out_channels - in_channels
+        if shortcut == "C" or (shortcut == "B" and (stride != 1 or extra)):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif stride == 1 and not extra:
+            self.shortcut = Lambda(lambda x: x)
+        else:
+            self.shortcut = Lambda(
+                lambda x: F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, 0, extra)))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.shortcut(x) + self.bn2(self.conv2(out)))
 ''',
     },
 }

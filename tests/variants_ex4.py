@@ -70,8 +70,133 @@ def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
     },
 }
 
+# count_macs: plausible mistakes (each loses the points of test_count_macs)
+WRONG["count_macs"] = {
+    "walks_modules": '''
+def count_macs(model, input_size):
+    """Counts every module once from the module list: misses the second call of a shared layer,
+    counts layers forward never calls, and assumes convs keep the input size."""
+    _, H, W = input_size
+    total = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            total += m.weight.numel() * H * W
+        elif isinstance(m, nn.Linear):
+            total += m.weight.numel()
+    return total
+''',
+    "ignores_groups": '''
+def count_macs(model, input_size):
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kh, kw = module.kernel_size
+            total += output.numel() * module.in_channels * kh * kw
+        else:
+            total += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, *input_size))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total
+''',
+    "batch_of_two": '''
+def count_macs(model, input_size):
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += output.numel() * module.weight[0].numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(2, *input_size))  # two inputs: twice the count
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total
+''',
+    "forward_in_train_mode": '''
+def count_macs(model, input_size):
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        total += output[0].numel() * module.weight[0].numel()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.randn(2, *input_size))  # BatchNorm statistics change in train mode
+    for h in hooks:
+        h.remove()
+    return total
+''',
+    "leaves_hooks": '''
+def count_macs(model, input_size):
+    counts = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(
+                lambda module, i, o: counts.append(o.numel() * module.weight[0].numel()))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, *input_size))
+    model.train(was_training)
+    return int(sum(counts))
+''',
+}
+
 CORRECT = {
     "class_based": {
+        "count_macs": '''
+class MacCounter:
+    """Counts with forward pre-hooks and the output size computed from the layer's settings."""
+
+    def __init__(self):
+        self.total = 0
+
+    def __call__(self, module, inputs):
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            self.total += x[0].numel() // module.in_features * module.in_features * \\
+                module.out_features
+            return
+        _, H, W = x.shape[1:]
+        (kh, kw), (sh, sw) = module.kernel_size, module.stride
+        (ph, pw), (dh, dw) = module.padding, module.dilation
+        H_out = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        W_out = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.total += (module.out_channels * H_out * W_out
+                       * module.in_channels // module.groups * kh * kw)
+
+
+def count_macs(model, input_size):
+    counter = MacCounter()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    handles = [m.register_forward_pre_hook(counter) for m in model.modules()
+               if type(m) in (nn.Conv2d, nn.Linear)]
+    try:
+        with torch.inference_mode():
+            model(torch.randn(3, *input_size))  # any batch size: the counter looks at one
+    finally:
+        for h in handles:
+            h.remove()
+        model.load_state_dict(state)  # undo BatchNorm's running-statistics update
+    return int(counter.total)
+''',
         "count_parameters": '''
 def count_parameters(model, trainable_only=True):
     total = 0
@@ -116,6 +241,21 @@ def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
 ''',
     },
     "mean_pool_in_forward": {
+        "count_macs": '''
+import copy
+
+
+def count_macs(model, input_size):
+    twin = copy.deepcopy(model).eval()  # work on a copy: the original is never touched
+    per_layer = []
+    for layer in twin.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            layer.register_forward_hook(lambda m, i, out: per_layer.append(
+                out.shape[1:].numel() * m.weight.shape[1:].numel()))
+    with torch.no_grad():
+        twin(torch.rand(4, *input_size))  # four inputs; each hook counts one
+    return sum(per_layer)
+''',
         "count_parameters": '''
 def count_parameters(model, trainable_only=True):
     params = model.parameters()

@@ -99,11 +99,65 @@ def evaluate(model, loader, device):
     return sum(accuracies) / len(accuracies)
 ''',
         "batches_not_moved": _evaluate(move="pass"),
+        # inputs moved, labels not: predictions on the device meet labels on the host
+        "labels_not_moved": _evaluate(move="X = X.to(device)"),
     },
+}
+
+# train_digits: a loop that is right in every way but the one named
+_DIGITS = '''
+def train_digits(model, train_loader, device, max_steps):
+    optimizer = OPTIMIZER
+    model.train()
+    step = 0
+    while step < LIMIT:
+        for X, y in BATCHES:
+            MOVE
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+            step += 1
+            if step == LIMIT:
+                break
+    return model
+'''
+_DIGITS_OK = {"OPTIMIZER": "torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)",
+              "LIMIT": "max_steps", "BATCHES": "train_loader",
+              "MOVE": "X, y = X.to(device), y.to(device)"}
+
+
+def _digits(**changes: str) -> str:
+    source = _DIGITS
+    for key, value in {**_DIGITS_OK, **changes}.items():
+        source = source.replace(key, value)
+    return source
+
+
+WRONG["train_digits"] = {
+    # far too timid for 150 steps: about 0.3 held-out accuracy
+    "small_constant_lr": _digits(OPTIMIZER="torch.optim.SGD(model.parameters(), lr=0.01)"),
+    "over_budget": _digits(LIMIT="10 * len(train_loader)"),  # 10 epochs: about 210 steps
+    "batches_not_moved": _digits(MOVE="pass"),
+    # the same 64 digits every step: memorised, not learned
+    "first_batch_only": _digits(BATCHES="[next(iter(train_loader))] * max_steps"),
 }
 
 CORRECT = {
     "sum_reduction_and_decorator": {
+        "train_digits": '''
+def train_digits(model, train_loader, device, max_steps):
+    # Nesterov momentum, the rate decayed linearly to zero over the budget
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, nesterov=True)
+    decay = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=max_steps)
+    model.train()
+    batches = (batch for _ in range(max_steps) for batch in train_loader)
+    for _, (X, y) in zip(range(max_steps), batches):
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(X), y).backward()
+        optimizer.step()
+        decay.step()
+''',
         "pick_device": '''
 def pick_device():
     for name, available in [("cuda", torch.cuda.is_available),
@@ -144,6 +198,27 @@ def evaluate(model, loader, device):
 ''',
     },
     "inference_mode_and_running_mean": {
+        "train_digits": '''
+import itertools
+import math
+
+
+def train_digits(model, train_loader, device, max_steps):
+    # cosine decay by hand; held-out accuracy is not known here, only the training loss
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model.train()
+    batches = itertools.islice(itertools.cycle(train_loader), max_steps)
+    for step, (X, y) in enumerate(batches):
+        for group in optimizer.param_groups:
+            group["lr"] = 0.05 * (1 + math.cos(math.pi * step / max_steps))
+        X, y = X.to(device), y.to(device)
+        loss = F.cross_entropy(model(X), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()  # handing it back in eval mode is fine
+    return model
+''',
         "pick_device": '''
 def pick_device():
     name = ("cuda:0" if torch.cuda.is_available()
@@ -175,6 +250,44 @@ def evaluate(model, loader, device):
             predictions.append(model(X.float().to(device)).argmax(dim=1))
             labels.append(y.long().to(device))
     return (torch.cat(predictions) == torch.cat(labels)).float().mean().item()
+''',
+    },
+    "host_side_comparison_and_device_sum": {
+        # the device-generic API of recent PyTorch versions
+        "pick_device": '''
+def pick_device():
+    accelerator = torch.accelerator.current_accelerator(check_available=True)
+    return accelerator if accelerator is not None else torch.device("cpu")
+''',
+        # the loss is summed on the device (loss.detach(), one .item() at the end, as the GPU
+        # chapter advises); evaluate moves only the inputs and compares predictions brought back
+        # to the host with the labels left there
+        "train_one_epoch": '''
+def train_one_epoch(model, loader, optimizer, device, amp=False):
+    model.train()
+    total = torch.zeros((), device=device)
+    count = 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach() * len(y)  # stays on the device: no sync per step
+        count += len(y)
+    return (total / count).item()
+''',
+        "evaluate": '''
+def evaluate(model, loader, device):
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for X, y in loader:
+            predictions = model(X.to(device)).argmax(dim=1).cpu()  # back to the host
+            correct += (predictions == y).sum().item()  # y never left the host
+            total += y.numel()
+    return correct / total
 ''',
     },
 }

@@ -22,6 +22,7 @@ from grader.checks.common import (
     linear_layers,
     quiet,
     randint,
+    randomize_,
     same_state,
     snapshot,
 )
@@ -163,8 +164,102 @@ def check_layer_gradient_norms(layer_gradient_norms) -> None:
         except (TypeError, ValueError, RuntimeError):
             fail("layer_gradient_norms must return numbers", result, "a list of floats")
         expect_close(values, torch.tensor(expected),
-                     "L2 norms of each Linear layer's weight gradient, input side first, after "
-                     "one cross-entropy backward pass", rtol=1e-4, atol=1e-6)
+                     "Frobenius norms of each Linear layer's weight gradient, input side first, "
+                     "after one cross-entropy backward pass", rtol=1e-4, atol=1e-6)
         expect(same_state(model, before),
                "layer_gradient_norms must leave the parameters unchanged (no optimizer step)",
                "parameters changed", "parameters unchanged")
+
+
+# --- the paper's regime: BatchNorm after every hidden Linear layer, He initialisation ---------
+
+def _called_in_order(model: nn.Module, X: torch.Tensor) -> tuple[list[nn.Linear], list]:
+    """The Linear and BatchNorm1d layers in the order the forward pass calls them."""
+    calls: list[nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda module, inputs: calls.append(module))
+             for m in model.modules() if isinstance(m, nn.Linear | nn.BatchNorm1d)]
+    try:
+        with torch.no_grad(), quiet():
+            model.eval()(X)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    linears = [m for m in calls if isinstance(m, nn.Linear)]
+    norms = [m for m in calls if isinstance(m, nn.BatchNorm1d)]
+    return linears, norms
+
+
+def _reference_bn_mlp(X, linears, norms, training: bool) -> torch.Tensor:
+    """Linear, BatchNorm, ReLU for every layer but the last; the last gives the logits."""
+    h = X
+    for i, layer in enumerate(linears):
+        h = F.linear(h, layer.weight, layer.bias)
+        if i < len(linears) - 1:
+            bn = norms[i]
+            if training:
+                h = F.batch_norm(h, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+            else:
+                h = F.batch_norm(h, bn.running_mean, bn.running_var, bn.weight, bn.bias,
+                                 training=False, eps=bn.eps)
+            h = F.relu(h)
+    return h
+
+
+def _build_bn_mlp(plain_bn_mlp, args: str, *sizes: int) -> nn.Module:
+    with quiet():
+        model = plain_bn_mlp(*sizes)
+    expect(isinstance(model, nn.Module), f"{args} must return a torch module",
+           type(model).__name__, "nn.Sequential")
+    expect_own_implementation(model, "plain_bn_mlp")
+    return model
+
+
+def check_plain_bn_mlp(plain_bn_mlp) -> None:
+    expect_own_implementation(plain_bn_mlp, "plain_bn_mlp")
+    fresh_seed()
+    for depth in (1, 2, randint(3, 6)):
+        in_features, width, num_classes = randint(2, 6), randint(7, 12), randint(3, 5)
+        args = f"plain_bn_mlp({in_features}, {width}, {depth}, {num_classes})"
+        model = randomize_(copy.deepcopy(
+            _build_bn_mlp(plain_bn_mlp, args, in_features, width, depth, num_classes)))
+        X = torch.randn(randint(8, 20), in_features)
+        linears, norms = _called_in_order(model, X)
+        sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+        got = [(m.in_features, m.out_features) for m in linears]
+        want = [(sizes[i], sizes[i + 1]) for i in range(depth)]
+        expect(got == want, f"{args}: Linear layers in the order they are called, as "
+               "(in_features, out_features)", got, want)
+        got = [m.num_features for m in norms]
+        expect(got == [width] * (depth - 1), f"{args}: BatchNorm1d layers called, as "
+               "num_features (one after every Linear layer but the last)", got,
+               [width] * (depth - 1))
+        for training in (True, False):
+            model.train(training)
+            with torch.no_grad(), quiet():
+                logits = model(X)
+            expected = _reference_bn_mlp(X, linears, norms, training)
+            mode = "train" if training else "eval"
+            expect_close(logits, expected, f"{args} in {mode} mode: Linear, BatchNorm, ReLU for "
+                         "every layer but the last, which gives the logits")
+    _expect_he_init(plain_bn_mlp)
+    for depth in (0, -randint(1, 3)):
+        expect_value_error(lambda d=depth: plain_bn_mlp(3, 8, d, 2),
+                           f"plain_bn_mlp(3, 8, {depth}, 2)", "depth must be at least 1")
+
+
+def _expect_he_init(plain_bn_mlp) -> None:
+    """Weights of every Linear layer followed by a ReLU: mean 0, variance 2 / fan_in."""
+    in_features, width, depth = randint(2, 6), randint(48, 96), randint(5, 8)
+    args = f"plain_bn_mlp({in_features}, {width}, {depth}, 3)"
+    model = _build_bn_mlp(plain_bn_mlp, args, in_features, width, depth, 3)
+    linears, _ = _called_in_order(model, torch.randn(4, in_features))
+    # each weight divided by He's standard deviation sqrt(2 / fan_in): about N(0, 1) or U(+-sqrt3)
+    z = torch.cat([(m.weight.detach() / (2.0 / m.in_features) ** 0.5).flatten()
+                   for m in linears[:-1]])
+    std, mean = z.std().item(), z.mean().item()
+    ratio = f"std / sqrt(2 / fan_in) = {std:.3f}, mean / sqrt(2 / fan_in) = {mean:.3f}"
+    expect(0.85 <= std <= 1.15 and abs(mean) <= 0.1,
+           f"{args}: initial weights of the Linear layers followed by a ReLU, over "
+           f"{z.numel()} weights (He et al. 2015: zero mean, variance 2 / fan_in; PyTorch's "
+           "default gives a ratio of about 0.58)", ratio,
+           "std / sqrt(2 / fan_in) = 1 (within 0.85-1.15), mean 0")

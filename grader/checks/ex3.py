@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.checks.common import (
+    CheckFailure,
     build_module,
     count_params,
     expect,
@@ -168,10 +169,21 @@ def _expect_conv3x3(conv: object, name: str, in_channels: int, out_channels: int
     expect(isinstance(conv, nn.Conv2d), f"{what}.{name} must be an nn.Conv2d",
            type(conv).__name__, "nn.Conv2d")
     got = (conv.in_channels, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride),
-           tuple(conv.padding), conv.bias is not None)
+           _padding(conv), conv.bias is not None)
     want = (in_channels, out_channels, (3, 3), (stride, stride), (1, 1), False)
     expect(got == want, f"{what}.{name}: (in, out, kernel_size, stride, padding, has bias)", got,
            want)
+
+
+def _padding(conv: nn.Conv2d) -> tuple[int, ...]:
+    """The conv's zero padding as numbers: padding="same" (stride 1) pads (k - 1) // 2 per side
+    for an odd kernel, so a 3x3 conv with "same" is the same convolution as padding=1."""
+    if conv.padding == "same":
+        return tuple((k - 1) * d // 2 for k, d in zip(conv.kernel_size, conv.dilation,
+                                                      strict=True))
+    if isinstance(conv.padding, str):  # "valid"
+        return (0, 0)
+    return tuple(conv.padding)
 
 
 def _expect_bn(bn: object, name: str, channels: int, what: str) -> None:
@@ -258,6 +270,119 @@ def _reference_block(block, x, in_channels, out_channels, stride, kind, training
         with quiet():
             skip = block.shortcut(x)
         zero_pad_offset(skip, x, stride, f"{args}: the zero-padding shortcut's output")
+        expect(skip.shape[1] == out_channels, f"{args}: channels of the shortcut's output "
+               "(it must match the main path's to be added)", skip.shape[1], out_channels)
+    else:
+        conv, bn = projection_parts(block.shortcut, in_channels, out_channels, stride,
+                                    f"{args}.shortcut")
+        skip = reference_projection(x, conv, bn, stride, training)
+    return F.relu(h + skip)
+
+
+# --- Bottleneck (He et al. 2016, sec. 4.1, "deeper bottleneck architectures") ------------------
+
+EXPANSION = 4  # the last 1x1 conv restores 4x the bottleneck width
+
+
+def _expect_conv(conv: object, name: str, shape: tuple, what: str) -> None:
+    """shape: (in, out, kernel, stride, padding) of a conv without bias."""
+    expect(isinstance(conv, nn.Conv2d), f"{what}.{name} must be an nn.Conv2d",
+           type(conv).__name__, "nn.Conv2d")
+    cin, cout, k, stride, padding = shape
+    got = (conv.in_channels, conv.out_channels, tuple(conv.kernel_size), tuple(conv.stride),
+           _padding(conv), tuple(conv.dilation), conv.groups, conv.bias is not None)
+    want = (cin, cout, (k, k), (stride, stride), (padding, padding), (1, 1), 1, False)
+    expect(got == want, f"{what}.{name}: (in, out, kernel_size, stride, padding, dilation, "
+           "groups, has bias)", got, want)
+
+
+def _bottleneck_cases() -> list[tuple[int, int, int, str]]:
+    w = randint(2, 4)
+    return [(EXPANSION * w, w, 1, "A"), (EXPANSION * w, w, 1, "B"),  # shapes match: identity
+            (2 * w, w, 1, "A"), (2 * w, w, 1, "B"),  # channels change at stride 1 (stage 1)
+            (EXPANSION * w, 2 * w, 2, "A"), (EXPANSION * w, 2 * w, 2, "B"),  # stage transition
+            (EXPANSION * w, w, 1, "C"), (EXPANSION * w, 2 * w, 2, "C")]
+
+
+def check_bottleneck(Bottleneck) -> None:
+    expect_own_implementation(Bottleneck, "Bottleneck")
+    fresh_seed()
+    for in_channels, width, stride, option in _bottleneck_cases():
+        out_channels = EXPANSION * width
+        args = f'Bottleneck({in_channels}, {width}, stride={stride}, shortcut="{option}")'
+        try:
+            block = build_module(Bottleneck, "Bottleneck", args, in_channels, width,
+                                 stride=stride, shortcut=option)
+        except CheckFailure:
+            raise
+        except Exception as error:  # report it instead of a bare traceback
+            fail(f"{args} raised an error", f"{type(error).__name__}: {error}",
+                 f"a block with {out_channels} output channels")
+        kind = _shortcut_kind(in_channels, out_channels, stride, option)
+        _expect_bottleneck_layers(block, args, in_channels, width, stride, kind)
+        x = _image(randint(3, 5), in_channels, randint(5, 9), randint(5, 9))
+        for training in (True, False):
+            copy_ = randomize_(copy.deepcopy(block)).train(training)
+            with torch.no_grad():
+                expected = _reference_bottleneck(copy_, x, in_channels, out_channels, stride,
+                                                 kind, training, args)
+                out = _forward(copy_, x, f"{args} on input {tuple(x.shape)}")
+            mode = "train" if training else "eval"
+            expect_close(out, expected, f"{args} in {mode} mode: relu(bn3(conv3(relu(bn2(conv2("
+                         f"relu(bn1(conv1(x)))))))) + shortcut(x)), shortcut {kind}",
+                         atol=ATOL, rtol=RTOL)
+    expect_value_error(lambda: Bottleneck(16, 4, stride=1, shortcut="D"),
+                       'Bottleneck(16, 4, stride=1, shortcut="D")',
+                       'shortcut must be "A", "B" or "C"')
+
+
+def _forward(module: nn.Module, x: torch.Tensor, what: str) -> torch.Tensor:
+    """The student's forward pass; an error in it becomes a failure that says what happened."""
+    try:
+        with quiet():
+            return module(x)
+    except Exception as error:
+        fail(f"{what}: the forward pass raised an error", f"{type(error).__name__}: {error}",
+             "an output tensor")
+
+
+def _expect_bottleneck_layers(block, args, in_channels, width, stride, kind) -> None:
+    out_channels = EXPANSION * width
+    for name in ("conv1", "bn1", "conv2", "bn2", "conv3", "bn3", "shortcut"):
+        expect(hasattr(block, name), f"{args} needs an attribute {name}", "missing",
+               f"block.{name}")
+    _expect_conv(block.conv1, "conv1", (in_channels, width, 1, 1, 0), args)
+    _expect_conv(block.conv2, "conv2 (the 3x3 conv carries the stride)",
+                 (width, width, 3, stride, 1), args)
+    _expect_conv(block.conv3, "conv3", (width, out_channels, 1, 1, 0), args)
+    for name, channels in (("bn1", width), ("bn2", width), ("bn3", out_channels)):
+        _expect_bn(getattr(block, name), name, channels, args)
+    main = in_channels * width + 9 * width * width + width * out_channels + 2 * (
+        2 * width + out_channels)
+    extra = in_channels * out_channels + 2 * out_channels if kind == "projection" else 0
+    expect(count_params(block) == main + extra, f"{args}: number of parameters ({kind} shortcut)",
+           count_params(block), main + extra)
+    if kind == "projection":
+        projection_parts(block.shortcut, in_channels, out_channels, stride, f"{args}.shortcut")
+    elif kind == "zero_pad":
+        expect(callable(block.shortcut), f"{args}: shortcut must be callable",
+               type(block.shortcut).__name__, "a ZeroPadShortcut")
+
+
+def _reference_bottleneck(block, x, in_channels, out_channels, stride, kind, training, args):
+    # (N, C_in, H, W) -> (N, w, H, W) -> (N, w, H', W') -> (N, 4w, H', W')
+    h = F.relu(_reference_bn(F.conv2d(x, block.conv1.weight), block.bn1, training))
+    h = F.conv2d(h, block.conv2.weight, stride=stride, padding=1)
+    h = F.relu(_reference_bn(h, block.bn2, training))
+    h = _reference_bn(F.conv2d(h, block.conv3.weight), block.bn3, training)
+    if kind == "identity":
+        skip = x
+    elif kind == "zero_pad":
+        with quiet():
+            skip = block.shortcut(x)
+        zero_pad_offset(skip, x, stride, f"{args}: the zero-padding shortcut's output")
+        expect(skip.shape[1] == out_channels, f"{args}: channels of the shortcut's output "
+               "(it must match the main path's to be added)", skip.shape[1], out_channels)
     else:
         conv, bn = projection_parts(block.shortcut, in_channels, out_channels, stride,
                                     f"{args}.shortcut")

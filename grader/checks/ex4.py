@@ -303,3 +303,100 @@ def check_count_parameters(count_parameters) -> None:
                "count_parameters must not change requires_grad", "changed", "unchanged")
     got = count_parameters(nn.ReLU())
     expect(got == 0, "count_parameters(nn.ReLU()) (no parameters)", got, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# count_macs: multiply-adds of one forward pass, against a reference counted here and now
+# ---------------------------------------------------------------------------------------------
+def reference_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
+    """Multiply-adds of Conv2d and Linear calls for ONE input of shape `input_size`, counted with
+    hooks on a copy (every call counts: a layer used twice counts twice, an unused one not)."""
+    model = copy.deepcopy(model).eval()
+    total = 0
+
+    def on_call(module, inputs, output):
+        nonlocal total
+        per_output = module.weight[0].numel()  # in_channels / groups * kh * kw, or in_features
+        total += output.numel() * per_output
+
+    handles = [m.register_forward_hook(on_call) for m in model.modules()
+               if isinstance(m, nn.Conv2d | nn.Linear)]
+    with torch.no_grad():
+        model(torch.randn(1, *input_size))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    k = random.choice([1, 3, 5])
+    groups = random.choice([g for g in (1, 2) if cin % g == 0 and cout % g == 0])
+    # padding k // 2: the map never shrinks below 1x1, however many stride-2 layers follow
+    return nn.Conv2d(cin, cout, k, stride=random.choice([1, 2]), padding=k // 2, groups=groups,
+                     bias=random.random() < 0.5)
+
+
+def _random_convnet(cin: int) -> nn.Module:
+    """Convs of random kernel, stride, padding and groups, BN, ReLU, pooling, two Linear."""
+    layers: list[nn.Module] = []
+    c = cin
+    for _ in range(random.randint(2, 4)):
+        cout = 2 * random.randint(2, 6)
+        layers += [_conv(c, cout), nn.BatchNorm2d(cout), nn.ReLU()]
+        c = cout
+    hidden = random.randint(5, 12)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, hidden), nn.ReLU(),
+               nn.Linear(hidden, random.randint(2, 10))]
+    return nn.Sequential(*layers)
+
+
+class _TwiceAndUnused(nn.Module):
+    """A conv applied twice (shared weights), a residual projection, and a layer never called."""
+
+    def __init__(self, cin: int):
+        super().__init__()
+        c = 2 * random.randint(2, 5)
+        self.stem = nn.Conv2d(cin, c, 3, padding=1, bias=False)
+        self.shared = nn.Conv2d(c, c, 3, padding=1)
+        self.project = nn.Conv2d(c, 2 * c, 1, stride=2, bias=False)
+        self.main = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=False)
+        self.unused = nn.Linear(1000, 1000)  # a million weights that never run
+        self.head = nn.Linear(2 * c, random.randint(2, 9))
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.relu(self.shared(torch.relu(self.shared(x))))  # (N, c, H, W), conv run twice
+        x = torch.relu(self.main(x) + self.project(x))  # (N, 2c, H/2, W/2)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def check_count_macs(count_macs) -> None:
+    seed = fresh_seed()
+    random.seed(seed)
+    expect_own_implementation(count_macs, "count_macs")
+    # (model, mode): a BatchNorm net in train mode (a forward pass would change it), and eval
+    for make, training, what in [
+            (_random_convnet, True, "a conv net with random strides, padding and groups"),
+            (_TwiceAndUnused, random.random() < 0.5,
+             "a net that calls one conv twice and never calls a Linear layer"),
+            (_random_convnet, False, "another random conv net, in eval mode")]:
+        cin = random.randint(1, 4)
+        size = (cin, random.randint(9, 20), random.randint(9, 20))
+        model = make(cin).train(training)
+        mode, before = model.training, copy.deepcopy(model.state_dict())
+        want = reference_macs(model, size)
+        with quiet():
+            got = count_macs(model, size)
+        expect(isinstance(got, numbers.Integral) and not isinstance(got, bool),
+               "count_macs must return an int", type(got).__name__, "int")
+        expect(got == want, f"count_macs(model, {size}) on {what} (every Conv2d and Linear call "
+               "in one forward pass of ONE input: output elements x multiply-adds per output)",
+               f"{got:,}", f"{want:,}")
+        expect(model.training == mode, "count_macs must leave the model's train/eval mode as it "
+               "found it", "train" if model.training else "eval", "train" if mode else "eval")
+        changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+        expect(not changed, "count_macs must not change the model (in train mode a forward pass "
+               "updates BatchNorm's running statistics)", f"changed: {changed[:3]}", "unchanged")
+        hooks = [m for m in model.modules() if m._forward_hooks or m._forward_pre_hooks]
+        expect(not hooks, "count_macs must remove the hooks it registers",
+               f"{len(hooks)} modules still have hooks", "no hooks left")

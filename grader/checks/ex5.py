@@ -2,15 +2,19 @@
 
 Grading runs on a CPU, so GPU behaviour is checked through what the code does:
 
-* `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` are replaced for the
-  duration of the check (and restored after) to play a CUDA machine, a Mac and a plain CPU box.
+* `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` (and the generic
+  `torch.accelerator` queries) are replaced for the duration of the check (and restored after) to
+  play a CUDA machine, a Mac and a plain CPU box.
 * batches come from a loader whose tensors record whether they were moved with `.to(device)`
   before the model or the loss used them (a no-op on CPU, but a crash on a GPU).
 * `train_one_epoch` is compared with a reference epoch run now on a copy of the same model with
   the same data order and optimizer settings: returned loss and resulting weights.
 * `evaluate` is compared with a reference accuracy on labels built so that accuracy, error and the
   mean of per-batch accuracies all differ; BatchNorm/Dropout reveal train mode, hooks reveal
-  gradient tracking.
+  gradient tracking. The logits count as "on the device" until `.cpu()` brings them back, so
+  labels may stay on the host when they only meet predictions moved back there.
+* `train_digits` trains the digits net twice on fresh splits within a step budget and must reach a
+  stated held-out accuracy.
 """
 
 from __future__ import annotations
@@ -24,7 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from grader.checks.common import expect, expect_close, expect_own_implementation, fail, fresh_seed
+from grader.checks.common import (
+    expect,
+    expect_close,
+    expect_own_implementation,
+    fail,
+    fresh_seed,
+    quiet,
+)
 
 # ---------------------------------------------------------------------------------------------
 # pick_device
@@ -47,6 +58,13 @@ def _play_machine(cuda: bool, mps: bool) -> list:
     torch.cuda.device_count = lambda: 1 if cuda else 0
     torch.backends.mps.is_available = lambda: mps
     torch.backends.mps.is_built = lambda: mps
+    # the device-generic API (torch.accelerator) must tell the same story
+    accelerator = torch.device("cuda") if cuda else torch.device("mps") if mps else None
+    saved += [(torch.accelerator, name, getattr(torch.accelerator, name))
+              for name in ("current_accelerator", "is_available", "device_count")]
+    torch.accelerator.current_accelerator = lambda check_available=False: accelerator
+    torch.accelerator.is_available = lambda: accelerator is not None
+    torch.accelerator.device_count = lambda: 0 if accelerator is None else 1
     return saved
 
 
@@ -119,8 +137,52 @@ def _rewrap(out):
     if isinstance(out, torch.Tensor) and not isinstance(out, HostBatch):
         return out.as_subclass(HostBatch)
     if isinstance(out, (tuple, list)):
-        return type(out)(_rewrap(o) for o in out)
+        return type(out)([_rewrap(o) for o in out])
     return out
+
+
+class DeviceResult(torch.Tensor):
+    """The model's output, "on the device": combining it with a batch tensor that is still on the
+    host (labels never moved) is a device-mismatch error on a GPU, and is recorded as such.
+
+    Bringing it back with `.cpu()` (or `.to("cpu")`, a device other than the one under test)
+    makes it a host tensor again, which may then meet host labels: `preds.cpu() == y` is correct.
+    """
+
+    device_under_test: torch.device | None = None
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", str(func))
+        with torch._C.DisableTorchFunctionSubclass():
+            out = func(*args, **kwargs)
+        if name == "cpu" or (name == "to" and _names_host(args[1:], kwargs)):
+            return _rewrap(out)  # back on the host, like the batches
+        tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
+        if any(isinstance(t, HostBatch) for t in tensors):
+            HostBatch.used_unmoved.append(name)
+            return out
+        return _wrap(out, cls)
+
+
+def _wrap(out, cls):
+    if isinstance(out, torch.Tensor) and not isinstance(out, cls):
+        return out.as_subclass(cls)
+    if isinstance(out, (tuple, list)):
+        return type(out)([_wrap(o, cls) for o in out])
+    return out
+
+
+def _names_host(args, kwargs) -> bool:
+    """`.to(...)` names the host: "cpu", or a CPU device that is not the device under test."""
+    for value in list(args) + [kwargs.get("device")]:
+        if isinstance(value, str) and value.startswith("cpu"):
+            return True
+        if isinstance(value, torch.device) and value.type == "cpu" \
+                and value is not DeviceResult.device_under_test:
+            return True
+    return False
 
 
 def _names_device(args, kwargs) -> bool:
@@ -142,7 +204,8 @@ def _expect_moved(name: str) -> None:
     used = sorted(set(HostBatch.used_unmoved))
     HostBatch.used_unmoved = []
     expect(not used, f"{name}: batches must be moved with .to(device) before the model or the "
-           "loss uses them (on a GPU this is a device-mismatch error)",
+           "loss uses them, and labels left on the host can only meet predictions brought back "
+           "with .cpu() (on a GPU anything else is a device-mismatch error)",
            f"batch tensors still on the host were passed to {used}",
            "X, y = X.to(device), y.to(device) first")
 
@@ -290,12 +353,17 @@ def check_evaluate(evaluate) -> None:
         def record(module, inputs, output, seen=seen):
             seen.append((module.training, torch.is_grad_enabled()))
         hooks = [m.register_forward_hook(record) for m in (model[1], model[3])]
+        # the logits count as "on the device" until moved back to the host
+        hooks.append(model.register_forward_hook(
+            lambda module, inputs, output: output.as_subclass(DeviceResult)))
+        device = DeviceResult.device_under_test = torch.device("cpu")
         HostBatch.used_unmoved = []
         try:
-            got = evaluate(model, host_loader(X, y, batch_size), torch.device("cpu"))
+            got = evaluate(model, host_loader(X, y, batch_size), device)
         finally:
             for h in hooks:
                 h.remove()
+            DeviceResult.device_under_test = None
         _expect_moved(what)
         got = _expect_number(got, what)
         expect(seen, f"{what} should run the model on the batches", "no forward pass",
@@ -314,3 +382,77 @@ def check_evaluate(evaluate) -> None:
                f"{what}: accuracy (fraction of correctly classified examples, in [0, 1]; "
                f"batches of sizes {sizes})", f"{got:.6g}",
                f"{want:.6g} (error rate would be {1 - want:.6g})")
+
+
+# ---------------------------------------------------------------------------------------------
+# train_digits: reach a stated accuracy on held-out digits within a step budget
+# ---------------------------------------------------------------------------------------------
+TARGET_ACCURACY = 0.93  # held-out accuracy of the digits net; annealed schedules reach ~0.96
+MAX_STEPS = 150  # training batches of 64 (about 7 epochs of 1,300 images)
+BATCH_SIZE = 64
+NUM_TRAIN = 1300
+
+
+def digits_net() -> nn.Module:
+    """The notebook's small conv net: (N, 1, 8, 8) -> (N, 10) logits."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),  # (N, 16, 8, 8)
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),  # (N, 32, 4, 4)
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+
+
+def _digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
+
+    data = load_digits()
+    X = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8)
+    return X, torch.tensor(data.target)
+
+
+def shuffled_host_loader(X, y, batch_size: int, generator: torch.Generator) -> DataLoader:
+    """Like host_loader, reshuffled every epoch."""
+    def collate(items):
+        return [torch.stack([x for x, _ in items]).as_subclass(HostBatch),
+                torch.stack([t for _, t in items]).as_subclass(HostBatch)]
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
+                      generator=generator, collate_fn=collate)
+
+
+def check_train_digits(train_digits) -> None:
+    random.seed(fresh_seed())
+    expect_own_implementation(train_digits, "train_digits")
+    X, y = _digits()
+    what = f"train_digits(model, train_loader, device, max_steps={MAX_STEPS})"
+    for run in range(2):  # two fresh splits and initialisations: a lucky run is not enough
+        seed = random.randrange(2**31)
+        generator = torch.Generator().manual_seed(seed)
+        split = torch.randperm(len(y), generator=generator)
+        train, held_out = split[:NUM_TRAIN], split[NUM_TRAIN:]
+        torch.manual_seed(seed)
+        model = digits_net()
+        seen = {"steps": 0, "examples": 0}
+
+        def count(module, inputs, seen=seen):
+            if torch.is_grad_enabled():  # a training forward pass (evaluation runs without)
+                seen["steps"] += 1
+                seen["examples"] += len(inputs[0])
+        hook = model.register_forward_pre_hook(count)
+        HostBatch.used_unmoved = []
+        loader = shuffled_host_loader(X[train], y[train], BATCH_SIZE, generator)
+        try:
+            with quiet():
+                train_digits(model, loader, torch.device("cpu"), MAX_STEPS)
+        finally:
+            hook.remove()
+        _expect_moved(what)
+        expect(seen["steps"] <= MAX_STEPS and seen["examples"] <= MAX_STEPS * BATCH_SIZE,
+               f"{what}: training forward passes (with gradients) must stay within the budget",
+               f"{seen['steps']} passes over {seen['examples']} examples",
+               f"at most {MAX_STEPS} batches of {BATCH_SIZE}")
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(X[held_out]).argmax(dim=1) == y[held_out]).float().mean().item()
+        expect(accuracy >= TARGET_ACCURACY,
+               f"{what}, run {run + 1} of 2 (fresh split and initialisation): accuracy on "
+               f"{len(held_out)} held-out digits after training (evaluated in eval mode)",
+               f"{accuracy:.3f} after {seen['steps']} steps", f">= {TARGET_ACCURACY}")
