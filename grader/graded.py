@@ -38,7 +38,8 @@ LIBRARY_GRADED: dict[str, tuple[str, ...]] = {
         "resnet18", "resnet34", "resnet50", "count_parameters",                 # ex4
     ),
     # ex1 (same specs); PlainBlock is ex2's ResidualBlock but for the `+ a`, so it is hidden too
-    "experiments": ("classification_error", "gradient_norms_by_layer", "PlainBlock"),
+    "experiments": ("classification_error", "gradient_norms_by_layer", "PlainBlock",
+                    "bn_plain_mlp"),                                      # ex1 plain_bn_mlp
     "train": ("pick_device", "train_one_epoch", "evaluate"),             # ex5
 }
 # Names the library may gain for planned tasks (pre-activation blocks, a multiply-add counter):
