@@ -23,7 +23,6 @@ import copy
 import datetime
 import itertools
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,48 +32,12 @@ import torch
 from torch import nn
 
 from resnet_course.data import make_loader
+from resnet_course.device import bf16_is_fast, device_name, pick_device, synchronize
 from resnet_course.models import resnet_cifar
-from resnet_course.train import make_optimizer, pick_device, set_seed, train_one_epoch
+from resnet_course.train import make_optimizer, set_seed, train_one_epoch
+from resnet_course.validate import check_int
 
 MODELS = {"resnet20": 20, "resnet32": 32, "resnet56": 56, "resnet110": 110}
-
-
-# ----------------------------------------------------------------------------------------------
-# What the hardware offers
-# ----------------------------------------------------------------------------------------------
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 autocast should speed up training on ``device``.
-
-    CUDA GPUs from Ampere on (and recent AMD GPUs) have bf16 tensor cores. On a CPU, bf16 pays off
-    only with native bf16 instructions (AVX512-BF16, or Intel's AMX); elsewhere PyTorch emulates
-    bf16 with fp32 arithmetic plus conversions, which is slower than plain fp32.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    return False  # MPS: bf16 autocast support varies with the macOS version; stay in fp32
-
-
-def device_name(device: torch.device) -> str:
-    """A human-readable name of the processor behind ``device``."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-        name = caps.get("cpu_name") or platform.processor() or platform.machine()
-        threads = torch.get_num_threads()
-        return f"{name} ({threads} thread{'s' if threads > 1 else ''})"
-    return device.type
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (GPU calls return before they finish)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,12 +144,6 @@ def fast_trainer(
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return value
-
-
 def benchmark(
     model: str = "resnet20",
     device: str | torch.device | None = None,
@@ -204,9 +161,8 @@ def benchmark(
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     for name, value in [("batch_size", batch_size), ("steps", steps), ("rounds", rounds)]:
-        _check_positive(name, value)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
+        check_int(name, value)
+    check_int("warmup", warmup, minimum=0)
     if steps < rounds:
         raise ValueError(f"steps ({steps}) must be at least rounds ({rounds})")
     device = pick_device() if device is None else torch.device(device)
@@ -297,8 +253,8 @@ def batch_size_sweep(
     """
     device = torch.device(device)
     amp = bf16_is_fast(device) if amp is None else amp
-    batch_sizes = [_check_positive("batch_size", b) for b in batch_sizes]
-    _check_positive("steps", steps)
+    batch_sizes = [check_int("batch_size", b) for b in batch_sizes]
+    check_int("steps", steps)
     runners = {}
     for batch_size in batch_sizes:
         set_seed(0)
@@ -364,7 +320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads is not None:
-        torch.set_num_threads(_check_positive("threads", args.threads))
+        torch.set_num_threads(check_int("threads", args.threads))
     amp = {"auto": None, "on": True, "off": False}[args.amp]
     result = benchmark(
         args.model, args.device, args.batch_size, args.steps, args.warmup, args.rounds,

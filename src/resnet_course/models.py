@@ -17,29 +17,18 @@ shortcut and no addition. Under option A the two twins have the same number of p
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from resnet_course.validate import ints_at_least, is_int
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
 
 # ----------------------------------------------------------------------------------------------
-# Argument checks (every bad argument is a ValueError that says what was wrong)
+# Argument checks (integers: resnet_course.validate; each is a ValueError saying what was wrong)
 # ----------------------------------------------------------------------------------------------
-def _is_int(value: object) -> bool:
-    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
-
-
 def _check_shortcut(shortcut: object) -> str:
     option = shortcut.upper() if isinstance(shortcut, str) else shortcut
     if option not in SHORTCUT_OPTIONS:
@@ -50,15 +39,12 @@ def _check_shortcut(shortcut: object) -> str:
 # ----------------------------------------------------------------------------------------------
 # Multilayer perceptrons
 # ----------------------------------------------------------------------------------------------
+@ints_at_least(in_features=1, width=1, depth=1, num_classes=1)
 def plain_mlp(in_features: int, width: int, depth: int, num_classes: int) -> nn.Sequential:
     """``depth`` Linear layers in all, with a ReLU after every Linear but the last.
 
     depth=1 is a linear classifier; depth=3 is in -> width -> width -> num_classes.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("width", width)
-    _check_positive_int("depth", depth)
-    _check_positive_int("num_classes", num_classes)
     if depth == 1:
         return nn.Sequential(nn.Linear(in_features, num_classes))
     layers: list[nn.Module] = [nn.Linear(in_features, width), nn.ReLU()]  # (N, in) -> (N, width)
@@ -71,9 +57,9 @@ def plain_mlp(in_features: int, width: int, depth: int, num_classes: int) -> nn.
 class ResidualBlock(nn.Module):
     """Two Linear layers with an identity shortcut: ``relu(linear2(relu(linear1(a))) + a)``."""
 
+    @ints_at_least(features=1)
     def __init__(self, features: int):
         super().__init__()
-        _check_positive_int("features", features)
         self.linear1 = nn.Linear(features, features)
         self.linear2 = nn.Linear(features, features)
 
@@ -83,15 +69,12 @@ class ResidualBlock(nn.Module):
         return F.relu(z + a)
 
 
+@ints_at_least(in_features=1, width=1, num_blocks=0, num_classes=1)
 def residual_mlp(in_features: int, width: int, num_blocks: int, num_classes: int) -> nn.Sequential:
     """Linear+ReLU into ``width``, ``num_blocks`` ResidualBlocks, then a Linear to the logits.
 
     Each block holds two Linear layers, so the network has ``2 * num_blocks + 2`` in all.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("width", width)
-    _check_positive_int("num_blocks", num_blocks, minimum=0)
-    _check_positive_int("num_classes", num_classes)
     return nn.Sequential(
         nn.Linear(in_features, width),  # (N, in) -> (N, width)
         nn.ReLU(),
@@ -127,11 +110,9 @@ class ZeroPadShortcut(nn.Module):
     (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)); no parameters.
     """
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         if out_channels < in_channels:
             raise ValueError(
                 f"ZeroPadShortcut can only add channels: out_channels={out_channels} < "
@@ -155,11 +136,9 @@ class ProjectionShortcut(nn.Module):
     (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride))
     """
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         # no bias: BatchNorm's shift makes it redundant
         self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
@@ -200,6 +179,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(
         self,
         in_channels: int,
@@ -209,9 +189,6 @@ class BasicBlock(nn.Module):
         residual: bool = True,
     ):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         option = _check_shortcut(shortcut)
         self.residual = bool(residual)
         self.conv1 = conv3x3(in_channels, out_channels, stride)  # -> (N, C_out, H/s, W/s)
@@ -239,6 +216,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
+    @ints_at_least(in_channels=1, mid_channels=1, stride=1)
     def __init__(
         self,
         in_channels: int,
@@ -248,9 +226,6 @@ class Bottleneck(nn.Module):
         residual: bool = True,
     ):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("mid_channels", mid_channels)
-        _check_positive_int("stride", stride)
         option = _check_shortcut(shortcut)
         out_channels = mid_channels * self.expansion
         self.residual = bool(residual)
@@ -276,6 +251,7 @@ class Bottleneck(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Whole networks
 # ----------------------------------------------------------------------------------------------
+@ints_at_least(num_blocks=1)
 def make_stage(
     block: type[BasicBlock] | type[Bottleneck],
     in_channels: int,
@@ -287,7 +263,6 @@ def make_stage(
 ) -> tuple[nn.Sequential, int]:
     """``num_blocks`` blocks; only the first changes shape (stride, channels). Returns the stage
     and its output channel count (``channels * block.expansion``)."""
-    _check_positive_int("num_blocks", num_blocks)
     blocks = []
     for i in range(num_blocks):
         blocks.append(block(in_channels, channels, stride if i == 0 else 1, shortcut, residual))
@@ -323,6 +298,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+@ints_at_least(num_classes=1, in_channels=1)
 def resnet_cifar(
     depth: int,
     num_classes: int = 10,
@@ -336,10 +312,8 @@ def resnet_cifar(
     -> stage 2 (N, 32, 16, 16) -> stage 3 (N, 64, 8, 8) -> pool (N, 64) -> (N, num_classes).
     Other input sizes work too (every stride-2 stage halves H and W, rounding up).
     """
-    if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n+2, e.g. 20, 32, 44, 56, 110; got {depth!r}")
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
     option = _check_shortcut(shortcut)
     n = (depth - 2) // 6  # blocks per stage; 2 conv layers each, plus the stem conv and the fc
     stem = nn.Sequential(conv3x3(in_channels, 16), nn.BatchNorm2d(16), nn.ReLU())
@@ -350,6 +324,7 @@ def resnet_cifar(
     return ResNet(stem, nn.Sequential(*stages), channels, num_classes)
 
 
+@ints_at_least(num_classes=1, in_channels=1)
 def _resnet_imagenet(
     block: type[BasicBlock] | type[Bottleneck],
     blocks_per_stage: list[int],
@@ -358,8 +333,6 @@ def _resnet_imagenet(
     residual: bool,
     in_channels: int,
 ) -> ResNet:
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
     option = _check_shortcut(shortcut)
     # (N, 3, 224, 224) -> 7x7/2 conv (N, 64, 112, 112) -> 3x3/2 max pool (N, 64, 56, 56)
     stem = nn.Sequential(
