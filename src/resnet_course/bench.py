@@ -50,11 +50,12 @@ def cycle_loader(loader: torch.utils.data.DataLoader) -> Iterator:
 
 
 class ResidentBatches:
-    """Random batches of a data set that lives on the device, as whole-tensor indexing.
+    """Random batches of a data set that lives on the device, by indexing.
 
-    A DataLoader over tensors picks ``batch_size`` examples one by one and stacks them (in
-    Python, on the CPU); here one ``index_select`` on the device does the same work. Each
-    iteration yields ``num_batches`` batches, shuffled without replacement within a pass.
+    A DataLoader over tensors picks ``batch_size`` examples one by one and
+    stacks them (in Python, on the CPU); here one indexing operation on the
+    device does the same work. Each iteration yields ``num_batches``
+    batches, shuffled without replacement within a pass.
     """
 
     def __init__(
@@ -67,9 +68,13 @@ class ResidentBatches:
         seed: int = 0,
     ):
         if len(X) < batch_size:
-            raise ValueError(f"need at least batch_size={batch_size} examples; got {len(X)}")
+            raise ValueError(
+                f"need at least batch_size={batch_size} examples; got {len(X)}"
+            )
         # (N, C, H, W) stored NHWC once, so no batch needs converting later
-        self.X = X.contiguous(memory_format=torch.channels_last) if channels_last else X
+        if channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        self.X = X
         self.y = y
         self.batch_size = batch_size
         self.num_batches = num_batches
@@ -78,11 +83,13 @@ class ResidentBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(self.num_batches):
-            if len(self._order) < self.batch_size:  # start a new pass over the data
+            if len(self._order) < self.batch_size:
+                # start a new pass over the data
                 self._order = torch.randperm(
                     len(self.X), device=self.X.device, generator=self.generator
                 )
-            idx, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+            idx = self._order[: self.batch_size]
+            self._order = self._order[self.batch_size :]
             yield self.X[idx], self.y[idx]  # (B, C, H, W), (B,)
 
 
@@ -95,19 +102,29 @@ def synthetic_cifar(num_images: int, seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 def naive_trainer(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
 ) -> Callable[[int], float]:
-    """``run(num_steps)`` trains with the naive loop; returns the seconds it took."""
+    """``run(num_steps)`` trains with the naive loop; returns its seconds."""
     model = model.to(device)
-    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
-    batches = cycle_loader(make_loader(X, y, batch_size))  # X, y stay on the CPU
+    optimizer = make_optimizer(
+        model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4
+    )
+    # X, y stay on the CPU
+    batches = cycle_loader(make_loader(X, y, batch_size))
 
     def run(num_steps: int) -> float:
-        torch.backends.cudnn.benchmark = False  # PyTorch's default (the flag is global)
+        # PyTorch's default (the flag is global)
+        torch.backends.cudnn.benchmark = False
         synchronize(device)
         start = time.perf_counter()
-        train_one_epoch(model, itertools.islice(batches, num_steps), optimizer, device)
-        synchronize(device)  # train_one_epoch's final .item() waits too; this is explicit
+        steps = itertools.islice(batches, num_steps)
+        train_one_epoch(model, steps, optimizer, device)
+        # train_one_epoch's final .item() waits too; this is explicit
+        synchronize(device)
         return time.perf_counter() - start
 
     return run
@@ -122,19 +139,27 @@ def fast_trainer(
     amp: bool,
     compile: bool = False,
 ) -> Callable[[int], float]:
-    """``run(num_steps)`` trains with the fast loop; returns the seconds it took."""
+    """``run(num_steps)`` trains with the fast loop; returns its seconds."""
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
-    net = torch.compile(model) if compile else model  # shares model's parameters
-    batches = ResidentBatches(X.to(device), y.to(device), batch_size, 0, channels_last=True)
+    optimizer = make_optimizer(
+        model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4
+    )
+    # a compiled model shares the model's parameters
+    net = torch.compile(model) if compile else model
+    batches = ResidentBatches(
+        X.to(device), y.to(device), batch_size, 0, channels_last=True
+    )
 
     def run(num_steps: int) -> float:
         batches.num_batches = num_steps
-        # cuDNN tries its algorithms on the first batch of each shape and keeps the fastest
+        # cuDNN tries its algorithms on the first batch of each shape and
+        # keeps the fastest
         torch.backends.cudnn.benchmark = True
         synchronize(device)
         start = time.perf_counter()
-        train_one_epoch(net, batches, optimizer, device, amp=amp, channels_last=True)
+        train_one_epoch(
+            net, batches, optimizer, device, amp=amp, channels_last=True
+        )
         synchronize(device)
         return time.perf_counter() - start
 

@@ -50,18 +50,20 @@ def save_checkpoint(
     config: Mapping,
     history: Mapping | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename); return its path."""
+    """Write a checkpoint atomically (temporary file, then rename); return
+    its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT_VERSION,
         "config": dict(config),
         "step": int(step),  # a NumPy integer is not weights_only-safe
-        # state_dict of the unwrapped model: loadable without DDP or torch.compile
+        # the unwrapped model's: loadable without DDP or torch.compile
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "history": dict(history or {}),
-        "torch": str(torch.__version__),  # a plain str: TorchVersion is not weights_only-safe
+        # a plain str: TorchVersion is not weights_only-safe
+        "torch": str(torch.__version__),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)

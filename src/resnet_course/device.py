@@ -14,7 +14,7 @@ import torch
 
 
 def pick_device() -> torch.device:
-    """The fastest device available: CUDA GPU, else Apple's MPS, else the CPU."""
+    """The fastest device available: CUDA GPU, else Apple's MPS, else CPU."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -59,7 +59,8 @@ def device_name(device: torch.device) -> str:
 
 
 def synchronize(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (GPU calls return before they finish)."""
+    """Wait until ``device`` has finished its queued work (GPU calls return
+    before they finish)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":

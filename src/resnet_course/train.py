@@ -43,10 +43,12 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
 def _to_device(
     X: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # non_blocking lets the copy from pinned memory overlap with GPU work; a no-op on CPU.
+    # non_blocking lets the copy from pinned memory overlap with GPU work;
+    # a no-op on CPU.
     X = X.to(device, non_blocking=True)
     if channels_last and X.ndim == 4:
-        X = X.contiguous(memory_format=torch.channels_last)  # same (N, C, H, W), stored NHWC
+        # the same (N, C, H, W) tensor, stored NHWC
+        X = X.contiguous(memory_format=torch.channels_last)
     return X, y.to(device, non_blocking=True)
 
 

@@ -192,18 +192,22 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 # Processes and devices
 # ----------------------------------------------------------------------------------------------
 def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
-    """(rank, world_size, device). Under torchrun (``WORLD_SIZE`` set) joins the process group:
-    NCCL with one GPU per process, gloo on CPUs."""
-    use_cuda = torch.cuda.is_available() if device_arg is None else device_arg == "cuda"
+    """(rank, world_size, device). Under torchrun (``WORLD_SIZE`` set) joins
+    the process group: NCCL with one GPU per process, gloo on CPUs."""
+    if device_arg is None:
+        use_cuda = torch.cuda.is_available()
+    else:
+        use_cuda = device_arg == "cuda"
     if use_cuda and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+        raise ValueError("--device cuda asked for; PyTorch sees no CUDA GPU")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, torch.device("cuda" if use_cuda else "cpu")
     local_rank = int(os.environ["LOCAL_RANK"])
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"{world_size} processes per node, {torch.cuda.device_count()} GPUs")
+            gpus = torch.cuda.device_count()
+            raise ValueError(f"{world_size} processes per node, {gpus} GPUs")
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
@@ -215,9 +219,10 @@ def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
 def sync_buffers(model: nn.Module, world_size: int) -> None:
     """Give every rank rank 0's BatchNorm running statistics.
 
-    DDP broadcasts buffers from rank 0 at the start of each forward pass, but the forward pass
-    then updates each rank's running statistics with its own batch; without this, checkpoints
-    and evaluations would depend on which rank made them."""
+    DDP broadcasts buffers from rank 0 at the start of each forward pass,
+    but the forward pass then updates each rank's running statistics with
+    its own batch; without this, checkpoints and evaluations would depend
+    on which rank made them."""
     if world_size > 1:
         for buffer in unwrap(model).buffers():
             dist.broadcast(buffer, src=0)
@@ -254,21 +259,41 @@ def load_data(config: TrainConfig, device: torch.device):
 
 
 class ShardedBatches:
-    """This rank's batches, step by step: epoch ``e`` is a DistributedSampler's shuffle (seeded
-    with the run's seed and ``e``), cut into batches of ``batch_size`` (the last partial batch is
-    dropped). Step ``s`` always gets the same examples, so a resumed run sees the same data."""
+    """This rank's batches, step by step.
 
-    def __init__(self, X, y, batch_size: int, rank: int, world_size: int, seed: int, augment):
+    Epoch ``e`` is a DistributedSampler's shuffle (seeded with the run's
+    seed and ``e``), cut into batches of ``batch_size`` (the last partial
+    batch is dropped). Step ``s`` always gets the same examples, so a
+    resumed run sees the same data."""
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        augment: bool,
+    ):
         self.X, self.y, self.augment, self.seed = X, y, augment, seed
         self.rank, self.world_size = rank, world_size
         self.batch_size = batch_size  # per rank
         # a range is all a sampler needs from a data set: its length
         self.sampler = DistributedSampler(
-            range(len(X)), world_size, rank, shuffle=True, seed=seed, drop_last=True
+            range(len(X)),
+            world_size,
+            rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
         )
         self.steps_per_epoch = len(self.sampler) // batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"batch of {batch_size} per process > {len(self.sampler)} examples")
+            raise ValueError(
+                f"batch of {batch_size} per process > "
+                f"{len(self.sampler)} examples"
+            )
         self._epoch, self._order = None, None
 
     def _indices(self, step: int) -> torch.Tensor:
@@ -279,15 +304,19 @@ class ShardedBatches:
             self._order = torch.tensor(list(self.sampler), device=self.X.device)
         return self._order[i * self.batch_size : (i + 1) * self.batch_size]
 
-    def batches(self, start: int, stop: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, start: int, stop: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches for steps ``start .. stop-1``: (B, 3, H, W), (B,)."""
         for step in range(start, stop):
             idx = self._indices(step)
             X, y = self.X[idx], self.y[idx]
             if self.augment:
-                # seeded by (seed, step, rank): the same crops and flips after a resume
-                seed = ((self.seed * 1_000_003 + step) * 4096 + self.rank) % 2**63
-                X = random_crop_flip(X, generator=torch.Generator().manual_seed(seed))
+                # seeded by (seed, step, rank): the same crops and flips
+                # after a resume
+                seed = (self.seed * 1_000_003 + step) * 4096 + self.rank
+                generator = torch.Generator().manual_seed(seed % 2**63)
+                X = random_crop_flip(X, generator=generator)
             yield X, y
 
 
