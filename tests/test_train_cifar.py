@@ -110,6 +110,23 @@ def test_ranks_get_disjoint_shards_and_a_step_always_gets_the_same_batch():
     assert not torch.equal(y_next, epoch0[0][:5])
 
 
+
+def test_augmented_batches_depend_on_seed_step_and_rank_only():
+    # 20 distinct images: the crops and flips of a step must be the same after a resume
+    X = torch.arange(20 * 3 * 8 * 8, dtype=torch.float32).view(20, 3, 8, 8)
+    y = torch.arange(20)
+
+    def batch(step: int, rank: int = 0, seed: int = 3) -> torch.Tensor:
+        shards = ShardedBatches(X, y, 5, rank, 2, seed=seed, augment=True)
+        ((Xb, _),) = list(shards.batches(step, step + 1))
+        return Xb
+
+    assert torch.equal(batch(1), batch(1))  # a fresh instance, as after a resume
+    plain = ShardedBatches(X, y, 5, 0, 2, seed=3, augment=False)
+    ((unaugmented, _),) = list(plain.batches(1, 2))
+    assert not torch.equal(batch(1), unaugmented)  # augmentation did something
+    assert not torch.equal(batch(1), batch(1, seed=4))
+
 def test_checkpoint_stores_config_and_round_trips(tmp_path):
     model = resnet_cifar(8)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
