@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv system-deps book test lint clean help
+.PHONY: venv system-deps book test check lint clean help
 
 # Debian packages the tests need: Chromium (site checks), bubblewrap (grading sandbox),
 # PostgreSQL (gradebook test against a real server). Installed only when missing.
@@ -20,6 +20,8 @@ help:
 	@echo "           _build/self-study/_build/html"
 	@echo "make test   install missing Debian packages, ruff, then the whole pytest suite"
 	@echo "           (library, exercises and grader, sandbox, book build, site checks in Chromium)"
+	@echo "make check  ruff, then the fast tests only (no @slow: unit tests and the in-process"
+	@echo "           checks of every variant; no grading end to end, book or site)"
 	@echo "make lint   ruff only"
 	@echo "make clean  remove _build (keeps .venv)"
 
@@ -58,9 +60,17 @@ book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Tests run in parallel on every core (pytest-xdist); tests/conftest.py keeps the ones that share
+# a build folder or a module-wide fixture on one worker. PYTEST_ARGS adds options, e.g. -x.
+PYTEST := $(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+
 test: $(STAMP) system-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf _build

@@ -23,7 +23,6 @@ from resnet_course.train import (
     error_rate,
     evaluate,
     fit,
-    pick_device,
     set_seed,
     train_one_epoch,
 )
@@ -112,13 +111,6 @@ def test_amp_and_channels_last_run_on_cpu():
     assert math.isfinite(loss)
     accuracy = evaluate(model, make_loader(X, y, 6), CPU, amp=True, channels_last=True)
     assert 0 <= accuracy <= 1
-
-
-def test_pick_device():
-    device = pick_device()
-    assert isinstance(device, torch.device)
-    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
-    assert device.type in {"cuda", "mps", "cpu"}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -15,7 +15,14 @@ import torch
 from resnet_course.checkpoint import load_checkpoint, save_checkpoint, state_hash
 from resnet_course.models import resnet_cifar
 from resnet_course.train import set_seed
-from resnet_course.train_cifar import ShardedBatches, lr_at, main, parse_args
+from resnet_course.train_cifar import (
+    ShardedBatches,
+    TrainConfig,
+    lr_at,
+    main,
+    next_stop,
+    parse_args,
+)
 
 # a tiny run: ResNet-8 on 8x8 digits, a few steps
 TINY = [
@@ -40,10 +47,48 @@ def test_lr_schedule_divides_by_ten_at_the_milestones():
     assert lr_at(399, warm) == 0.01 and lr_at(400, warm) == 0.1
 
 
-@pytest.mark.parametrize("argv", [["--batch-size", "0"], ["--milestones", "30", "10"]])
-def test_bad_arguments_raise(argv):
-    with pytest.raises(ValueError):
+def test_command_line_defaults_are_the_config_defaults():
+    assert parse_args([]) == TrainConfig()
+    argv = ["--data", "digits", "--iterations", "8", "--milestones", "2", "6", "--lr", "0.05"]
+    assert parse_args(argv) == TrainConfig(data="digits", iterations=8, milestones=[2, 6], lr=0.05)
+
+
+def test_config_fills_the_defaults_that_depend_on_other_settings():
+    small = TrainConfig(data="digits", depth=8, iterations=6)
+    assert small.milestones == [3, 4] and small.augment == "off"
+    assert small.checkpoint == Path("checkpoints/resnet8-digits.pt")
+    assert TrainConfig(iterations=1).milestones == []  # no step left to divide at
+
+
+def test_lr_schedule_is_a_function_of_the_config():
+    config = TrainConfig(lr=0.2, gamma=0.5, iterations=100, milestones=[10, 20],
+                         warmup_iterations=3, warmup_lr=0.02)  # fmt: skip
+    lrs = [lr_at(s, config) for s in (0, 2, 3, 9, 10, 19, 20, 99)]
+    assert lrs == pytest.approx([0.02, 0.02, 0.2, 0.2, 0.1, 0.1, 0.05, 0.05])
+    # the loop stops at every lr change, evaluation, checkpoint and at the end
+    config = TrainConfig(iterations=100, milestones=[10, 20], warmup_iterations=3,
+                         eval_every=15, checkpoint_every=25)  # fmt: skip
+    stops, step = [], 0
+    while step < 100:
+        step = next_stop(step, 100, config)
+        stops.append(step)
+    assert stops == [3, 10, 15, 20, 25, 30, 45, 50, 60, 75, 90, 100]
+
+
+@pytest.mark.parametrize(
+    "argv, kwargs, message",
+    [
+        (["--batch-size", "0"], {"batch_size": 0}, "--batch-size must be >= 1"),
+        (["--stop-after", "0"], {"stop_after": 0}, "--stop-after must be >= 1"),
+        (["--milestones", "30", "10"], {"milestones": [30, 10]}, "--milestones must be increasing"),
+        (["--milestones", "0", "10"], {"milestones": [0, 10]}, "--milestones must be increasing"),
+    ],
+)
+def test_bad_settings_raise_from_the_command_line_and_from_code(argv, kwargs, message):
+    with pytest.raises(ValueError, match=message):
         parse_args(argv)
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
 
 
 def test_missing_cifar10_says_how_to_get_it(tmp_path):
@@ -64,6 +109,23 @@ def test_ranks_get_disjoint_shards_and_a_step_always_gets_the_same_batch():
     ((_, y_next),) = list(again.batches(2, 3))  # epoch 1 is another shuffle
     assert not torch.equal(y_next, epoch0[0][:5])
 
+
+
+def test_augmented_batches_depend_on_seed_step_and_rank_only():
+    # 20 distinct images: the crops and flips of a step must be the same after a resume
+    X = torch.arange(20 * 3 * 8 * 8, dtype=torch.float32).view(20, 3, 8, 8)
+    y = torch.arange(20)
+
+    def batch(step: int, rank: int = 0, seed: int = 3) -> torch.Tensor:
+        shards = ShardedBatches(X, y, 5, rank, 2, seed=seed, augment=True)
+        ((Xb, _),) = list(shards.batches(step, step + 1))
+        return Xb
+
+    assert torch.equal(batch(1), batch(1))  # a fresh instance, as after a resume
+    plain = ShardedBatches(X, y, 5, 0, 2, seed=3, augment=False)
+    ((unaugmented, _),) = list(plain.batches(1, 2))
+    assert not torch.equal(batch(1), unaugmented)  # augmentation did something
+    assert not torch.equal(batch(1), batch(1, seed=4))
 
 def test_checkpoint_stores_config_and_round_trips(tmp_path):
     model = resnet_cifar(8)

@@ -1,6 +1,7 @@
 """Every assignment graded end to end: wrong answers lose points, correct ones get full marks.
 
-One `python -m grader autograde` run per assignment (see tests/variant_grading.py).
+One `python -m grader autograde` run per assignment (see tests/variant_grading.py), then one test
+per submission, so a report names each submission that was graded wrongly and how.
 """
 
 import pytest
@@ -9,7 +10,7 @@ import variants_ex2
 import variants_ex3
 import variants_ex4
 import variants_ex5
-from variant_grading import run
+from variant_grading import grade_variants, judge, submissions_to_judge
 
 # assignment -> (variants module, cells that a wrong answer may also cost)
 ASSIGNMENTS = {
@@ -25,9 +26,57 @@ ASSIGNMENTS = {
 }
 
 
+
+
+def by_assignment(assignment: str, *values: str, id: str) -> object:
+    # one xdist worker per assignment: its submissions are graded once, on that worker
+    return pytest.param(assignment, *values, id=id,
+                        marks=pytest.mark.xdist_group(f"variants-{assignment}"))
+
+
+SUBMISSIONS = [
+    by_assignment(assignment, student, id=f"{assignment}:{student}")
+    for assignment, (variants, _) in ASSIGNMENTS.items()
+    for student in submissions_to_judge(variants.WRONG, variants.CORRECT)
+]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """`graded(assignment)` -> (grades, points per test cell), from ONE autograde run of all its
+    submissions, made on first use (an error is kept and raised again, not retried)."""
+    results: dict[str, tuple] = {}
+
+    def get(assignment: str) -> tuple[dict, dict[str, float]]:
+        if assignment not in results:
+            variants, _ = ASSIGNMENTS[assignment]
+            try:
+                grades, cells, seconds = grade_variants(
+                    tmp_path_factory.mktemp(assignment), assignment,
+                    variants.WRONG, variants.CORRECT)  # fmt: skip
+                print(f"{assignment}: {seconds:.1f} s of autograde per submission")
+                results[assignment] = (grades, cells)
+            except Exception as error:  # noqa: BLE001 - kept for every test of the assignment
+                results[assignment] = error
+        if isinstance(results[assignment], Exception):
+            raise results[assignment]
+        return results[assignment]
+
+    return get
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_variants_graded_end_to_end(tmp_path, assignment):
+@pytest.mark.parametrize("assignment", [by_assignment(a, id=a) for a in ASSIGNMENTS])
+def test_test_cells_are_named_after_the_answers(graded, assignment):
+    variants, _ = ASSIGNMENTS[assignment]
+    _, cells = graded(assignment)
+    assert set(cells) == {f"test_{name}" for name in variants.WRONG}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment, student", SUBMISSIONS)
+def test_submission_graded_as_expected(graded, assignment, student):
     variants, dependents = ASSIGNMENTS[assignment]
-    # Every wrong and every correct variant, each as its own submission.
-    assert run(tmp_path, assignment, variants.WRONG, variants.CORRECT, dependents) == []
+    grades, cells = graded(assignment)
+    kind, name, variant = submissions_to_judge(variants.WRONG, variants.CORRECT)[student]
+    assert judge(grades, cells, student, kind, name, variant, dependents) == []

@@ -57,47 +57,37 @@ def grade_variants(tmp_path: Path, assignment_id: str, wrong: dict, correct: dic
     return grades, autograded_cells(assignment_id), per_submission
 
 
-def problems(grades: dict, cells: dict[str, float], wrong: dict, correct: dict,
-             dependents: dict[str, set[str]] | None = None) -> list[str]:
-    """Every way the grades differ from what the variants should get (empty when all is well)."""
-    dependents = dependents or {}
-    found = []
-
-    def score(student: str, cell: str) -> float:
-        return grades.get((student, cell), (float("nan"), 0.0))[0]
-
-    for cell, points in cells.items():
-        if score("solution", cell) != points:
-            found.append(f"solution: {cell} {score('solution', cell)} / {points}")
-        if score("release", cell) != 0:
-            found.append(f"release: {cell} {score('release', cell)}, expected 0")
+def submissions_to_judge(wrong: dict, correct: dict) -> dict[str, tuple[str, str | None, str]]:
+    """student id -> (kind, answer name or None, variant) for every submission `build_submissions`
+    makes; kind is `solution`, `release`, `wrong` or `correct`."""
+    judged = {"solution": ("solution", None, ""), "release": ("release", None, "")}
     for name, variants in wrong.items():
         for variant in variants:
-            student = student_id("wrong", name, variant)
-            may_lose = dependents.get(name, set())
-            for cell, points in cells.items():
-                got = score(student, cell)
-                if cell == f"test_{name}":
-                    if not got < points:
-                        found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
-                elif got != points and cell not in may_lose and not whole_notebook_zeroed(variant):
-                    found.append(f"{student}: {cell} {got} / {points}, expected full marks")
+            judged[student_id("wrong", name, variant)] = ("wrong", name, variant)
     for variant in correct:
-        student = student_id("correct", variant)
-        for cell, points in cells.items():
-            if score(student, cell) != points:
-                found.append(f"{student}: {cell} {score(student, cell)} / {points}")
+        judged[student_id("correct", variant)] = ("correct", None, variant)
+    return judged
+
+
+def judge(grades: dict, cells: dict[str, float], student: str, kind: str, name: str | None,
+          variant: str, dependents: dict[str, set[str]] | None = None) -> list[str]:
+    """Every way one submission's grades differ from what it should get (empty when all is well).
+
+    The release gets 0 everywhere; a wrong answer fewer points on its own cell and full marks on
+    the others, except the cells built on it (`dependents`) and a notebook zeroed as a whole;
+    the solution and every correct variant full marks everywhere."""
+    may_lose = (dependents or {}).get(name, set())
+    found = []
+    for cell, points in cells.items():
+        got = grades.get((student, cell), (float("nan"), 0.0))[0]
+        if kind == "release":
+            if got != 0:
+                found.append(f"{student}: {cell} {got}, expected 0")
+        elif kind == "wrong" and cell == f"test_{name}":
+            if not got < points:
+                found.append(f"{student}: {cell} {got} / {points}, expected fewer points")
+        elif kind == "wrong" and (cell in may_lose or whole_notebook_zeroed(variant)):
+            continue
+        elif got != points:
+            found.append(f"{student}: {cell} {got} / {points}, expected full marks")
     return found
-
-
-def run(tmp_path: Path, assignment_id: str, wrong: dict, correct: dict,
-        dependents: dict[str, set[str]] | None = None) -> list[str]:
-    """Grade the variants and return the problems; prints the time per submission."""
-    grades, cells, seconds = grade_variants(tmp_path, assignment_id, wrong, correct)
-    count = sum(len(v) for v in wrong.values())
-    print(f"{assignment_id}: {count} wrong + {len(correct)} correct variants, "
-          f"{seconds:.1f} s of autograde per submission")
-    expected_cells = {f"test_{name}" for name in wrong}
-    if set(cells) != expected_cells:
-        return [f"test cells {sorted(cells)}, expected {sorted(expected_cells)}"]
-    return problems(grades, cells, wrong, correct, dependents)

@@ -1,8 +1,10 @@
 """resnet_course: the shared library of the course module "Deep Residual Learning".
 
 Submodules (one concern each): ``data`` (spirals, digits, CIFAR-10, loaders), ``models`` (plain
-and residual MLPs and ResNets), ``train`` (fit, train_one_epoch, evaluate, History), ``plotting``
-(the chapters' figures; imports matplotlib, so it is not imported here) and ``bench``.
+and residual MLPs and ResNets), ``train`` (fit, train_one_epoch, evaluate, History), ``device``
+(pick_device, bf16_is_fast, synchronize), ``validate`` (the argument checks), ``plotting`` (the
+chapters' figures; imports matplotlib, so it is not imported here), ``bench`` (naive vs fast
+throughput) and ``train_cifar`` (the paper's CIFAR-10 recipe, ``TrainConfig``).
 """
 
 from . import data, models, train

@@ -23,7 +23,6 @@ import copy
 import datetime
 import itertools
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -33,48 +32,12 @@ import torch
 from torch import nn
 
 from resnet_course.data import make_loader
+from resnet_course.device import bf16_is_fast, device_name, pick_device, synchronize
 from resnet_course.models import resnet_cifar
-from resnet_course.train import make_optimizer, pick_device, set_seed, train_one_epoch
+from resnet_course.train import make_optimizer, set_seed, train_one_epoch
+from resnet_course.validate import check_int
 
 MODELS = {"resnet20": 20, "resnet32": 32, "resnet56": 56, "resnet110": 110}
-
-
-# ----------------------------------------------------------------------------------------------
-# What the hardware offers
-# ----------------------------------------------------------------------------------------------
-def bf16_is_fast(device: torch.device) -> bool:
-    """Whether bf16 autocast should speed up training on ``device``.
-
-    CUDA GPUs from Ampere on (and recent AMD GPUs) have bf16 tensor cores. On a CPU, bf16 pays off
-    only with native bf16 instructions (AVX512-BF16, or Intel's AMX); elsewhere PyTorch emulates
-    bf16 with fp32 arithmetic plus conversions, which is slower than plain fp32.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
-    return False  # MPS: bf16 autocast support varies with the macOS version; stay in fp32
-
-
-def device_name(device: torch.device) -> str:
-    """A human-readable name of the processor behind ``device``."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        caps = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
-        name = caps.get("cpu_name") or platform.processor() or platform.machine()
-        threads = torch.get_num_threads()
-        return f"{name} ({threads} thread{'s' if threads > 1 else ''})"
-    return device.type
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait until ``device`` has finished its queued work (GPU calls return before they finish)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -87,11 +50,12 @@ def cycle_loader(loader: torch.utils.data.DataLoader) -> Iterator:
 
 
 class ResidentBatches:
-    """Random batches of a data set that lives on the device, as whole-tensor indexing.
+    """Random batches of a data set that lives on the device, by indexing.
 
-    A DataLoader over tensors picks ``batch_size`` examples one by one and stacks them (in
-    Python, on the CPU); here one ``index_select`` on the device does the same work. Each
-    iteration yields ``num_batches`` batches, shuffled without replacement within a pass.
+    A DataLoader over tensors picks ``batch_size`` examples one by one and
+    stacks them (in Python, on the CPU); here one indexing operation on the
+    device does the same work. Each iteration yields ``num_batches``
+    batches, shuffled without replacement within a pass.
     """
 
     def __init__(
@@ -104,9 +68,13 @@ class ResidentBatches:
         seed: int = 0,
     ):
         if len(X) < batch_size:
-            raise ValueError(f"need at least batch_size={batch_size} examples; got {len(X)}")
+            raise ValueError(
+                f"need at least batch_size={batch_size} examples; got {len(X)}"
+            )
         # (N, C, H, W) stored NHWC once, so no batch needs converting later
-        self.X = X.contiguous(memory_format=torch.channels_last) if channels_last else X
+        if channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
+        self.X = X
         self.y = y
         self.batch_size = batch_size
         self.num_batches = num_batches
@@ -115,11 +83,13 @@ class ResidentBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(self.num_batches):
-            if len(self._order) < self.batch_size:  # start a new pass over the data
+            if len(self._order) < self.batch_size:
+                # start a new pass over the data
                 self._order = torch.randperm(
                     len(self.X), device=self.X.device, generator=self.generator
                 )
-            idx, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+            idx = self._order[: self.batch_size]
+            self._order = self._order[self.batch_size :]
             yield self.X[idx], self.y[idx]  # (B, C, H, W), (B,)
 
 
@@ -132,19 +102,29 @@ def synthetic_cifar(num_images: int, seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 def naive_trainer(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
 ) -> Callable[[int], float]:
-    """``run(num_steps)`` trains with the naive loop; returns the seconds it took."""
+    """``run(num_steps)`` trains with the naive loop; returns its seconds."""
     model = model.to(device)
-    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
-    batches = cycle_loader(make_loader(X, y, batch_size))  # X, y stay on the CPU
+    optimizer = make_optimizer(
+        model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4
+    )
+    # X, y stay on the CPU
+    batches = cycle_loader(make_loader(X, y, batch_size))
 
     def run(num_steps: int) -> float:
-        torch.backends.cudnn.benchmark = False  # PyTorch's default (the flag is global)
+        # PyTorch's default (the flag is global)
+        torch.backends.cudnn.benchmark = False
         synchronize(device)
         start = time.perf_counter()
-        train_one_epoch(model, itertools.islice(batches, num_steps), optimizer, device)
-        synchronize(device)  # train_one_epoch's final .item() waits too; this is explicit
+        steps = itertools.islice(batches, num_steps)
+        train_one_epoch(model, steps, optimizer, device)
+        # train_one_epoch's final .item() waits too; this is explicit
+        synchronize(device)
         return time.perf_counter() - start
 
     return run
@@ -159,19 +139,27 @@ def fast_trainer(
     amp: bool,
     compile: bool = False,
 ) -> Callable[[int], float]:
-    """``run(num_steps)`` trains with the fast loop; returns the seconds it took."""
+    """``run(num_steps)`` trains with the fast loop; returns its seconds."""
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4)
-    net = torch.compile(model) if compile else model  # shares model's parameters
-    batches = ResidentBatches(X.to(device), y.to(device), batch_size, 0, channels_last=True)
+    optimizer = make_optimizer(
+        model, "sgd", lr=0.1, momentum=0.9, weight_decay=1e-4
+    )
+    # a compiled model shares the model's parameters
+    net = torch.compile(model) if compile else model
+    batches = ResidentBatches(
+        X.to(device), y.to(device), batch_size, 0, channels_last=True
+    )
 
     def run(num_steps: int) -> float:
         batches.num_batches = num_steps
-        # cuDNN tries its algorithms on the first batch of each shape and keeps the fastest
+        # cuDNN tries its algorithms on the first batch of each shape and
+        # keeps the fastest
         torch.backends.cudnn.benchmark = True
         synchronize(device)
         start = time.perf_counter()
-        train_one_epoch(net, batches, optimizer, device, amp=amp, channels_last=True)
+        train_one_epoch(
+            net, batches, optimizer, device, amp=amp, channels_last=True
+        )
         synchronize(device)
         return time.perf_counter() - start
 
@@ -181,12 +169,6 @@ def fast_trainer(
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
-def _check_positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return value
-
-
 def benchmark(
     model: str = "resnet20",
     device: str | torch.device | None = None,
@@ -204,9 +186,8 @@ def benchmark(
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     for name, value in [("batch_size", batch_size), ("steps", steps), ("rounds", rounds)]:
-        _check_positive(name, value)
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0; got {warmup!r}")
+        check_int(name, value)
+    check_int("warmup", warmup, minimum=0)
     if steps < rounds:
         raise ValueError(f"steps ({steps}) must be at least rounds ({rounds})")
     device = pick_device() if device is None else torch.device(device)
@@ -297,8 +278,8 @@ def batch_size_sweep(
     """
     device = torch.device(device)
     amp = bf16_is_fast(device) if amp is None else amp
-    batch_sizes = [_check_positive("batch_size", b) for b in batch_sizes]
-    _check_positive("steps", steps)
+    batch_sizes = [check_int("batch_size", b) for b in batch_sizes]
+    check_int("steps", steps)
     runners = {}
     for batch_size in batch_sizes:
         set_seed(0)
@@ -364,7 +345,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.threads is not None:
-        torch.set_num_threads(_check_positive("threads", args.threads))
+        torch.set_num_threads(check_int("threads", args.threads))
     amp = {"auto": None, "on": True, "off": False}[args.amp]
     result = benchmark(
         args.model, args.device, args.batch_size, args.steps, args.warmup, args.rounds,

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from resnet_course.validate import ints_at_least
+
 FORMAT_VERSION = 1
 REQUIRED_KEYS = ("format", "config", "step", "model", "optimizer")
 
@@ -39,6 +41,7 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
+@ints_at_least(step=0)
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -47,20 +50,20 @@ def save_checkpoint(
     config: Mapping,
     history: Mapping | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temporary file, then rename); return its path."""
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be an integer >= 0; got {step!r}")
+    """Write a checkpoint atomically (temporary file, then rename); return
+    its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT_VERSION,
         "config": dict(config),
-        "step": step,
-        # state_dict of the unwrapped model: loadable without DDP or torch.compile
+        "step": int(step),  # a NumPy integer is not weights_only-safe
+        # the unwrapped model's: loadable without DDP or torch.compile
         "model": unwrap(model).state_dict(),
         "optimizer": optimizer.state_dict(),
         "history": dict(history or {}),
-        "torch": str(torch.__version__),  # a plain str: TorchVersion is not weights_only-safe
+        # a plain str: TorchVersion is not weights_only-safe
+        "torch": str(torch.__version__),
     }
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)

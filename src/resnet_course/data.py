@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 import os
 import pickle
 import shutil
@@ -24,10 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-
-def _is_int(value: object) -> bool:
-    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+from resnet_course.validate import check_int, is_int, is_real
 
 
 # ----------------------------------------------------------------------------------------------
@@ -41,11 +37,9 @@ def spirals(
     Returns X (N, 2) float32 and y (N,) int64 with N = n_per_class * num_classes, grouped by class.
     ``noise`` is the standard deviation of the Gaussian jitter added to each point's angle.
     """
-    if not _is_int(n_per_class) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be an integer >= 1; got {n_per_class!r}")
-    if not _is_int(num_classes) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
-    if not (isinstance(noise, numbers.Real) and math.isfinite(noise) and noise >= 0):
+    check_int("n_per_class", n_per_class, minimum=1)
+    check_int("num_classes", num_classes, minimum=2)
+    if not (is_real(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0; got {noise!r}")
     rng = np.random.default_rng(seed)
     radius = np.linspace(0.0, 1.0, n_per_class)  # (n,) from the centre outwards
@@ -78,11 +72,11 @@ def digits(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not _is_int(size) or size not in (8, 16, 32):
+    if not is_int(size) or size not in (8, 16, 32):
         raise ValueError(f"size must be 8, 16 or 32 pixels; got {size!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 (grey) or 3 (repeated, RGB-like); got {channels!r}")
-    if not (isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 1):
+    if not (is_real(val_fraction) and 0 <= val_fraction < 1):
         raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction!r}")
 
     bunch = load_digits()
@@ -262,8 +256,7 @@ def make_loader(
     order is reproducible and does not depend on (or disturb) the global random state."""
     if len(X) != len(y):
         raise ValueError(f"X and y must have the same length; got {len(X)} and {len(y)}")
-    if not _is_int(batch_size) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    check_int("batch_size", batch_size)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle, generator=generator

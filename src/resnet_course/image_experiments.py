@@ -25,6 +25,7 @@ from torch import nn
 from resnet_course.data import digits, make_loader
 from resnet_course.models import count_parameters, resnet_cifar
 from resnet_course.train import History, fit, set_seed
+from resnet_course.validate import check_int
 
 
 # ----------------------------------------------------------------------------------------------
@@ -76,16 +77,18 @@ def train_digits_resnet(
     milestones: Sequence[int] | None = None,
     seed: int = 0,
 ) -> Run:
-    """Train ``resnet_cifar(depth, shortcut=shortcut, residual=residual)`` on the digits (CPU).
+    """Train ``resnet_cifar(depth, shortcut=shortcut, residual=residual)`` on
+    the digits, on the CPU.
 
-    SGD with momentum 0.9 and no weight decay, so the training error shows how well the optimizer
-    fits the data. The same ``seed`` gives the same data split, batch order and initial weights.
+    SGD with momentum 0.9 and no weight decay, so the training error shows
+    how well the optimizer fits the data. The same ``seed`` gives the same
+    data split, batch order and initial weights.
     """
-    if num_epochs < 1:
-        raise ValueError(f"num_epochs must be at least 1 to measure anything; got {num_epochs!r}")
+    check_int("num_epochs", num_epochs)  # at least one, to measure anything
     train_loader, val_loader = digits_loaders(size, batch_size, seed)
-    set_seed(seed)  # the initial weights depend only on the seed, not on earlier runs
-    model = resnet_cifar(depth, num_classes=10, shortcut=shortcut, residual=residual)
+    # the initial weights depend only on the seed, not on earlier runs
+    set_seed(seed)
+    model = resnet_cifar(depth, shortcut=shortcut, residual=residual)
     start = time.perf_counter()
     history = fit(
         model,
@@ -98,13 +101,17 @@ def train_digits_resnet(
         progress=False,
     )
     seconds = time.perf_counter() - start
-    return Run(depth, bool(residual), shortcut, count_parameters(model), history, seconds)
+    parameters = count_parameters(model)
+    return Run(depth, bool(residual), shortcut, parameters, history, seconds)
 
 
 def depth_sweep(
-    depths: Iterable[int], residual_options: Iterable[bool] = (False, True), **train_kwargs
+    depths: Iterable[int],
+    residual_options: Iterable[bool] = (False, True),
+    **train_kwargs,
 ) -> list[Run]:
-    """``train_digits_resnet`` for every (residual, depth) pair: plain nets first, then ResNets."""
+    """``train_digits_resnet`` for every (residual, depth) pair: plain nets
+    first, then ResNets."""
     return [
         train_digits_resnet(depth, residual=residual, **train_kwargs)
         for residual in residual_options
@@ -125,21 +132,30 @@ def shortcut_sweep(
 def check_depth_pattern(
     runs: Sequence[Run], min_gap: float = 0.05, tolerance: float = 0.01
 ) -> dict:
-    """Check the pattern of He et al.'s Figure 6 on the final training errors of ``runs``.
+    """Check the pattern of He et al.'s Figure 6 on the final training
+    errors of ``runs``.
 
-    * plain nets: each deeper one ends no lower than the one before, and the deepest at least
-      ``min_gap`` above the shallowest (deeper is worse: the degradation problem);
-    * ResNets: every one ends no more than ``tolerance`` above the shallowest (deeper is not
-      worse), and the deepest at least ``min_gap`` below the plain net of its depth.
+    * plain nets: each deeper one ends no lower than the one before, and
+      the deepest at least ``min_gap`` above the shallowest (deeper is
+      worse: the degradation problem);
+    * ResNets: every one ends no more than ``tolerance`` above the
+      shallowest (deeper is not worse), and the deepest at least
+      ``min_gap`` below the plain net of its depth.
 
-    Raises RuntimeError naming the failed part; returns the numbers it compared otherwise.
+    Raises RuntimeError naming the failed part; returns the numbers it
+    compared otherwise.
     """
     plain = sorted((r for r in runs if not r.residual), key=lambda r: r.depth)
     res = sorted((r for r in runs if r.residual), key=lambda r: r.depth)
     if len(plain) < 2 or len(res) < 2:
-        raise ValueError("need at least two plain and two residual runs of different depths")
+        raise ValueError(
+            "need at least two plain and two residual runs of different depths"
+        )
     if plain[-1].depth != res[-1].depth or plain[0].depth != res[0].depth:
-        raise ValueError("plain and residual runs must cover the same shallowest and deepest depth")
+        raise ValueError(
+            "plain and residual runs must cover the same shallowest and "
+            "deepest depth"
+        )
     shallow, deep = plain[0].depth, plain[-1].depth
     numbers = {
         "shallow": shallow,
@@ -153,27 +169,33 @@ def check_depth_pattern(
     for before, after in pairwise(plain):
         if after.final_train_error < before.final_train_error:
             problems.append(
-                f"{after.label} training error {after.final_train_error:.3f} is below "
+                f"{after.label} training error "
+                f"{after.final_train_error:.3f} is below "
                 f"{before.label}'s {before.final_train_error:.3f}"
             )
     if numbers["plain_deep"] < numbers["plain_shallow"] + min_gap:
         problems.append(
-            f"plain-{deep} training error {numbers['plain_deep']:.3f} is not at least {min_gap} "
-            f"above plain-{shallow}'s {numbers['plain_shallow']:.3f}"
+            f"plain-{deep} training error {numbers['plain_deep']:.3f} is not "
+            f"at least {min_gap} above plain-{shallow}'s "
+            f"{numbers['plain_shallow']:.3f}"
         )
     for run in res[1:]:
         if run.final_train_error > numbers["resnet_shallow"] + tolerance:
             problems.append(
-                f"{run.label} training error {run.final_train_error:.3f} is more than "
-                f"{tolerance} above ResNet-{shallow}'s {numbers['resnet_shallow']:.3f}"
+                f"{run.label} training error {run.final_train_error:.3f} is "
+                f"more than {tolerance} above ResNet-{shallow}'s "
+                f"{numbers['resnet_shallow']:.3f}"
             )
     if numbers["resnet_deep"] > numbers["plain_deep"] - min_gap:
         problems.append(
-            f"ResNet-{deep} training error {numbers['resnet_deep']:.3f} is not at least {min_gap} "
-            f"below plain-{deep}'s {numbers['plain_deep']:.3f}"
+            f"ResNet-{deep} training error {numbers['resnet_deep']:.3f} is "
+            f"not at least {min_gap} below plain-{deep}'s "
+            f"{numbers['plain_deep']:.3f}"
         )
     if problems:
-        raise RuntimeError("the runs do not show the Figure-6 pattern: " + "; ".join(problems))
+        raise RuntimeError(
+            "the runs do not show the Figure-6 pattern: " + "; ".join(problems)
+        )
     return numbers
 
 
@@ -190,9 +212,11 @@ def parameter_rows(
 def shortcut_parameter_rows(
     build: Callable[..., nn.Module], options: Iterable[str] = ("A", "B", "C")
 ) -> list[tuple[str, int, int]]:
-    """(option, parameters, parameters in shortcuts) of ``build(shortcut=option)``.
+    """(option, parameters, parameters in shortcuts) of
+    ``build(shortcut=option)``.
 
-    Shortcut parameters are those of modules named ``shortcut`` (the projections of B and C).
+    Shortcut parameters are those of modules named ``shortcut`` (the
+    projections of B and C).
     """
     rows = []
     for option in options:
@@ -209,25 +233,32 @@ def shortcut_parameter_rows(
 def trace_shapes(
     model: nn.Module, X: torch.Tensor, names: Iterable[str]
 ) -> list[tuple[str, tuple]]:
-    """Output shape of each named submodule (``model.named_modules()`` names) for input ``X``.
+    """Output shape of each named submodule (``model.named_modules()``
+    names) for input ``X``.
 
-    Forward hooks record the shapes during one forward pass without gradients; the model's mode
-    is left as it was.
+    Forward hooks record the shapes during one forward pass without
+    gradients; the model's mode is left as it was.
     """
     modules = dict(model.named_modules())
     wanted = list(names)
     missing = [name for name in wanted if name not in modules]
     if missing:
-        raise ValueError(f"no submodules named {missing}; see model.named_modules()")
+        raise ValueError(
+            f"no submodules named {missing}; see model.named_modules()"
+        )
     shapes: dict[str, tuple] = {}
 
     def recorder(name: str):
-        def hook(_module, _inputs, output) -> None:  # returning None keeps the output unchanged
-            shapes.setdefault(name, tuple(output.shape))  # first call only, if reused
+        # a hook that returns None leaves the output unchanged
+        def hook(_module, _inputs, output) -> None:
+            # first call only, if the module is used twice
+            shapes.setdefault(name, tuple(output.shape))
 
         return hook
 
-    hooks = [modules[name].register_forward_hook(recorder(name)) for name in wanted]
+    hooks = [
+        modules[name].register_forward_hook(recorder(name)) for name in wanted
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -237,4 +268,5 @@ def trace_shapes(
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return [("input", tuple(X.shape))] + [(name, shapes[name]) for name in wanted]
+    traced = [(name, shapes[name]) for name in wanted]
+    return [("input", tuple(X.shape)), *traced]

@@ -17,29 +17,18 @@ shortcut and no addition. Under option A the two twins have the same number of p
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from resnet_course.validate import ints_at_least, is_int
 
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
 
 # ----------------------------------------------------------------------------------------------
-# Argument checks (every bad argument is a ValueError that says what was wrong)
+# Argument checks (integers: resnet_course.validate; each is a ValueError saying what was wrong)
 # ----------------------------------------------------------------------------------------------
-def _is_int(value: object) -> bool:
-    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
-
-
 def _check_shortcut(shortcut: object) -> str:
     option = shortcut.upper() if isinstance(shortcut, str) else shortcut
     if option not in SHORTCUT_OPTIONS:
@@ -50,48 +39,52 @@ def _check_shortcut(shortcut: object) -> str:
 # ----------------------------------------------------------------------------------------------
 # Multilayer perceptrons
 # ----------------------------------------------------------------------------------------------
-def plain_mlp(in_features: int, width: int, depth: int, num_classes: int) -> nn.Sequential:
-    """``depth`` Linear layers in all, with a ReLU after every Linear but the last.
+@ints_at_least(in_features=1, width=1, depth=1, num_classes=1)
+def plain_mlp(
+    in_features: int, width: int, depth: int, num_classes: int
+) -> nn.Sequential:
+    """``depth`` Linear layers in all, a ReLU after every Linear but the last.
 
-    depth=1 is a linear classifier; depth=3 is in -> width -> width -> num_classes.
+    depth=1 is a linear classifier; depth=3 is
+    in -> width -> width -> num_classes.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("width", width)
-    _check_positive_int("depth", depth)
-    _check_positive_int("num_classes", num_classes)
     if depth == 1:
         return nn.Sequential(nn.Linear(in_features, num_classes))
-    layers: list[nn.Module] = [nn.Linear(in_features, width), nn.ReLU()]  # (N, in) -> (N, width)
+    # (N, in) -> (N, width)
+    layers: list[nn.Module] = [nn.Linear(in_features, width), nn.ReLU()]
     for _ in range(depth - 2):
-        layers += [nn.Linear(width, width), nn.ReLU()]  # (N, width) -> (N, width)
-    layers.append(nn.Linear(width, num_classes))  # (N, width) -> (N, num_classes) logits
+        # (N, width) -> (N, width)
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    # (N, width) -> (N, num_classes) logits
+    layers.append(nn.Linear(width, num_classes))
     return nn.Sequential(*layers)
 
 
 class ResidualBlock(nn.Module):
-    """Two Linear layers with an identity shortcut: ``relu(linear2(relu(linear1(a))) + a)``."""
+    """Two Linear layers and an identity shortcut.
 
+    ``forward(a) = relu(linear2(relu(linear1(a))) + a)``
+    """
+
+    @ints_at_least(features=1)
     def __init__(self, features: int):
         super().__init__()
-        _check_positive_int("features", features)
         self.linear1 = nn.Linear(features, features)
         self.linear2 = nn.Linear(features, features)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        # (N, features) -> (N, features); the shortcut needs equal shapes, hence one width.
+        # (N, features) -> (N, features): the shortcut needs equal shapes,
+        # hence one width.
         z = self.linear2(F.relu(self.linear1(a)))
         return F.relu(z + a)
 
 
+@ints_at_least(in_features=1, width=1, num_blocks=0, num_classes=1)
 def residual_mlp(in_features: int, width: int, num_blocks: int, num_classes: int) -> nn.Sequential:
     """Linear+ReLU into ``width``, ``num_blocks`` ResidualBlocks, then a Linear to the logits.
 
     Each block holds two Linear layers, so the network has ``2 * num_blocks + 2`` in all.
     """
-    _check_positive_int("in_features", in_features)
-    _check_positive_int("width", width)
-    _check_positive_int("num_blocks", num_blocks, minimum=0)
-    _check_positive_int("num_classes", num_classes)
     return nn.Sequential(
         nn.Linear(in_features, width),  # (N, in) -> (N, width)
         nn.ReLU(),
@@ -101,15 +94,18 @@ def residual_mlp(in_features: int, width: int, num_blocks: int, num_classes: int
 
 
 def zero_init_residual_(block: nn.Module) -> nn.Module:
-    """Zero the last layer of a residual branch in place, so ``block`` starts as (ReLU of) identity.
+    """Zero the last layer of a residual branch in place, so ``block``
+    starts as (the ReLU of) the identity.
 
-    ResidualBlock: ``linear2``; BasicBlock: ``bn2``; Bottleneck: ``bn3`` (weight and bias).
+    The layer (weight and bias): ``linear2`` of a ResidualBlock, ``bn2`` of a
+    BasicBlock, ``bn3`` of a Bottleneck.
     """
-    last = {ResidualBlock: "linear2", BasicBlock: "bn2", Bottleneck: "bn3"}.get(type(block))
+    lasts = {ResidualBlock: "linear2", BasicBlock: "bn2", Bottleneck: "bn3"}
+    last = lasts.get(type(block))
     if last is None:
         raise ValueError(
-            f"zero_init_residual_ expects a ResidualBlock, BasicBlock or Bottleneck; "
-            f"got {type(block).__name__}"
+            "zero_init_residual_ expects a ResidualBlock, BasicBlock or "
+            f"Bottleneck; got {type(block).__name__}"
         )
     layer = getattr(block, last)
     with torch.no_grad():
@@ -122,27 +118,30 @@ def zero_init_residual_(block: nn.Module) -> nn.Module:
 # Shortcuts
 # ----------------------------------------------------------------------------------------------
 class ZeroPadShortcut(nn.Module):
-    """Option A: keep every ``stride``-th pixel, then append zero channels up to ``out_channels``.
+    """Option A: keep every ``stride``-th pixel, then append zero channels
+    up to ``out_channels``. No parameters.
 
-    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)); no parameters.
+    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride))
     """
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         if out_channels < in_channels:
             raise ValueError(
-                f"ZeroPadShortcut can only add channels: out_channels={out_channels} < "
-                f"in_channels={in_channels} (use a ProjectionShortcut, option 'B' or 'C')"
+                "ZeroPadShortcut can only add channels: "
+                f"out_channels={out_channels} < in_channels={in_channels} "
+                "(use a ProjectionShortcut, option 'B' or 'C')"
             )
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Subsampling matches a 3x3 conv with padding 1 and this stride: ceil(H / stride) rows.
+        # Subsampling matches a 3x3 conv with padding 1 and this stride:
+        # ceil(H / stride) rows.
         x = x[:, :, :: self.stride, :: self.stride]
-        # F.pad lists dimensions from the last: (W_left, W_right, H_top, H_bottom, C_front, C_back)
+        # F.pad lists dimensions from the last:
+        # (W_left, W_right, H_top, H_bottom, C_front, C_back)
         return F.pad(x, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
 
     def extra_repr(self) -> str:
@@ -150,18 +149,19 @@ class ZeroPadShortcut(nn.Module):
 
 
 class ProjectionShortcut(nn.Module):
-    """Options B and C: a 1x1 convolution (with the block's stride) followed by BatchNorm.
+    """Options B and C: a 1x1 convolution (with the block's stride), then
+    BatchNorm.
 
     (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride))
     """
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         # no bias: BatchNorm's shift makes it redundant
-        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, 1, stride=stride, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -171,7 +171,8 @@ class ProjectionShortcut(nn.Module):
 def make_shortcut(
     in_channels: int, out_channels: int, stride: int, shortcut: str = "A"
 ) -> nn.Module:
-    """The shortcut a block with these shapes uses under option ``shortcut`` (see module doc)."""
+    """The shortcut a block with these shapes uses under option ``shortcut``
+    (see the module's docstring)."""
     option = _check_shortcut(shortcut)
     shapes_match = in_channels == out_channels and stride == 1
     if option == "C":
@@ -187,19 +188,25 @@ def make_shortcut(
 # Convolutional blocks
 # ----------------------------------------------------------------------------------------------
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    """3x3 "same" convolution (padding 1); no bias: BatchNorm's shift makes it redundant."""
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+    """3x3 "same" convolution (padding 1); no bias: BatchNorm's shift makes
+    it redundant."""
+    return nn.Conv2d(
+        in_channels, out_channels, 3, stride=stride, padding=1, bias=False
+    )
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convolutions: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
+    """Two 3x3 convolutions and a shortcut:
+    ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
 
-    (N, C_in, H, W) -> (N, C_out, H/stride, W/stride). With ``residual=False`` the block is plain:
-    the same conv/BN layers, no shortcut (``self.shortcut is None``) and no addition.
+    (N, C_in, H, W) -> (N, C_out, H/stride, W/stride). With
+    ``residual=False`` the block is plain: the same conv/BN layers, no
+    shortcut (``self.shortcut is None``) and no addition.
     """
 
     expansion = 1
 
+    @ints_at_least(in_channels=1, out_channels=1, stride=1)
     def __init__(
         self,
         in_channels: int,
@@ -209,18 +216,18 @@ class BasicBlock(nn.Module):
         residual: bool = True,
     ):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("out_channels", out_channels)
-        _check_positive_int("stride", stride)
         option = _check_shortcut(shortcut)
         self.residual = bool(residual)
-        self.conv1 = conv3x3(in_channels, out_channels, stride)  # -> (N, C_out, H/s, W/s)
+        # (N, C_in, H, W) -> (N, C_out, H/s, W/s)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)  # shape kept
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut = (
-            make_shortcut(in_channels, out_channels, stride, option) if self.residual else None
-        )
+        self.shortcut = None  # plain: no shortcut
+        if self.residual:
+            self.shortcut = make_shortcut(
+                in_channels, out_channels, stride, option
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -231,14 +238,17 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1x1 (reduce to ``mid_channels``), 3x3 (with the stride), 1x1 (expand to 4 * mid_channels).
+    """1x1 (reduce to ``mid_channels``), 3x3 (with the stride), 1x1 (expand
+    to ``4 * mid_channels``).
 
-    (N, C_in, H, W) -> (N, 4 * mid, H/stride, W/stride). The stride sits on the 3x3 convolution,
-    as in torchvision ("ResNet v1.5"); parameter counts do not depend on where it sits.
+    (N, C_in, H, W) -> (N, 4 * mid, H/stride, W/stride). The stride sits on
+    the 3x3 convolution, as in torchvision ("ResNet v1.5"); parameter counts
+    do not depend on where it sits.
     """
 
     expansion = 4
 
+    @ints_at_least(in_channels=1, mid_channels=1, stride=1)
     def __init__(
         self,
         in_channels: int,
@@ -248,21 +258,23 @@ class Bottleneck(nn.Module):
         residual: bool = True,
     ):
         super().__init__()
-        _check_positive_int("in_channels", in_channels)
-        _check_positive_int("mid_channels", mid_channels)
-        _check_positive_int("stride", stride)
         option = _check_shortcut(shortcut)
         out_channels = mid_channels * self.expansion
         self.residual = bool(residual)
-        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, bias=False)  # (N, mid, H, W)
+        # (N, C_in, H, W) -> (N, mid, H, W)
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(mid_channels)
-        self.conv2 = conv3x3(mid_channels, mid_channels, stride)  # (N, mid, H/s, W/s)
+        # -> (N, mid, H/s, W/s)
+        self.conv2 = conv3x3(mid_channels, mid_channels, stride)
         self.bn2 = nn.BatchNorm2d(mid_channels)
-        self.conv3 = nn.Conv2d(mid_channels, out_channels, 1, bias=False)  # (N, 4 mid, H/s, W/s)
+        # -> (N, 4 mid, H/s, W/s)
+        self.conv3 = nn.Conv2d(mid_channels, out_channels, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.shortcut = (
-            make_shortcut(in_channels, out_channels, stride, option) if self.residual else None
-        )
+        self.shortcut = None  # plain: no shortcut
+        if self.residual:
+            self.shortcut = make_shortcut(
+                in_channels, out_channels, stride, option
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -276,6 +288,7 @@ class Bottleneck(nn.Module):
 # ----------------------------------------------------------------------------------------------
 # Whole networks
 # ----------------------------------------------------------------------------------------------
+@ints_at_least(num_blocks=1)
 def make_stage(
     block: type[BasicBlock] | type[Bottleneck],
     in_channels: int,
@@ -287,7 +300,6 @@ def make_stage(
 ) -> tuple[nn.Sequential, int]:
     """``num_blocks`` blocks; only the first changes shape (stride, channels). Returns the stage
     and its output channel count (``channels * block.expansion``)."""
-    _check_positive_int("num_blocks", num_blocks)
     blocks = []
     for i in range(num_blocks):
         blocks.append(block(in_channels, channels, stride if i == 0 else 1, shortcut, residual))
@@ -323,6 +335,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+@ints_at_least(num_classes=1, in_channels=1)
 def resnet_cifar(
     depth: int,
     num_classes: int = 10,
@@ -330,26 +343,35 @@ def resnet_cifar(
     residual: bool = True,
     in_channels: int = 3,
 ) -> ResNet:
-    """He et al.'s CIFAR-10 networks: ``depth = 6n + 2`` (ResNet-20, 32, 44, 56, 110).
+    """He et al.'s CIFAR-10 networks: ``depth = 6n + 2`` (ResNet-20, 32, 44,
+    56, 110).
 
-    (N, in_channels, 32, 32) -> stem (N, 16, 32, 32) -> stage 1 (N, 16, 32, 32)
-    -> stage 2 (N, 32, 16, 16) -> stage 3 (N, 64, 8, 8) -> pool (N, 64) -> (N, num_classes).
-    Other input sizes work too (every stride-2 stage halves H and W, rounding up).
+    (N, in_channels, 32, 32) -> stem (N, 16, 32, 32)
+    -> stage 1 (N, 16, 32, 32) -> stage 2 (N, 32, 16, 16)
+    -> stage 3 (N, 64, 8, 8) -> pool (N, 64) -> fc (N, num_classes).
+    Other input sizes work too (every stride-2 stage halves H and W,
+    rounding up).
     """
-    if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"depth must be 6n+2, e.g. 20, 32, 44, 56, 110; got {depth!r}")
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
+    if not is_int(depth) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f"depth must be 6n+2, e.g. 20, 32, 44, 56, 110; got {depth!r}"
+        )
     option = _check_shortcut(shortcut)
-    n = (depth - 2) // 6  # blocks per stage; 2 conv layers each, plus the stem conv and the fc
-    stem = nn.Sequential(conv3x3(in_channels, 16), nn.BatchNorm2d(16), nn.ReLU())
+    # blocks per stage: 2 conv layers each, plus the stem conv and the fc
+    n = (depth - 2) // 6
+    stem = nn.Sequential(
+        conv3x3(in_channels, 16), nn.BatchNorm2d(16), nn.ReLU()
+    )
     stages, channels = [], 16
     for width, stride in [(16, 1), (32, 2), (64, 2)]:
-        stage, channels = make_stage(BasicBlock, channels, width, n, stride, option, residual)
+        stage, channels = make_stage(
+            BasicBlock, channels, width, n, stride, option, residual
+        )
         stages.append(stage)
     return ResNet(stem, nn.Sequential(*stages), channels, num_classes)
 
 
+@ints_at_least(num_classes=1, in_channels=1)
 def _resnet_imagenet(
     block: type[BasicBlock] | type[Bottleneck],
     blocks_per_stage: list[int],
@@ -358,8 +380,6 @@ def _resnet_imagenet(
     residual: bool,
     in_channels: int,
 ) -> ResNet:
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("in_channels", in_channels)
     option = _check_shortcut(shortcut)
     # (N, 3, 224, 224) -> 7x7/2 conv (N, 64, 112, 112) -> 3x3/2 max pool (N, 64, 56, 56)
     stem = nn.Sequential(

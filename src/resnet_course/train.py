@@ -9,8 +9,6 @@ Options for fast GPU training (all off by default, so CPU runs stay simple):
 from __future__ import annotations
 
 import contextlib
-import math
-import numbers
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -22,12 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from resnet_course.device import pick_device
+from resnet_course.validate import check_int, is_int, is_real
+
 OPTIMIZERS = ("sgd", "adam")
-
-
-def _is_int(value: object) -> bool:
-    """True for Python and NumPy integers, False for bools (True is an int, but not a count)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def set_seed(seed: int) -> None:
@@ -35,16 +31,6 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds CUDA and MPS generators
-
-
-def pick_device() -> torch.device:
-    """The fastest device available: CUDA GPU, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -57,10 +43,12 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
 def _to_device(
     X: torch.Tensor, y: torch.Tensor, device: torch.device, channels_last: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    # non_blocking lets the copy from pinned memory overlap with GPU work; a no-op on CPU.
+    # non_blocking lets the copy from pinned memory overlap with GPU work;
+    # a no-op on CPU.
     X = X.to(device, non_blocking=True)
     if channels_last and X.ndim == 4:
-        X = X.contiguous(memory_format=torch.channels_last)  # same (N, C, H, W), stored NHWC
+        # the same (N, C, H, W) tensor, stored NHWC
+        X = X.contiguous(memory_format=torch.channels_last)
     return X, y.to(device, non_blocking=True)
 
 
@@ -163,18 +151,17 @@ class History:
 
 
 def _check_fit_args(num_epochs, lr, momentum, weight_decay, optimizer, milestones) -> None:
-    if not _is_int(num_epochs) or num_epochs < 0:
-        raise ValueError(f"num_epochs must be an integer >= 0; got {num_epochs!r}")
-    if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+    check_int("num_epochs", num_epochs, minimum=0)
+    if not (is_real(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number; got {lr!r}")
-    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
+    if not (is_real(momentum) and 0 <= momentum < 1):
         raise ValueError(f"momentum must be in [0, 1); got {momentum!r}")
-    if not (isinstance(weight_decay, numbers.Real) and weight_decay >= 0):
+    if not (is_real(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be >= 0; got {weight_decay!r}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
     if milestones is not None:
-        ok = all(_is_int(m) and m > 0 for m in milestones)
+        ok = all(is_int(m) and m > 0 for m in milestones)
         if not ok or list(milestones) != sorted(set(milestones)):
             raise ValueError(
                 f"milestones must be increasing positive epoch numbers, e.g. [50, 75]; "

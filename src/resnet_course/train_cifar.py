@@ -21,9 +21,11 @@ one and gives the same weights as a run that was never interrupted.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +34,6 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from resnet_course.bench import bf16_is_fast
 from resnet_course.checkpoint import (
     check_config,
     load_checkpoint,
@@ -42,6 +43,7 @@ from resnet_course.checkpoint import (
     unwrap,
 )
 from resnet_course.data import cifar10, digits, random_crop_flip
+from resnet_course.device import bf16_is_fast
 from resnet_course.models import resnet_cifar
 from resnet_course.train import evaluate, make_optimizer, set_seed, train_one_epoch
 
@@ -53,9 +55,67 @@ RUN_KEYS = (
 
 
 # ----------------------------------------------------------------------------------------------
-# Command line
+# Settings: a TrainConfig, in code or from the command line
 # ----------------------------------------------------------------------------------------------
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+@dataclass
+class TrainConfig:
+    """One training run's settings; the defaults are He et al.'s CIFAR-10 recipe.
+
+    The command line fills one (``parse_args``); ``TrainConfig(iterations=2000)`` builds one in
+    code. ``__post_init__`` checks the settings and fills the defaults that depend on others.
+    """
+
+    data: str = "cifar10"  # or "digits": offline, small
+    data_root: str = "data"
+    download: bool = False
+    image_size: int = 32  # digits only
+    depth: int = 20
+    shortcut: str = "A"
+    batch_size: int = 128  # global, over all processes
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    iterations: int = 64_000
+    milestones: list[int] | None = None  # default: 1/2 and 3/4 of iterations
+    gamma: float = 0.1
+    warmup_iterations: int = 0
+    warmup_lr: float = 0.01
+    augment: str = "auto"  # "on", "off"; auto: on for cifar10, off for digits
+    seed: int = 0
+    device: str | None = None  # None: CUDA if available, else CPU
+    amp: str = "auto"  # "on", "off"; auto: where the hardware has native bf16
+    channels_last: bool = True
+    compile: bool = False
+    eval_every: int = 2000
+    checkpoint: Path | None = None  # default: checkpoints/resnet<depth>-<data>.pt
+    checkpoint_every: int = 1000
+    resume: bool = False
+    stop_after: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = ["batch_size", "iterations", "eval_every", "checkpoint_every"]
+        for name in positive + (["stop_after"] if self.stop_after is not None else []):
+            value = getattr(self, name)
+            if value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {value}")
+        if self.milestones is None:
+            # 1/2 and 3/4 of the run (32k and 48k of 64k); fewer for runs of a few steps
+            halves = {self.iterations // 2, self.iterations * 3 // 4}
+            self.milestones = sorted(m for m in halves if m >= 1)
+        ms = list(self.milestones)
+        if sorted(set(ms)) != ms or min(ms, default=1) < 1:
+            raise ValueError(f"--milestones must be increasing positive steps; got {ms}")
+        self.milestones = ms
+        if self.augment == "auto":
+            self.augment = "on" if self.data == "cifar10" else "off"
+        if self.checkpoint is None:
+            name = f"resnet{self.depth}-{self.data}.pt"
+            self.checkpoint = Path("checkpoints") / name
+        self.checkpoint = Path(self.checkpoint)
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
     p = argparse.ArgumentParser(
         prog="python -m resnet_course.train_cifar",
         description="Train a CIFAR ResNet with He et al.'s recipe (single device or torchrun).",
@@ -125,45 +185,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "e.g. to fit a job time limit; continue later with --resume",
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")
-    args = p.parse_args(argv)  # fmt: skip
-    return finish_args(args)
-
-
-def finish_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Check the settings and fill in the defaults that depend on others."""
-    positive = ["batch_size", "iterations", "eval_every", "checkpoint_every"]
-    for name in positive + (["stop_after"] if args.stop_after is not None else []):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")
-    if args.milestones is None:
-        # 1/2 and 3/4 of the run (32k and 48k of 64k); fewer for runs of a handful of steps
-        halves = {args.iterations // 2, args.iterations * 3 // 4}
-        args.milestones = sorted(m for m in halves if m >= 1)
-    if sorted(set(args.milestones)) != list(args.milestones) or min(args.milestones, default=1) < 1:
-        raise ValueError(f"--milestones must be increasing positive steps; got {args.milestones}")
-    if args.augment == "auto":
-        args.augment = "on" if args.data == "cifar10" else "off"
-    if args.checkpoint is None:
-        args.checkpoint = Path("checkpoints") / f"resnet{args.depth}-{args.data}.pt"
-    return args
+    return TrainConfig(**vars(p.parse_args(argv)))
 
 
 # ----------------------------------------------------------------------------------------------
 # Processes and devices
 # ----------------------------------------------------------------------------------------------
 def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
-    """(rank, world_size, device). Under torchrun (``WORLD_SIZE`` set) joins the process group:
-    NCCL with one GPU per process, gloo on CPUs."""
-    use_cuda = torch.cuda.is_available() if device_arg is None else device_arg == "cuda"
+    """(rank, world_size, device). Under torchrun (``WORLD_SIZE`` set) joins
+    the process group: NCCL with one GPU per process, gloo on CPUs."""
+    if device_arg is None:
+        use_cuda = torch.cuda.is_available()
+    else:
+        use_cuda = device_arg == "cuda"
     if use_cuda and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but PyTorch sees no CUDA GPU")
+        raise ValueError("--device cuda asked for; PyTorch sees no CUDA GPU")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return 0, 1, torch.device("cuda" if use_cuda else "cpu")
     local_rank = int(os.environ["LOCAL_RANK"])
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"{world_size} processes per node, {torch.cuda.device_count()} GPUs")
+            gpus = torch.cuda.device_count()
+            raise ValueError(f"{world_size} processes per node, {gpus} GPUs")
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
@@ -175,9 +219,10 @@ def setup_distributed(device_arg: str | None) -> tuple[int, int, torch.device]:
 def sync_buffers(model: nn.Module, world_size: int) -> None:
     """Give every rank rank 0's BatchNorm running statistics.
 
-    DDP broadcasts buffers from rank 0 at the start of each forward pass, but the forward pass
-    then updates each rank's running statistics with its own batch; without this, checkpoints
-    and evaluations would depend on which rank made them."""
+    DDP broadcasts buffers from rank 0 at the start of each forward pass,
+    but the forward pass then updates each rank's running statistics with
+    its own batch; without this, checkpoints and evaluations would depend
+    on which rank made them."""
     if world_size > 1:
         for buffer in unwrap(model).buffers():
             dist.broadcast(buffer, src=0)
@@ -186,12 +231,12 @@ def sync_buffers(model: nn.Module, world_size: int) -> None:
 # ----------------------------------------------------------------------------------------------
 # Data, resident on the device
 # ----------------------------------------------------------------------------------------------
-def load_data(args: argparse.Namespace, device: torch.device):
+def load_data(config: TrainConfig, device: torch.device):
     """X_train, y_train, X_val, y_val on ``device``; X standardized (N, 3, H, W) float32."""
-    if args.data == "cifar10":
+    if config.data == "cifar10":
         try:
-            X_train, y_train = cifar10(args.data_root, train=True, download=args.download)
-            X_val, y_val = cifar10(args.data_root, train=False, download=args.download)
+            X_train, y_train = cifar10(config.data_root, train=True, download=config.download)
+            X_val, y_val = cifar10(config.data_root, train=False, download=config.download)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f"{err}\nOn the command line: add --download (about 163 MB, once), point "
@@ -203,8 +248,10 @@ def load_data(args: argparse.Namespace, device: torch.device):
         std = X_train.std(dim=(0, 2, 3), keepdim=True)
         X_train, X_val = (X_train - mean) / std, (X_val - mean) / std
     else:
-        X_train, y_train, X_val, y_val = digits(size=args.image_size, channels=3, seed=args.seed)
-    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+        X_train, y_train, X_val, y_val = digits(
+            size=config.image_size, channels=3, seed=config.seed
+        )
+    fmt = torch.channels_last if config.channels_last else torch.contiguous_format
     return (
         X_train.to(device, memory_format=fmt), y_train.to(device),
         X_val.to(device, memory_format=fmt), y_val.to(device),
@@ -212,21 +259,41 @@ def load_data(args: argparse.Namespace, device: torch.device):
 
 
 class ShardedBatches:
-    """This rank's batches, step by step: epoch ``e`` is a DistributedSampler's shuffle (seeded
-    with the run's seed and ``e``), cut into batches of ``batch_size`` (the last partial batch is
-    dropped). Step ``s`` always gets the same examples, so a resumed run sees the same data."""
+    """This rank's batches, step by step.
 
-    def __init__(self, X, y, batch_size: int, rank: int, world_size: int, seed: int, augment):
+    Epoch ``e`` is a DistributedSampler's shuffle (seeded with the run's
+    seed and ``e``), cut into batches of ``batch_size`` (the last partial
+    batch is dropped). Step ``s`` always gets the same examples, so a
+    resumed run sees the same data."""
+
+    def __init__(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        rank: int,
+        world_size: int,
+        seed: int,
+        augment: bool,
+    ):
         self.X, self.y, self.augment, self.seed = X, y, augment, seed
         self.rank, self.world_size = rank, world_size
         self.batch_size = batch_size  # per rank
         # a range is all a sampler needs from a data set: its length
         self.sampler = DistributedSampler(
-            range(len(X)), world_size, rank, shuffle=True, seed=seed, drop_last=True
+            range(len(X)),
+            world_size,
+            rank,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
         )
         self.steps_per_epoch = len(self.sampler) // batch_size
         if self.steps_per_epoch == 0:
-            raise ValueError(f"batch of {batch_size} per process > {len(self.sampler)} examples")
+            raise ValueError(
+                f"batch of {batch_size} per process > "
+                f"{len(self.sampler)} examples"
+            )
         self._epoch, self._order = None, None
 
     def _indices(self, step: int) -> torch.Tensor:
@@ -237,34 +304,38 @@ class ShardedBatches:
             self._order = torch.tensor(list(self.sampler), device=self.X.device)
         return self._order[i * self.batch_size : (i + 1) * self.batch_size]
 
-    def batches(self, start: int, stop: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, start: int, stop: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches for steps ``start .. stop-1``: (B, 3, H, W), (B,)."""
         for step in range(start, stop):
             idx = self._indices(step)
             X, y = self.X[idx], self.y[idx]
             if self.augment:
-                # seeded by (seed, step, rank): the same crops and flips after a resume
-                seed = ((self.seed * 1_000_003 + step) * 4096 + self.rank) % 2**63
-                X = random_crop_flip(X, generator=torch.Generator().manual_seed(seed))
+                # seeded by (seed, step, rank): the same crops and flips
+                # after a resume
+                seed = (self.seed * 1_000_003 + step) * 4096 + self.rank
+                generator = torch.Generator().manual_seed(seed % 2**63)
+                X = random_crop_flip(X, generator=generator)
             yield X, y
 
 
 # ----------------------------------------------------------------------------------------------
 # Schedule and loop
 # ----------------------------------------------------------------------------------------------
-def lr_at(step: int, args: argparse.Namespace) -> float:
+def lr_at(step: int, config: TrainConfig) -> float:
     """The learning rate for optimizer step ``step`` (0-based): warm-up, then the base lr
     multiplied by ``gamma`` once for every milestone already passed."""
-    if step < args.warmup_iterations:
-        return args.warmup_lr
-    return args.lr * args.gamma ** sum(step >= m for m in args.milestones)
+    if step < config.warmup_iterations:
+        return config.warmup_lr
+    return config.lr * config.gamma ** sum(step >= m for m in config.milestones)
 
 
-def next_stop(step: int, end: int, args: argparse.Namespace) -> int:
+def next_stop(step: int, end: int, config: TrainConfig) -> int:
     """The next step at which something happens: lr change, evaluation, checkpoint or the end."""
-    events = [end, (step // args.eval_every + 1) * args.eval_every]
-    events.append((step // args.checkpoint_every + 1) * args.checkpoint_every)
-    events += [m for m in [*args.milestones, args.warmup_iterations] if m > step]
+    events = [end, (step // config.eval_every + 1) * config.eval_every]
+    events.append((step // config.checkpoint_every + 1) * config.checkpoint_every)
+    events += [m for m in [*config.milestones, config.warmup_iterations] if m > step]
     return min(events)
 
 
@@ -283,25 +354,27 @@ def mean_over_ranks(value: float, world_size: int, device: torch.device) -> floa
     return t.item() / world_size
 
 
-def train(args: argparse.Namespace) -> dict:
+def train(config: TrainConfig) -> dict:
     """Run (or resume) one training run; return this rank's summary."""
-    rank, world_size, device = setup_distributed(args.device)
-    if args.batch_size % world_size:
-        raise ValueError(f"--batch-size {args.batch_size} is not divisible by {world_size} ranks")
-    amp = bf16_is_fast(device) if args.amp == "auto" else args.amp == "on"
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    rank, world_size, device = setup_distributed(config.device)
+    if config.batch_size % world_size:
+        raise ValueError(f"--batch-size {config.batch_size} is not divisible by {world_size} ranks")
+    amp = bf16_is_fast(device) if config.amp == "auto" else config.amp == "on"
+    # what the checkpoint records: plain values (a Path as its str)
+    settings = {k: str(v) if isinstance(v, Path) else v
+                for k, v in dataclasses.asdict(config).items()}  # fmt: skip
 
-    set_seed(args.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    X_train, y_train, X_val, y_val = load_data(args, device)
-    model = resnet_cifar(args.depth, num_classes=10, shortcut=args.shortcut).to(device)
-    if args.channels_last:
+    set_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    X_train, y_train, X_val, y_val = load_data(config, device)
+    model = resnet_cifar(config.depth, num_classes=10, shortcut=config.shortcut).to(device)
+    if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, "sgd", args.lr, args.momentum, args.weight_decay)
+    optimizer = make_optimizer(model, "sgd", config.lr, config.momentum, config.weight_decay)
 
     step, history = 0, {"step": [], "train_loss": [], "val_error": []}
-    if args.resume:
-        state = load_checkpoint(args.checkpoint, map_location=device)
-        check_config(state["config"], config, RUN_KEYS)
+    if config.resume:
+        state = load_checkpoint(config.checkpoint, map_location=device)
+        check_config(state["config"], settings, RUN_KEYS)
         step = restore(state, model, optimizer)
         history = {k: list(v) for k, v in state["history"].items()} or history
 
@@ -310,40 +383,40 @@ def train(args: argparse.Namespace) -> dict:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-    net = torch.compile(net) if args.compile else net
+    net = torch.compile(net) if config.compile else net
     data = ShardedBatches(
-        X_train, y_train, args.batch_size // world_size, rank, world_size, args.seed,
-        augment=args.augment == "on",
+        X_train, y_train, config.batch_size // world_size, rank, world_size, config.seed,
+        augment=config.augment == "on",
     )  # fmt: skip
     val = [(X_val[i : i + 1000], y_val[i : i + 1000]) for i in range(0, len(X_val), 1000)]
 
-    end = args.iterations
-    if args.stop_after is not None:  # a time-limited session: stop early, resume later
-        end = min(end, step + args.stop_after)
-    bar = tqdm(total=args.iterations, initial=step, desc=f"resnet{args.depth}", unit="step",
-               disable=not args.progress or rank != 0)  # fmt: skip
+    end = config.iterations
+    if config.stop_after is not None:  # a time-limited session: stop early, resume later
+        end = min(end, step + config.stop_after)
+    bar = tqdm(total=config.iterations, initial=step, desc=f"resnet{config.depth}", unit="step",
+               disable=not config.progress or rank != 0)  # fmt: skip
     while step < end:
-        stop = next_stop(step, end, args)
+        stop = next_stop(step, end, config)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, args)
+            group["lr"] = lr_at(step, config)
         loss = train_one_epoch(
             net, counted(data.batches(step, stop), bar), optimizer, device,
-            amp=amp, channels_last=args.channels_last,
+            amp=amp, channels_last=config.channels_last,
         )  # fmt: skip
         loss = mean_over_ranks(loss, world_size, device)
         step = stop
-        if step % args.eval_every == 0 or step == end:
+        if step % config.eval_every == 0 or step == end:
             sync_buffers(model, world_size)
-            val_error = 1.0 - evaluate(model, val, device, amp, args.channels_last)
+            val_error = 1.0 - evaluate(model, val, device, amp, config.channels_last)
             history["step"].append(step)
             history["train_loss"].append(loss)
             history["val_error"].append(val_error)
-            lr = lr_at(step - 1, args)
+            lr = lr_at(step - 1, config)
             bar.set_postfix(loss=f"{loss:.3f}", val_err=f"{val_error:.4f}", lr=lr)
-        if step % args.checkpoint_every == 0 or step == end:
+        if step % config.checkpoint_every == 0 or step == end:
             sync_buffers(model, world_size)
             if rank == 0:
-                save_checkpoint(args.checkpoint, model, optimizer, step, config, history)
+                save_checkpoint(config.checkpoint, model, optimizer, step, settings, history)
     bar.close()
 
     sync_buffers(model, world_size)
@@ -353,7 +426,7 @@ def train(args: argparse.Namespace) -> dict:
         "step": step,
         "val_error": history["val_error"][-1] if history["val_error"] else None,
         "state_sha256": state_hash(model),
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(config.checkpoint),
     }
     if world_size > 1:
         dist.barrier()  # rank 0 has finished writing the checkpoint
