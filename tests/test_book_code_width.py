@@ -1,4 +1,5 @@
-"""Library code the book displays (``literalinclude`` with ``:pyobject:``) fits an 80-column
+"""Library code the book displays (``literalinclude`` or, in the self-study edition,
+``graded-source`` with ``:pyobject:``) fits an 80-column
 code block, so no chapter makes its reader scroll sideways. No book build needed."""
 
 import ast
@@ -12,7 +13,7 @@ WIDTH = 80
 # experiments.py is being rewritten on another branch (and is to be renamed for what it
 # holds); its displayed objects are brought to WIDTH after that lands.
 PENDING = {"experiments.py"}
-INCLUDE = re.compile(r"```\{literalinclude\}\s+(\S+)\n((?::[\w-]+:.*\n)*)")
+INCLUDE = re.compile(r"```\{(?:literalinclude|graded-source)\}\s+(\S+)\n((?::[\w-]+:.*\n)*)")
 
 
 def displayed_objects() -> list[tuple[str, Path, str]]:

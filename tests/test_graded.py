@@ -87,7 +87,7 @@ def test_library_map_is_current():
 def test_a_stale_library_map_is_an_error(tmp_path, monkeypatch):
     src = tmp_path / "resnet_course"
     src.mkdir()
-    for module in ("models", "train", "experiments"):
+    for module in ("models", "train", "experiments", "device"):
         (src / f"{module}.py").write_text("def unrelated():\n    return 1\n")
     with pytest.raises(LookupError, match="does not define"):
         library_definitions(src)
