@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from resnet_course.landscape import (
     filter_normalized_direction,
     interpolation_losses,
+    largest_rise,
+    local_minima,
     loss_surface,
     parameters_of,
 )
@@ -91,3 +93,22 @@ def test_zero_directions_give_a_flat_surface(setup):
     zero = {k: torch.zeros_like(v) for k, v in parameters_of(model).items()}
     surface = loss_surface(model, zero, zero, [-1.0, 1.0], X, y)
     assert np.ptp(surface) < 1e-6
+
+
+def test_largest_rise():
+    assert largest_rise([3.0, 2.0, 1.0, 0.5]) == 0
+    assert largest_rise([3.0, 2.0, 2.5, 1.0]) == pytest.approx(0.5)
+    assert largest_rise([1.0, 3.0, 0.0, 2.5]) == pytest.approx(2.5)  # from 0 up to 2.5
+    with pytest.raises(ValueError):
+        largest_rise([1.0])
+
+
+def test_local_minima():
+    a = np.linspace(-1, 1, 9)
+    bowl = a[None, :] ** 2 + a[:, None] ** 2
+    assert local_minima(bowl) == 1
+    bumpy = np.cos(6 * a[None, :]) + np.cos(6 * a[:, None])
+    assert local_minima(bumpy) == 4
+    assert local_minima(np.zeros((5, 5))) == 0  # ties are not minima
+    with pytest.raises(ValueError):
+        local_minima(np.zeros((2, 5)))

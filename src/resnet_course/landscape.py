@@ -7,6 +7,7 @@
 * ``interpolation_losses`` - loss on the straight line between two parameter vectors (e.g. the
   initial and the trained weights).
 * ``loss_surface`` - loss on the plane theta* + a d1 + b d2 around trained weights theta*.
+* ``largest_rise`` / ``local_minima`` - how far a line climbs, how many dips a plane has.
 
 Losses are measured with BatchNorm in train mode, i.e. with the statistics of the evaluation batch
 itself: moving the weights changes the statistics, and the running averages of the trained net
@@ -104,3 +105,34 @@ def loss_surface(
             state = {k: centre[k] + a * d1[k] + b * d2[k] for k in centre}
             surface[i, j] = probe.loss(state, X, y)
     return surface
+
+
+# ----------------------------------------------------------------------------------------------
+# Numbers that summarise a line or a plane of losses
+# ----------------------------------------------------------------------------------------------
+def largest_rise(losses: Sequence[float]) -> float:
+    """Largest climb along a path: max over i < j of losses[j] - losses[i] (0 when the losses
+    never go up). A path that only descends, like a convex valley's, gives 0."""
+    values = np.asarray(losses, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError("losses must be a 1-D sequence of at least 2 values")
+    lowest_so_far = np.minimum.accumulate(values)
+    return float(max(0.0, (values[1:] - lowest_so_far[:-1]).max()))
+
+
+def local_minima(surface: np.ndarray) -> int:
+    """Number of interior grid points strictly lower than all 8 of their neighbours.
+
+    A single convex-looking basin has 1; a chaotic surface has several.
+    """
+    s = np.asarray(surface, dtype=float)
+    if s.ndim != 2 or min(s.shape) < 3:
+        raise ValueError(f"surface must be a 2-D grid of at least 3x3; got shape {s.shape}")
+    centre = s[1:-1, 1:-1]
+    lower = np.ones_like(centre, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                rows, cols = slice(1 + di, s.shape[0] - 1 + di), slice(1 + dj, s.shape[1] - 1 + dj)
+                lower &= centre < s[rows, cols]
+    return int(lower.sum())

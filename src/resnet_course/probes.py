@@ -320,16 +320,19 @@ def train_digits_net(
     lr: float = 0.05,
     milestones: Sequence[int] | None = (3,),
     batch_size: int = 32,
+    weight_decay: float = 0.0,
 ) -> TrainedNet:
     """``resnet_cifar(depth, residual=residual)`` trained on the 8x8 digits (3 channels), CPU,
-    SGD with momentum 0.9, no weight decay; the same seed gives the same split, batches and
-    initial weights for the plain and the residual net."""
+    SGD with momentum 0.9 (``weight_decay`` on every parameter, BatchNorm's too, as in He et
+    al.'s setup); the same seed gives the same split, batches and initial weights for the plain
+    and the residual net."""
     train_loader, val_loader = digits_loaders(size=8, batch_size=batch_size, seed=seed)
     set_seed(seed)
     model = resnet_cifar(depth, num_classes=10, residual=residual)
     init_state = {name: p.detach().clone() for name, p in model.named_parameters()}
     history = fit(model, train_loader, val_loader, num_epochs=num_epochs, lr=lr,
-                  milestones=milestones, device="cpu", progress=False)  # fmt: skip
+                  weight_decay=weight_decay, milestones=milestones, device="cpu",
+                  progress=False)  # fmt: skip
     return TrainedNet(model.eval(), init_state, history, bool(residual), seed)
 
 
