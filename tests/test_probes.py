@@ -25,6 +25,8 @@ from resnet_course.probes import (
     path_length_counts,
     response_stds,
     shattered_sweep,
+    train_dense_stack,
+    train_digits_net,
 )
 
 
@@ -226,3 +228,23 @@ def test_shattered_sweep_plain_loses_correlation_with_depth():
     table = results["plain"]
     assert table.shape == (2, 2)
     assert table[:, 0].min() > 0.8 and table[:, 1].max() < 0.5
+
+
+# ---------------------------------------------------------------------------- training helpers
+def test_train_digits_net_keeps_the_initial_weights_and_is_seeded():
+    a = train_digits_net(8, residual=True, seed=3, num_epochs=1, milestones=None)
+    b = train_digits_net(8, residual=True, seed=3, num_epochs=1, milestones=None)
+    assert 0 <= a.train_error <= 1 and 0 <= a.val_error <= 1 and len(a.history.train_loss) == 1
+    assert a.train_error == b.train_error and a.history.train_loss == b.history.train_loss
+    trained = dict(a.model.named_parameters())
+    assert a.init_state.keys() == trained.keys()
+    assert not torch.equal(a.init_state["fc.weight"], trained["fc.weight"])  # it trained
+    torch.testing.assert_close(a.init_state["fc.weight"], b.init_state["fc.weight"])
+    assert not a.model.training
+
+
+def test_train_dense_stack_records_errors_per_epoch():
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g)
+    history = train_dense_stack("pre", 2, X, y, num_epochs=2, width=8)
+    assert len(history.train_error) == 2 and all(0 <= e <= 1 for e in history.train_error)
