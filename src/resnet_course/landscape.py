@@ -1,0 +1,138 @@
+"""Loss along lines and planes through parameter space (Li, Xu, Taylor, Studer, Goldstein 2018).
+
+* ``filter_normalized_direction`` - a random direction scaled filter by filter to the norm of the
+  network's own filters, so that a step of 1 means the same *relative* change for every filter
+  (ReLU networks with BatchNorm are invariant to each filter's scale, so raw directions would
+  compare apples with pears).
+* ``interpolation_losses`` - loss on the straight line between two parameter vectors (e.g. the
+  initial and the trained weights).
+* ``loss_surface`` - loss on the plane theta* + a d1 + b d2 around trained weights theta*.
+* ``largest_rise`` / ``local_minima`` - how far a line climbs, how many dips a plane has.
+
+Losses are measured with BatchNorm in train mode, i.e. with the statistics of the evaluation batch
+itself: moving the weights changes the statistics, and the running averages of the trained net
+would belong to other weights. The network passed in is never modified (a copy is probed).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+State = dict[str, torch.Tensor]
+
+
+def parameters_of(model: nn.Module) -> State:
+    """A detached copy of every parameter, by name."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def filter_normalized_direction(
+    model: nn.Module, generator: torch.Generator | None = None
+) -> State:
+    """Gaussian direction d with ||d_f|| = ||theta_f|| for each filter f (Li et al., eq. 1).
+
+    A filter is one slice along dim 0 of a weight with at least 2 dims (one output channel of a
+    convolution, one row of a Linear layer). Vectors (biases, BatchNorm scales and shifts) get a
+    zero direction, as in Li et al.'s experiments with BatchNorm.
+    """
+    direction = {}
+    for name, p in model.named_parameters():
+        if p.ndim < 2:
+            direction[name] = torch.zeros_like(p)
+            continue
+        d = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+        # (C_out, ...) -> one norm per filter, broadcast back over the filter's entries
+        dims = tuple(range(1, p.ndim))
+        d_norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
+        p_norm = torch.linalg.vector_norm(p.detach(), dim=dims, keepdim=True)
+        direction[name] = d * p_norm / d_norm.clamp_min(1e-12)
+    return direction
+
+
+class _Probe:
+    """A private copy of the model whose parameters are overwritten before each evaluation."""
+
+    def __init__(self, model: nn.Module):
+        self.model = copy.deepcopy(model).train()  # batch statistics (module doc)
+        self.params = dict(self.model.named_parameters())
+
+    @torch.no_grad()
+    def loss(self, state: Mapping[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor) -> float:
+        for name, p in self.params.items():
+            p.copy_(state[name])
+        return F.cross_entropy(self.model(X), y).item()
+
+
+def interpolation_losses(
+    model: nn.Module,
+    start: Mapping[str, torch.Tensor],
+    end: Mapping[str, torch.Tensor],
+    alphas: Sequence[float],
+    X: torch.Tensor,
+    y: torch.Tensor,
+) -> np.ndarray:
+    """Cross-entropy on (X, y) at ``start + alpha * (end - start)`` for each alpha (0: start,
+    1: end; values outside [0, 1] extrapolate)."""
+    probe = _Probe(model)
+    losses = []
+    for alpha in alphas:
+        state = {k: start[k] + alpha * (end[k] - start[k]) for k in probe.params}
+        losses.append(probe.loss(state, X, y))
+    return np.array(losses)
+
+
+def loss_surface(
+    model: nn.Module,
+    d1: Mapping[str, torch.Tensor],
+    d2: Mapping[str, torch.Tensor],
+    coords: Sequence[float],
+    X: torch.Tensor,
+    y: torch.Tensor,
+) -> np.ndarray:
+    """Cross-entropy at theta* + a d1 + b d2 for a, b in ``coords``: array (len(coords),
+    len(coords)) indexed [b, a] (rows follow d2, as ``plt.contour`` expects)."""
+    centre = parameters_of(model)
+    probe = _Probe(model)
+    surface = np.empty((len(coords), len(coords)))
+    for i, b in enumerate(coords):
+        for j, a in enumerate(coords):
+            state = {k: centre[k] + a * d1[k] + b * d2[k] for k in centre}
+            surface[i, j] = probe.loss(state, X, y)
+    return surface
+
+
+# ----------------------------------------------------------------------------------------------
+# Numbers that summarise a line or a plane of losses
+# ----------------------------------------------------------------------------------------------
+def largest_rise(losses: Sequence[float]) -> float:
+    """Largest climb along a path: max over i < j of losses[j] - losses[i] (0 when the losses
+    never go up). A path that only descends, like a convex valley's, gives 0."""
+    values = np.asarray(losses, dtype=float)
+    if values.ndim != 1 or len(values) < 2:
+        raise ValueError("losses must be a 1-D sequence of at least 2 values")
+    lowest_so_far = np.minimum.accumulate(values)
+    return float(max(0.0, (values[1:] - lowest_so_far[:-1]).max()))
+
+
+def local_minima(surface: np.ndarray) -> int:
+    """Number of interior grid points strictly lower than all 8 of their neighbours.
+
+    A single convex-looking basin has 1; a chaotic surface has several.
+    """
+    s = np.asarray(surface, dtype=float)
+    if s.ndim != 2 or min(s.shape) < 3:
+        raise ValueError(f"surface must be a 2-D grid of at least 3x3; got shape {s.shape}")
+    centre = s[1:-1, 1:-1]
+    lower = np.ones_like(centre, dtype=bool)
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di or dj:
+                rows, cols = slice(1 + di, s.shape[0] - 1 + di), slice(1 + dj, s.shape[1] - 1 + dj)
+                lower &= centre < s[rows, cols]
+    return int(lower.sum())
