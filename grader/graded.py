@@ -42,6 +42,8 @@ LIBRARY_GRADED: dict[str, tuple[str, ...]] = {
                     "bn_plain_mlp"),                                      # ex1 plain_bn_mlp
     "train": ("train_one_epoch", "evaluate"),                            # ex5
     "device": ("pick_device",),                                          # ex5
+    # BasicBlock's forward with one input detached (path gradients): its body is ex3's answer
+    "probes": ("_block_on_path",),
 }
 # Names the library may gain for planned tasks (pre-activation blocks, a multiply-add counter):
 # any top-level definition of the modules above that matches is graded as well.
