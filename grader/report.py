@@ -100,10 +100,12 @@ def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGra
 
 
 def write_reports(db_url: str, workdir: Path,
-                  submissions: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+                  submissions: Iterable[tuple[str, str, Iterable[str]]],
+                  extra: Iterable[SubmissionGrade] = ()) -> None:
     """grades.csv and grades_by_cell.csv for (student, assignment, flags), read from the
-    gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score)."""
-    grades, cells = [], []
+    gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score).
+    `extra` rows (refused folders, never in the gradebook) go into grades.csv as they are."""
+    grades, cells = list(extra), []
     for student_id, assignment_id, flags in sorted(submissions, key=lambda t: t[:2]):
         sub_cells = read_cell_grades(db_url, workdir, student_id, assignment_id)
         cells += sub_cells
