@@ -53,6 +53,7 @@ from grader.report import (
 )
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
+from grader.sanitize import sanitize_file
 from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
@@ -158,6 +159,8 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     if outcome.autograded and TAMPER_FLAG in outcome.flags:
         zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
     if outcome.autograded:
+        # feedback and formgrader render this notebook: no student script may run there
+        sanitize_file(ctx.autograded_notebook)
         fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
         log += fb_log
         if not fb_ok:

@@ -4,8 +4,8 @@ Everything under SUBMISSIONS and the copies the grader makes of it is student-in
 functions here are the only way the grader touches such paths:
 
 * ``name_problem(name)``   why a student or assignment folder name is refused (or None)
-* ``copy_hand_in(src, dest)``  regular files and folders only; links and special files
-                           (FIFOs, sockets, devices) are refused, never read
+* ``copy_hand_in(src, dest)``  regular files and folders only; links, hard links and
+                           special files (FIFOs, sockets, devices) are refused, never read
 * ``read_bytes(path)``     O_NOFOLLOW | O_NONBLOCK, regular files only, bounded size
 * ``write_atomic(path, data)``  a new file in the same folder, then rename(): never through a
                            link that someone left at `path`
@@ -70,9 +70,11 @@ def lstat_kind(path: Path) -> str:
     return "special"
 
 
-def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES, single_link: bool = False) -> bytes:
     """The bytes of a regular file, opened without following a final link and without blocking
-    on a FIFO; UnsafeFile for anything else or anything larger than `limit`."""
+    on a FIFO; UnsafeFile for anything else or anything larger than `limit`. single_link:
+    refuse a file with more than one hard link too (a student with an account on the grading
+    machine could hard-link a file only root may read into a hand-in)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
@@ -83,6 +85,8 @@ def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise UnsafeFile(f"{path.name}: not a regular file")
+        if single_link and info.st_nlink > 1:
+            raise UnsafeFile(f"{path.name}: a hard link")
         if info.st_size > limit:
             raise UnsafeFile(f"{path.name}: larger than {limit} bytes")
         data = f.read(limit + 1)
@@ -137,7 +141,7 @@ def copy_hand_in(src: Path, dest: Path) -> list[str]:
                                "files)")
                 continue
             try:
-                data = read_bytes(item)
+                data = read_bytes(item, single_link=True)
             except UnsafeFile as err:
                 refused.append(f"{safe_name(str(rel / name))} ({str(err).split(': ', 1)[-1]})")
                 continue
