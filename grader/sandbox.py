@@ -8,11 +8,10 @@ How a graded kernel is started (``SandboxKernelManager``)::
            sized tmpfs: /tmp, /dev/shm and the scratch folder /home/student ($HOME and the
                       working folder); nothing else of the machine (no solutions/, gradebook,
                       nbgrader's folders, other submissions, instructor's home) exists inside
-      sh -c 'mount -t tmpfs -o size=... (x3)'   (the only step with CAP_SYS_ADMIN)
-        setpriv --reuid U    (--reuid only when the grader runs as root: rlimits do not bind
-                             root; every capability is dropped either way)
-          prlimit --as --nproc --cpu --fsize --nofile --core=0
-            python -c 'import grader.tamper; grader.tamper.start_kernel()' -f kernel.json
+           (bwrap --size: /tmp and /dev/shm Limits.tmpfs_bytes each, scratch disk_bytes)
+      setpriv --reuid U    (only when the grader runs as root: rlimits do not bind root)
+        prlimit --as --nproc --cpu --fsize --nofile --core=0
+          python -c 'import grader.tamper; grader.tamper.start_kernel()' -f kernel.json
 
 Files are data: the scratch folder is a tmpfs inside the sandbox, so whatever the notebook
 leaves there (links, FIFOs, huge files) vanishes with it; only the executed notebook comes back,
@@ -34,7 +33,6 @@ import fcntl
 import functools
 import json
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -61,7 +59,7 @@ FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THR
                  "PYTHONHASHSEED", "TZ"}
 SCRATCH = "/home/student"  # $HOME and the working folder inside the sandbox
 SIZED_MOUNTS = ("/tmp", "/dev/shm", SCRATCH)  # each a tmpfs of a fixed size
-MAX_INODES = 65536  # per tmpfs: a million empty files are RAM too
+MAX_INODES = 65536  # per tmpfs (the monitor's limit): a million empty files are RAM too
 MONITOR_SECONDS = 0.25  # how often the monitor reads the sandbox's tmpfs usage
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 
@@ -148,9 +146,9 @@ class SandboxSpec:
         a = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
              "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
         if self.uid is None:
-            a += ["--unshare-user", "--cap-add", "CAP_SYS_ADMIN"]  # caps in its own userns
-        else:  # root: keep only what the mounts and setpriv need, then drop it all
-            a += ["--cap-add", "CAP_SETUID,CAP_SETGID,CAP_SYS_ADMIN"]
+            a += ["--unshare-user"]
+        else:  # root: keep only what setpriv needs to become the sandbox user, then drop it
+            a += ["--cap-add", "CAP_SETUID,CAP_SETGID"]
         a += ["--ro-bind", "/usr", "/usr"]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             host = Path("/") / top
@@ -164,9 +162,13 @@ class SandboxSpec:
             a += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
         a += ["--ro-bind", str(self.runtime_dir / "passwd"), "/etc/passwd",
               "--ro-bind", str(self.runtime_dir / "group"), "/etc/group"]
-        # mount points; the sized tmpfs are mounted over them by mount_script()
-        a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm", "--tmpfs", "/tmp",
-              "--perms", "0755", "--dir", "/home", "--tmpfs", SCRATCH]
+        # sized tmpfs (their pages are RAM that RLIMIT_AS does not count: see Limits)
+        tmpfs, disk = str(self.limits.tmpfs_bytes), str(self.limits.disk_bytes)
+        a += ["--proc", "/proc", "--dev", "/dev",
+              "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",  # DataLoader workers
+              "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
+              "--perms", "0755", "--dir", "/home",
+              "--perms", "0777", "--size", disk, "--tmpfs", SCRATCH]
         mounts = [(p, "--ro-bind") for p in readonly_paths() + self.extra_readonly]
         mounts += [(self.runtime_dir, "--bind")]
         if self.workdir is not None:
@@ -179,38 +181,14 @@ class SandboxSpec:
                     made.add(parent)
             a += [how, str(path), str(path)]
             made.add(path)
-        a += ["--clearenv"]
+        a += ["--chdir", str(self.workdir or SCRATCH), "--clearenv"]
         for key, value in self.env().items():
             a += ["--setenv", key, value]
-        kept = [p for p, _ in mounts if any(p.is_relative_to(m) for m in SIZED_MOUNTS)]
-        a += ["--", "/bin/sh", "-c", self.mount_script(kept), "sandbox"]
-        drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        a += ["--"]
         if self.uid is not None:
-            drop[1:1] = [f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups"]
-        return a + [*drop, "--", "prlimit", *self.limits.rlimit_args(), "--", *cmd]
-
-    def mount_script(self, kept: list[Path]) -> str:
-        """Shell run first inside the sandbox (as its root, the only step with CAP_SYS_ADMIN):
-        sized tmpfs over /tmp, /dev/shm and the scratch folder, then exec the rest ("$@").
-        Bound folders that lie under one of them (the runtime folder is usually in the host's
-        /tmp) are moved aside first and moved back on top of the new tmpfs."""
-        uid = os.getuid() if self.uid is None else self.uid
-        size = {"/tmp": self.limits.tmpfs_bytes, "/dev/shm": self.limits.tmpfs_bytes,
-                SCRATCH: self.limits.disk_bytes}
-        lines = ["set -e"]
-        for k, path in enumerate(kept):
-            lines.append(f"mkdir /.keep{k} && mount --rbind {shlex.quote(str(path))} /.keep{k}")
-        for mount in SIZED_MOUNTS:
-            mode = f"mode=0700,uid={uid},gid={uid}" if mount == SCRATCH else "mode=1777"
-            lines.append(f"mount -t tmpfs -o size={size[mount]},nr_inodes={MAX_INODES},"
-                         f"{mode},nosuid,nodev tmpfs {mount}")
-        for k, path in enumerate(kept):
-            quoted = shlex.quote(str(path))
-            lines.append(f"mkdir -p {quoted} && mount --move /.keep{k} {quoted} "
-                         f"&& rmdir /.keep{k}")
-        lines.append(f"cd {shlex.quote(str(self.workdir or SCRATCH))}")
-        lines.append('exec "$@"')
-        return "\n".join(lines)
+            a += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                  "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        return a + ["prlimit", *self.limits.rlimit_args(), "--", *cmd]
 
 
 def _under_system_dir(path: Path) -> bool:
@@ -317,11 +295,12 @@ class SandboxMonitor(threading.Thread):
     RUNTIME_ENTRIES, RUNTIME_BYTES = 64, 1024**2  # ipykernel makes ~6 sockets, no data
 
     def __init__(self, bwrap_pid: int, limits: Limits, runtime_dir: Path | None,
-                 on_full_runtime=None):
+                 on_overflow=None):
         super().__init__(daemon=True)
         self.bwrap_pid, self.limits, self.runtime_dir = bwrap_pid, limits, runtime_dir
-        self.on_full_runtime = on_full_runtime
+        self.on_overflow = on_overflow  # stops the sandbox
         self.full: set[str] = set()
+        self.stopped = False  # it stopped the sandbox (a limit the tmpfs could not enforce)
         self._stop = threading.Event()
 
     def run(self) -> None:
@@ -333,12 +312,17 @@ class SandboxMonitor(threading.Thread):
 
     def check(self) -> None:
         root = sandbox_root(self.bwrap_pid)
+        over = []
         if root is not None:
             self.full.update(full_mounts(root))
+            over = over_limit(root, self.limits)  # only where the tmpfs could not be sized
         if self.runtime_dir is not None and runtime_overflow(self.runtime_dir):
-            self.full.add("runtime folder")
-            if self.on_full_runtime is not None:
-                self.on_full_runtime()
+            over.append("runtime folder")
+        if over:
+            self.full.update(over)
+            self.stopped = True
+            if self.on_overflow is not None:
+                self.on_overflow()
 
 
 def sandbox_root(bwrap_pid: int) -> Path | None:
@@ -361,10 +345,26 @@ def full_mounts(root: Path) -> list[str]:
         except OSError:
             continue
         size = st.f_blocks * st.f_frsize
-        if size and (st.f_bavail * st.f_frsize < max(size // 50, 64 * 1024)
-                     or st.f_favail < 16):
+        if size and st.f_bavail * st.f_frsize < max(size // 50, 64 * 1024):
             full.append(mount)
     return full
+
+
+def over_limit(root: Path, limits: Limits) -> list[str]:
+    """SIZED_MOUNTS holding more inodes than MAX_INODES (bwrap cannot set nr_inodes), or more
+    bytes than their size (only where a tmpfs was not sized)."""
+    size = {"/tmp": limits.tmpfs_bytes, "/dev/shm": limits.tmpfs_bytes,
+            SCRATCH: limits.disk_bytes}
+    over = []
+    for mount in SIZED_MOUNTS:
+        try:
+            st = os.statvfs(root / mount.lstrip("/"))
+        except OSError:
+            continue
+        if ((st.f_blocks - st.f_bfree) * st.f_frsize > size[mount]
+                or st.f_files - st.f_ffree > MAX_INODES):
+            over.append(mount)
+    return over
 
 
 def runtime_overflow(runtime_dir: Path) -> bool:
@@ -417,6 +417,10 @@ class SandboxKernelManager(AsyncKernelManager):
                       disk_bytes=self.disk_bytes or None)
 
     @property
+    def stopped_by_monitor(self) -> bool:
+        return self._monitor is not None and self._monitor.stopped
+
+    @property
     def full_mounts(self) -> list[str]:
         """Writable places inside the sandbox that the notebook filled (see SandboxMonitor)."""
         return [] if self._monitor is None else sorted(self._monitor.full)
@@ -457,7 +461,7 @@ class SandboxKernelManager(AsyncKernelManager):
         process = getattr(self.provisioner, "process", None)
         if self.sandbox and process is not None:
             self._monitor = SandboxMonitor(process.pid, self.limits(), self._runtime_dir,
-                                           on_full_runtime=self.kill_sandbox)
+                                           on_overflow=self.kill_sandbox)
             self._monitor.start()
         self._watchdog = threading.Timer(self.notebook_timeout, self._kill_from_watchdog)
         self._watchdog.daemon = True
@@ -584,6 +588,8 @@ class SandboxedExecute(Execute):
                 self._report["tamper_runtime"] = self._probe_integrity()
         self._report["kernel_died"] = dead
         self._report["disk_full"] = list(getattr(manager, "full_mounts", []))
+        if getattr(manager, "stopped_by_monitor", False):
+            self._report["kernel_stopped"] = True  # a limit, reported as disk-limit
         if cap_notebook(self.nb, self.notebook_bytes):
             self._report["output_truncated"] = True
         self._report["watchdog"] = bool(getattr(manager, "watchdog_fired", False))
@@ -751,19 +757,21 @@ def run_report(nb: NotebookNode) -> dict:
 
 
 def run_flags(report: dict) -> list[str]:
-    """Flags for grades.csv from a run report."""
+    """Flags for grades.csv from a run report (names from grader.flags)."""
+    from grader import flags as names
+
     flags = []
     if report.get("watchdog") or report.get("cell_timeouts"):
-        flags.append("timeout")
+        flags.append(names.TIMEOUT)
     if report.get("kernel_died") and not (report.get("watchdog")
                                           or report.get("kernel_stopped")):
-        flags.append("kernel-died")
+        flags.append(names.KERNEL_DIED)
     if report.get("output_truncated"):
-        flags.append("output-truncated")
+        flags.append(names.OUTPUT_TRUNCATED)
     if report.get("disk_full"):
-        flags.append("disk-limit")
+        flags.append(names.DISK_LIMIT)
     if report.get("tamper_runtime"):
-        flags.append("tamper-suspected")
+        flags.append(names.TAMPER_SUSPECTED)
     return flags
 
 
