@@ -616,9 +616,12 @@ def open_and_poke(folder: Path, static: str = "") -> dict:
             page.wait_for_timeout(1000)
             seen["title"] = page.title()
             seen["stored"] = page.evaluate("localStorage.getItem('pwned')")
+            # handlers and javascript: URLs carrying a payload (the page's own, e.g.
+            # formgrader's onclick="toggle_name(true)", carry none of the payloads' words)
             seen["handlers"] = page.evaluate("""() => [...document.querySelectorAll('*')].flatMap(
-                el => [...el.attributes].filter(a => a.name.startsWith('on')
-                    || /^\\s*javascript:/i.test(a.value)).map(a => el.tagName + ' ' + a.name))""")
+                el => [...el.attributes].filter(a => (a.name.startsWith('on')
+                    || /^\\s*javascript:/i.test(a.value)) && /PWNED|pwned|hit/.test(a.value))
+                    .map(a => el.tagName + ' ' + a.name))""")
             seen["text"] = page.evaluate("document.body.innerText")
             browser.close()
     finally:
