@@ -391,6 +391,8 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
                                                     problem=problem)
                 log(_describe(outcomes[student_id, aid]))
             else:  # graded; an unsafe-file flag (links left out of the copy) stays with it
+                if problem:
+                    log(f"warning: {student_id}/{aid}: not copied{problem}")
                 todo.append((student_id, aid))
                 staging_flags[student_id, aid] = staged_flags
     register_students(settings, [s for s, _ in todo])
@@ -412,7 +414,8 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
                   [(s, a, o.flags) for (s, a), o in outcomes.items()], extra=refused)
     save_run_record(workdir, settings.db_url,
                     [{"student_id": s, "assignment_id": a, "flags": o.flags,
-                      "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())])
+                      "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())],
+                    refused)
     write_review_list(workdir, [(s, a, ";".join(o.flags)) for (s, a), o in outcomes.items()
                                 if o.flags]
                       + [(g.student_id, g.assignment, ";".join(g.flags)) for g in refused])

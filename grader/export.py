@@ -13,7 +13,7 @@ from pathlib import Path
 
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
 from grader.course import put_venv_on_path
-from grader.report import load_run_record, write_reports
+from grader.report import load_refused_rows, load_run_record, write_reports
 
 
 def export(workdir: Path, db_url: str | None = None,
@@ -28,7 +28,8 @@ def export(workdir: Path, db_url: str | None = None,
     db_url = sqlalchemy_url(db_url) or recorded_url
     put_venv_on_path()  # nbgrader's Gradebook runs `alembic` from PATH
     write_reports(db_url, workdir,
-                  [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions])
+                  [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions],
+                  extra=load_refused_rows(workdir))  # bad-name rows stay in grades.csv
     log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
     # feedback only renders the autograded notebook with the gradebook's scores: no sandbox
     settings = GradingSettings(workdir, db_url, sandbox=False)

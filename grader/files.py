@@ -70,28 +70,32 @@ def lstat_kind(path: Path) -> str:
     return "special"
 
 
-def read_bytes(path: Path, limit: int = MAX_FILE_BYTES, single_link: bool = False) -> bytes:
+def read_bytes(path: Path | str, limit: int = MAX_FILE_BYTES, single_link: bool = False,
+               dir_fd: int | None = None) -> bytes:
     """The bytes of a regular file, opened without following a final link and without blocking
     on a FIFO; UnsafeFile for anything else or anything larger than `limit`. single_link:
     refuse a file with more than one hard link too (a student with an account on the grading
-    machine could hard-link a file only root may read into a hand-in)."""
+    machine could hard-link a file only root may read into a hand-in). dir_fd: `path` is a
+    name inside that open folder (no path is resolved again, so no race with a new link)."""
+    name = Path(path).name
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
     except OSError as err:
         if err.errno in (40, 6):  # ELOOP: a link; ENXIO: a FIFO/socket with no writer
-            raise UnsafeFile(f"{path.name}: a link or special file") from None
+            raise UnsafeFile(f"{name}: a link or special file") from None
         raise
     with os.fdopen(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile(f"{path.name}: not a regular file")
+            raise UnsafeFile(f"{name}: not a regular file")
         if single_link and info.st_nlink > 1:
-            raise UnsafeFile(f"{path.name}: a hard link")
+            raise UnsafeFile(f"{name}: a hard link")
         if info.st_size > limit:
-            raise UnsafeFile(f"{path.name}: larger than {limit} bytes")
+            raise UnsafeFile(f"{name}: larger than {limit} bytes")
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise UnsafeFile(f"{path.name}: larger than {limit} bytes")
+        raise UnsafeFile(f"{name}: larger than {limit} bytes")
     return data
 
 
@@ -122,30 +126,30 @@ def copy_hand_in(src: Path, dest: Path) -> list[str]:
     refused: list[str] = []
     count = 0
     os.makedirs(dest, mode=0o755)
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+    # os.fwalk holds each folder open and never follows links: a folder swapped for a link
+    # while we copy is not entered, and files are opened relative to their folder's fd.
+    for dirpath, dirnames, filenames, dir_fd in os.fwalk(src, follow_symlinks=False):
         rel = Path(dirpath).relative_to(src)
         keep = []
-        for name in sorted(dirnames):  # os.walk lists a link to a folder among the folders
-            if lstat_kind(Path(dirpath) / name) == "dir" and name not in ("__pycache__",
-                                                                          ".ipynb_checkpoints"):
+        for name in sorted(dirnames):  # fwalk lists a link to a folder among the folders
+            if not stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                refused.append(f"{safe_name(str(rel / name))} (a link)")
+            elif name not in ("__pycache__", ".ipynb_checkpoints"):
                 keep.append(name)
                 os.makedirs(dest / rel / name, mode=0o755)
-            elif lstat_kind(Path(dirpath) / name) != "dir":
-                refused.append(f"{safe_name(str(rel / name))} (a link)")
         dirnames[:] = keep
         for name in sorted(filenames):
             count += 1
-            item, target = Path(dirpath) / name, dest / rel / name
             if count > MAX_HAND_IN_FILES:
                 refused.append(f"{safe_name(str(rel / name))} (more than {MAX_HAND_IN_FILES} "
                                "files)")
                 continue
             try:
-                data = read_bytes(item, single_link=True)
+                data = read_bytes(name, single_link=True, dir_fd=dir_fd)
             except UnsafeFile as err:
                 refused.append(f"{safe_name(str(rel / name))} ({str(err).split(': ', 1)[-1]})")
                 continue
-            write_atomic(target, data)
+            write_atomic(dest / rel / name, data)
     return refused
 
 

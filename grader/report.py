@@ -116,14 +116,17 @@ def write_reports(db_url: str, workdir: Path,
 RUN_RECORD = Path("state") / "last_run.json"
 
 
-def save_run_record(workdir: Path, db_url: str, submissions: list[dict]) -> None:
-    """What the last autograde reported (submissions with flags, whether nbgrader ran them),
-    so `export` can rewrite the CSVs and feedback later without grading again."""
+def save_run_record(workdir: Path, db_url: str, submissions: list[dict],
+                    refused: Iterable[SubmissionGrade] = ()) -> None:
+    """What the last autograde reported (submissions with flags, whether nbgrader ran them,
+    and the rows of refused folders), so `export` can rewrite the CSVs and feedback later
+    without grading again."""
     path = workdir / RUN_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"db_url": db_url, "submissions": submissions}, indent=1),
-                   encoding="utf-8")
+    record = {"db_url": db_url, "submissions": submissions,
+              "refused": [{**g.__dict__, "flags": list(g.flags)} for g in refused]}
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a kill leaves the previous record or the new one
 
 
@@ -137,6 +140,15 @@ def load_run_record(workdir: Path) -> tuple[str, list[dict]]:
                          f"{getattr(err, 'strerror', None) or err}); run `python -m grader "
                          "autograde SUBMISSIONS --workdir DIR` first") from None
     return record["db_url"], record["submissions"]
+
+
+def load_refused_rows(workdir: Path) -> list[SubmissionGrade]:
+    """The 0-point rows of folders the last autograde refused (bad-name), for `export`."""
+    try:
+        rows = json.loads((workdir / RUN_RECORD).read_text(encoding="utf-8")).get("refused", [])
+    except (OSError, ValueError):
+        return []
+    return [SubmissionGrade(**{**r, "flags": tuple(r["flags"])}) for r in rows]
 
 
 def write_placeholder_feedback(path: Path, student_id: str, assignment_id: str,

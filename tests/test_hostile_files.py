@@ -461,6 +461,10 @@ def test_refused_hand_in_entries_are_listed_for_review(graded):
     assert "unsafe-file" in review["handin_links"]["flags"]
     log = graded["result"].stdout
     assert "graded handin_links/toy" in log
+    warning = [line for line in log.splitlines()
+               if line.startswith("warning: handin_links/toy: not copied (refused: ")]
+    assert warning and all(name in warning[0] for name in ("data.csv", "zero.bin", "pipe",
+                                                            "dirlink", "hard.txt")), log
 
 
 @needs_sandbox
@@ -664,3 +668,17 @@ def test_the_browser_check_sees_payloads_that_were_not_sanitised(graded, tmp_pat
     (tmp_path / "raw" / "toy.html").write_text(HTMLExporter().from_notebook_node(nb)[0])
     seen = open_and_poke(tmp_path / "raw")
     assert seen["title"].startswith("PWNED") and seen["hits"] and seen["dialogs"]
+
+
+@needs_sandbox
+def test_export_keeps_the_bad_name_rows(graded):
+    """`export` (after hand grading) rewrites grades.csv from the gradebook and the run record:
+    the refused folders' rows stay, the feedback pages are rebuilt from the sanitised notebook.
+    Runs last: it rewrites DIR's CSVs and feedback."""
+    work = graded["work"]
+    before = read_csv(work / "grades.csv")
+    result = run_grader("export", "--workdir", str(work))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_csv(work / "grades.csv") == before
+    page = (work / "feedback" / "xss" / "toy" / "toy.html").read_text()
+    assert active_parts(page) == [] and "click me" in page
