@@ -416,6 +416,12 @@ class SandboxKernelManager(AsyncKernelManager):
                       max_processes=self.max_processes, tmpfs_bytes=self.tmpfs_bytes or None,
                       disk_bytes=self.disk_bytes or None)
 
+    def check_disk(self) -> None:
+        """A look at the tmpfs now (the monitor polls; a notebook can fill one between polls
+        and end before the next)."""
+        if self._monitor is not None:
+            self._monitor.check()
+
     @property
     def stopped_by_monitor(self) -> bool:
         return self._monitor is not None and self._monitor.stopped
@@ -584,6 +590,8 @@ class SandboxedExecute(Execute):
                     manager.kill_sandbox() if hasattr(manager, "kill_sandbox") else None
                     dead = True
                     _mark_not_run(cell)
+            if hasattr(manager, "check_disk"):
+                manager.check_disk()  # the kernel is still up: its tmpfs still exist
             if not dead and self.tamper_probe:
                 self._report["tamper_runtime"] = self._probe_integrity()
         self._report["kernel_died"] = dead
