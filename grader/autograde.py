@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -41,13 +42,21 @@ from grader.course import (
     replace_tree,
     sqlite_url,
 )
+from grader.files import copy_hand_in, lstat_kind, name_problem, safe_name
 from grader.flags import SubmissionContext, collect_flags
 from grader.limits import Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
 from grader.progress import Progress
-from grader.report import save_run_record, write_placeholder_feedback, write_reports
+from grader.report import (
+    SubmissionGrade,
+    refused_as_json,
+    save_run_record,
+    write_placeholder_feedback,
+    write_reports,
+)
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
+from grader.sanitize import sanitize_file
 from grader.similarity import flag_similar
 from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
 
@@ -154,6 +163,8 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     if outcome.autograded and TAMPER_FLAG in outcome.flags:
         zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
     if outcome.autograded:
+        # feedback and formgrader render this notebook: no student script may run there
+        sanitize_file(ctx.autograded_notebook)
         fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
         log += fb_log
         if not fb_ok:
@@ -205,21 +216,32 @@ def record_zero(settings: GradingSettings, student_id: str, assignment_id: str) 
 
 def stage(submissions: Path, course_root: Path, student_id: str,
           assignment_id: str) -> tuple[list[str], str]:
-    """Copy one submission into DIR/submitted; return (staging flags, problem text)."""
+    """Copy one submission into DIR/submitted (links and special files refused, never
+    followed); return (staging flags, problem text)."""
     src = submissions / student_id / assignment_id
     for sub in ("submitted", "autograded", "feedback"):
         old = course_root / sub / student_id / assignment_id
-        if old.exists():
+        if lstat_kind(old) != "missing":
             remove_tree(old)  # results of an earlier run must not survive
-    if src.is_dir():
-        replace_tree(src, course_root / "submitted" / student_id / assignment_id)
-    notebook = src / f"{assignment_id}.ipynb"
-    if not notebook.is_file():
-        return [flag_names.MISSING_NOTEBOOK], f"no {assignment_id}/{assignment_id}.ipynb found"
+    staged = course_root / "submitted" / student_id / assignment_id
+    flags, refused = [], []
+    if lstat_kind(submissions / student_id) == "dir" and lstat_kind(src) == "dir":
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        refused = copy_hand_in(src, staged)
+    elif lstat_kind(src) not in ("missing", "dir"):
+        refused = [f"{assignment_id} (a link or special file)"]
+    if refused:
+        flags.append(flag_names.UNSAFE_FILE)
+    notebook = staged / f"{assignment_id}.ipynb"
+    unsafe = f" (refused: {', '.join(refused)})" if refused else ""
+    if lstat_kind(notebook) != "file":
+        return [*flags, flag_names.MISSING_NOTEBOOK], \
+            f"no {assignment_id}/{assignment_id}.ipynb found{unsafe}"
     problem = notebook_problem(notebook)
     if problem:
-        return [flag_names.INVALID_NOTEBOOK], f"{notebook.name} is not a valid notebook ({problem})"
-    return [], ""
+        return [*flags, flag_names.INVALID_NOTEBOOK], \
+            f"{notebook.name} is not a valid notebook ({problem})"
+    return flags, unsafe
 
 
 def sqlalchemy_url(db_url: str | None) -> str | None:
@@ -233,9 +255,23 @@ def sqlalchemy_url(db_url: str | None) -> str | None:
     return db_url
 
 
-def find_students(submissions: Path) -> list[str]:
-    return sorted(p.name for p in submissions.iterdir()
-                  if p.is_dir() and not p.name.startswith("."))
+def find_students(submissions: Path) -> tuple[list[str], dict[str, str]]:
+    """(student ids to grade, {refused folder name: why}). Names are checked before anything
+    runs (nbgrader expands globs in ids; a non-UTF-8 name breaks every later step); a link in
+    place of a student folder is refused too. Hidden entries (.git, .DS_Store) are ignored."""
+    good, refused = [], {}
+    for name in sorted(os.listdir(submissions)):
+        if name.startswith(".") and name not in (".", ".."):
+            continue
+        kind = lstat_kind(submissions / name)
+        if kind == "file":
+            continue  # a stray file next to the student folders
+        why = name_problem(name) or (None if kind == "dir" else f"a {kind}, not a folder")
+        if why:
+            refused[name] = why
+        else:
+            good.append(name)
+    return good, refused
 
 
 def find_assignments(submissions: Path, roots: Roots, assignment_id: str | None,
@@ -244,9 +280,10 @@ def find_assignments(submissions: Path, roots: Roots, assignment_id: str | None,
     if assignment_id is not None:
         return pick_assignments(roots, assignment_id)
     known = set(list_assignments(roots.solutions))
-    handed_in = {p.name for s in students for p in (submissions / s).iterdir() if p.is_dir()}
+    handed_in = {name for s in students for name in os.listdir(submissions / s)
+                 if lstat_kind(submissions / s / name) == "dir"}
     for unknown in sorted(handed_in - known):
-        log(f"warning: ignoring submitted folder(s) {unknown!r}: no such assignment in "
+        log(f"warning: ignoring submitted folder(s) {safe_name(unknown)}: no such assignment in "
             f"{roots.solutions}")
     found = sorted(handed_in & known)
     if not found:
@@ -254,6 +291,21 @@ def find_assignments(submissions: Path, roots: Roots, assignment_id: str | None,
                          f"(expected <student_id>/<assignment_id>/<assignment_id>.ipynb with "
                          f"assignment ids {sorted(known)})")
     return found
+
+
+def refused_rows(db_url: str, refused: dict[str, str], assignments: list[str],
+                 log: Callable[[str], None]) -> list[SubmissionGrade]:
+    """One 0-point `bad-name` row per refused student folder and assignment, the name spelled
+    safely (grader.files.safe_name); nothing of these folders is read or graded."""
+    rows = []
+    with Gradebook(db_url) as gb:
+        for name, why in sorted(refused.items()):
+            log(f"skipped student folder {safe_name(name)}: {why} [{flag_names.BAD_NAME}]")
+            for aid in assignments:
+                rows.append(SubmissionGrade(safe_name(name), aid, 0.0,
+                                            float(gb.find_assignment(aid).max_score), False,
+                                            (flag_names.BAD_NAME,)))
+    return rows
 
 
 def _check_dirs(submissions: Path, workdir: Path) -> None:
@@ -321,7 +373,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     elif sandbox is None:
         sandbox = sandbox_available()[0]
     put_venv_on_path()
-    students = find_students(submissions)
+    students, refused_students = find_students(submissions)
     assignments = find_assignments(submissions, roots, assignment_id, students, log)
     workdir.mkdir(parents=True, exist_ok=True)
     settings = GradingSettings(workdir, sqlalchemy_url(db_url) or sqlite_url(workdir), timeout,
@@ -340,6 +392,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     outcomes: dict[tuple[str, str], Outcome] = {}
     todo = []
     hand_grades: dict[tuple[str, str], list[manual.HandGrade]] = {}
+    staging_flags: dict[tuple[str, str], list[str]] = {}
     for student_id in students:
         for aid in assignments:
             if not shard.owns(student_id, aid):
@@ -354,17 +407,22 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
             hand_grades[student_id, aid] = manual.unchanged_hand_grades(
                 settings.db_url, workdir, submissions, student_id, aid)
             staged_flags, problem = stage(submissions, workdir, student_id, aid)
-            if staged_flags:
+            if set(staged_flags) - {flag_names.UNSAFE_FILE}:
                 outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
                                                     problem=problem)
                 log(_describe(outcomes[student_id, aid]))
                 progress.update(outcomes[student_id, aid])
-            else:
+            else:  # graded; an unsafe-file flag (links left out of the copy) stays with it
+                if problem:
+                    log(f"warning: {student_id}/{aid}: not copied{problem}")
                 todo.append((student_id, aid))
+                staging_flags[student_id, aid] = staged_flags
     with sharding.setup_lock(workdir, settings.db_url):  # record_zero adds students too
         register_students(settings, [s for s, _ in todo] + [s for s, _ in outcomes])
     for outcome in run_jobs(settings, todo, jobs, log, on_outcome=progress.update):
-        outcomes[outcome.student_id, outcome.assignment_id] = outcome
+        key = outcome.student_id, outcome.assignment_id
+        outcome.flags = sorted({*outcome.flags, *staging_flags.get(key, [])})
+        outcomes[key] = outcome
     progress.close()
 
     for (student_id, aid), outcome in sorted(outcomes.items()):
@@ -379,12 +437,15 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         flag_similar(workdir, assignments, roots.solutions, outcomes, log)
     record = [{"student_id": s, "assignment_id": a, "flags": o.flags,
                "autograded": o.autograded} for (s, a), o in sorted(outcomes.items())]
+    refused = refused_rows(settings.db_url, refused_students, assignments, log)
     if shard.sharded:  # other shards write the same CSVs: `grader export` joins them
-        sharding.save_shard_record(workdir, settings.db_url, shard, record)
+        sharding.save_shard_record(workdir, settings.db_url, shard, record,
+                                   refused_as_json(refused))
         return [outcomes[k] for k in sorted(outcomes)]
     write_reports(settings.db_url, workdir,
-                  [(s, a, o.flags) for (s, a), o in outcomes.items()])
-    save_run_record(workdir, settings.db_url, record)
+                  [(s, a, o.flags) for (s, a), o in outcomes.items()], extra=refused)
+    save_run_record(workdir, settings.db_url, record, refused)
     write_review_list(workdir, [(s, a, ";".join(o.flags)) for (s, a), o in outcomes.items()
-                                if o.flags])
+                                if o.flags]
+                      + [(g.student_id, g.assignment, ";".join(g.flags)) for g in refused])
     return [outcomes[k] for k in sorted(outcomes)]

@@ -82,22 +82,27 @@ def replace_tree(src: Path, dest: Path) -> None:
                                                              "__pycache__"))
     for path in [dest, *dest.rglob("*")]:
         # nbgrader writes read-only (444) files; copies must stay writable for the next run
-        path.chmod(path.stat().st_mode | 0o600 | (0o100 if path.is_dir() else 0))
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o600 | (0o100 if path.is_dir() else 0))
 
 
 def remove_tree(path: Path) -> None:
-    for p in [path, *path.rglob("*")]:
-        if p.is_dir():
-            p.chmod(p.stat().st_mode | 0o700)
-    shutil.rmtree(path)
+    """Delete a folder the grader made (links inside are removed, never followed)."""
+    from grader.files import remove_tree as remove_no_follow
+
+    remove_no_follow(path)
 
 
 def notebook_problem(path: Path) -> str | None:
     """Why `path` is not a gradable Jupyter notebook (empty, not JSON, not nbformat 4), or None."""
+    from grader.files import UnsafeFile, read_bytes
+
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bytes(path).decode("utf-8")  # no link, FIFO or device is followed
     except UnicodeDecodeError:
         return "not UTF-8 text"
+    except UnsafeFile as err:
+        return str(err)
     if not text.strip():
         return "empty file"
     try:

@@ -16,8 +16,8 @@ from pathlib import Path
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
 from grader.course import put_venv_on_path
 from grader.lms_export import WRITERS
-from grader.report import write_reports
-from grader.shard import load_class_record
+from grader.report import refused_rows_from, write_reports
+from grader.shard import load_class_record, load_class_refused
 from grader.tamper import write_review_list
 
 
@@ -33,12 +33,15 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     """
     workdir = Path(workdir).resolve()
     recorded_url, submissions = load_class_record(workdir)
+    refused = refused_rows_from(load_class_refused(workdir))
     db_url = sqlalchemy_url(db_url) or recorded_url
     put_venv_on_path()  # nbgrader's Gradebook runs `alembic` from PATH
     write_reports(db_url, workdir,
-                  [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions])
+                  [(s["student_id"], s["assignment_id"], s["flags"]) for s in submissions],
+                  extra=refused)  # bad-name rows stay in grades.csv
     write_review_list(workdir, [(s["student_id"], s["assignment_id"], ";".join(s["flags"]))
-                                for s in submissions if s["flags"]])
+                                for s in submissions if s["flags"]]
+                      + [(g.student_id, g.assignment, ";".join(g.flags)) for g in refused])
     log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
     for fmt in formats:
         if fmt in WRITERS:

@@ -23,15 +23,31 @@ class Limits:
     open_files: int = 1024  # RLIMIT_NOFILE
     cell_output_bytes: int = 200_000  # output kept per cell; the rest is dropped
     notebook_output_bytes: int = 2 * MIB  # output kept per notebook; the rest is dropped
+    outputs_per_cell: int = 100  # outputs kept per cell (each display() call is one)
+    notebook_bytes: int = 8 * MIB  # the executed notebook as written (sources + outputs)
+    # Writable space inside the sandbox, each a sized tmpfs: /tmp and /dev/shm (tmpfs_bytes
+    # each) and the scratch folder the notebook runs in (disk_bytes). Their pages are RAM that
+    # RLIMIT_AS does not count, so together they take at most a quarter of memory_bytes
+    # (default: a twelfth of it each; None = that default).
+    tmpfs_bytes: int | None = None
+    disk_bytes: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("tmpfs_bytes", "disk_bytes"):  # frozen: set the derived defaults once
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.memory_bytes // 12)
         for name, minimum in (("cell_timeout", 1), ("notebook_timeout", 1),
                               ("memory_bytes", 256 * MIB), ("max_processes", 16),
                               ("file_size_bytes", MIB), ("open_files", 64),
-                              ("cell_output_bytes", 1000), ("notebook_output_bytes", 1000)):
+                              ("cell_output_bytes", 1000), ("notebook_output_bytes", 1000),
+                              ("outputs_per_cell", 1), ("notebook_bytes", 10_000),
+                              ("tmpfs_bytes", MIB), ("disk_bytes", MIB)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"Limits.{name} must be an integer >= {minimum}, got {value!r}")
+        if 2 * self.tmpfs_bytes + self.disk_bytes > self.memory_bytes // 4:
+            raise ValueError("Limits: /tmp, /dev/shm and the scratch folder (2 * tmpfs_bytes + "
+                             "disk_bytes) must fit in a quarter of memory_bytes")
 
     @property
     def cpu_seconds(self) -> int:

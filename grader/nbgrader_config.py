@@ -57,6 +57,9 @@ def apply_grading_settings(c: Config, timeout: int = DEFAULT_TIMEOUT) -> None:
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = STDERR_PATTERN
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback"]
+    # Pages (feedback, formgrader) clean HTML in markdown and outputs once more at render
+    # time; the stored notebook is already sanitised (grader.sanitize).
+    c.HTMLExporter.sanitize_html = True
     # nbgrader's own default course_id is "", but Gradebook() without one writes to
     # "default_course"; PostgreSQL enforces the assignment -> course foreign key, so agree.
     c.CourseDirectory.course_id = "default_course"

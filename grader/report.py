@@ -100,10 +100,12 @@ def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGra
 
 
 def write_reports(db_url: str, workdir: Path,
-                  submissions: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+                  submissions: Iterable[tuple[str, str, Iterable[str]]],
+                  extra: Iterable[SubmissionGrade] = ()) -> None:
     """grades.csv and grades_by_cell.csv for (student, assignment, flags), read from the
-    gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score)."""
-    grades, cells = [], []
+    gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score).
+    `extra` rows (refused folders, never in the gradebook) go into grades.csv as they are."""
+    grades, cells = list(extra), []
     for student_id, assignment_id, flags in sorted(submissions, key=lambda t: t[:2]):
         sub_cells = read_cell_grades(db_url, workdir, student_id, assignment_id)
         cells += sub_cells
@@ -114,14 +116,17 @@ def write_reports(db_url: str, workdir: Path,
 RUN_RECORD = Path("state") / "last_run.json"
 
 
-def save_run_record(workdir: Path, db_url: str, submissions: list[dict]) -> None:
-    """What the last autograde reported (submissions with flags, whether nbgrader ran them),
-    so `export` can rewrite the CSVs and feedback later without grading again."""
+def save_run_record(workdir: Path, db_url: str, submissions: list[dict],
+                    refused: Iterable[SubmissionGrade] = ()) -> None:
+    """What the last autograde reported (submissions with flags, whether nbgrader ran them,
+    and the rows of refused folders), so `export` can rewrite the CSVs and feedback later
+    without grading again."""
     path = workdir / RUN_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"db_url": db_url, "submissions": submissions}, indent=1),
-                   encoding="utf-8")
+    record = {"db_url": db_url, "submissions": submissions,
+              "refused": refused_as_json(refused)}
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a kill leaves the previous record or the new one
 
 
@@ -135,6 +140,15 @@ def load_run_record(workdir: Path) -> tuple[str, list[dict]]:
                          f"{getattr(err, 'strerror', None) or err}); run `python -m grader "
                          "autograde SUBMISSIONS --workdir DIR` first") from None
     return record["db_url"], record["submissions"]
+
+
+def refused_rows_from(rows: list[dict]) -> list[SubmissionGrade]:
+    """SubmissionGrade rows back from their JSON form in a run record."""
+    return [SubmissionGrade(**{**r, "flags": tuple(r["flags"])}) for r in rows]
+
+
+def refused_as_json(refused: Iterable[SubmissionGrade]) -> list[dict]:
+    return [{**g.__dict__, "flags": list(g.flags)} for g in refused]
 
 
 def write_placeholder_feedback(path: Path, student_id: str, assignment_id: str,

@@ -4,12 +4,19 @@ How a graded kernel is started (``SandboxKernelManager``)::
 
     bwrap  --unshare-pid/net/ipc/uts --die-with-parent --new-session   (Debian's bubblewrap)
            read-only: /usr, the Python install, the venv, the grader and library packages
-           writable:  the notebook's own working folder, a runtime folder with the IPC sockets
-           tmpfs:     /tmp and $HOME; nothing else of the machine (no solutions/, gradebook,
-                      other submissions, instructor's home) exists inside
+           writable:  a runtime folder with the IPC sockets (locked once the kernel is up)
+           sized tmpfs: /tmp, /dev/shm and the scratch folder /home/student ($HOME and the
+                      working folder); nothing else of the machine (no solutions/, gradebook,
+                      nbgrader's folders, other submissions, instructor's home) exists inside
+           (bwrap --size: /tmp and /dev/shm Limits.tmpfs_bytes each, scratch disk_bytes)
       setpriv --reuid U    (only when the grader runs as root: rlimits do not bind root)
         prlimit --as --nproc --cpu --fsize --nofile --core=0
           python -c 'import grader.tamper; grader.tamper.start_kernel()' -f kernel.json
+
+Files are data: the scratch folder is a tmpfs inside the sandbox, so whatever the notebook
+leaves there (links, FIFOs, huge files) vanishes with it; only the executed notebook comes back,
+as messages, and nbgrader writes it into a folder the kernel never saw. A monitor thread reads
+the sandbox's tmpfs usage through /proc/<pid>/root and reports a full one (flag `disk-limit`).
 
 The kernel has no network, so it is reached over jupyter_client's IPC transport (Unix sockets in
 the runtime folder). A watchdog thread kills the whole sandbox when the notebook's wall-clock
@@ -47,9 +54,13 @@ RUN_METADATA_KEY = "grader_run"  # notebook metadata written by SandboxedExecute
 UID_BASE, UID_SLOTS = 61000, 1000  # uids for sandboxes when grading as root (one per kernel)
 LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
 # The grader's settings for kernels pass through; nothing else of the instructor's environment
-# (tokens, database passwords) reaches the notebook.
+# (tokens, database passwords, NBGRADER_* that tell a notebook it is being graded) reaches it.
 FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "PYTHONHASHSEED", "TZ"}
+SCRATCH = "/home/student"  # $HOME and the working folder inside the sandbox
+SIZED_MOUNTS = ("/tmp", "/dev/shm", SCRATCH)  # each a tmpfs of a fixed size
+MAX_INODES = 65536  # per tmpfs (the monitor's limit): a million empty files are RAM too
+MONITOR_SECONDS = 0.25  # how often the monitor reads the sandbox's tmpfs usage
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 
 
@@ -112,9 +123,12 @@ def _probe_uid() -> int | None:
 class SandboxSpec:
     """One sandbox: its writable folder, runtime folder (sockets), limits and user id."""
 
-    def __init__(self, workdir: Path, runtime_dir: Path, limits: Limits, uid: int | None,
+    def __init__(self, workdir: Path | None, runtime_dir: Path, limits: Limits, uid: int | None,
                  extra_readonly: list[Path] | None = None):
-        self.workdir = Path(workdir).resolve()
+        # workdir None (graded kernels): the process works in the scratch tmpfs SCRATCH. A folder
+        # given here is bound writable and becomes the working folder instead (its owner must
+        # treat what comes back as data).
+        self.workdir = None if workdir is None else Path(workdir).resolve()
         self.runtime_dir = Path(runtime_dir).resolve()
         self.limits = limits
         self.uid = uid  # None: not root, so bwrap maps the caller's uid in a user namespace
@@ -126,8 +140,7 @@ class SandboxSpec:
                 "USER": "student", "LOGNAME": "student", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
                 "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
                 "PYDEVD_DISABLE_FILE_VALIDATION": "1", "JPY_PARENT_PID": "0",
-                **{k: v for k, v in os.environ.items() if k in FORWARDED_ENV
-                   or k.startswith("NBGRADER_")}}
+                **{k: v for k, v in os.environ.items() if k in FORWARDED_ENV}}
 
     def argv(self, cmd: list[str]) -> list[str]:
         a = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
@@ -149,11 +162,17 @@ class SandboxSpec:
             a += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
         a += ["--ro-bind", str(self.runtime_dir / "passwd"), "/etc/passwd",
               "--ro-bind", str(self.runtime_dir / "group"), "/etc/group"]
-        a += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm",
-              "--perms", "1777", "--tmpfs", "/tmp",  # shm: DataLoader workers, semaphores
-              "--perms", "0755", "--dir", "/home", "--perms", "0777", "--tmpfs", "/home/student"]
+        # sized tmpfs (their pages are RAM that RLIMIT_AS does not count: see Limits)
+        tmpfs, disk = str(self.limits.tmpfs_bytes), str(self.limits.disk_bytes)
+        a += ["--proc", "/proc", "--dev", "/dev",
+              "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",  # DataLoader workers
+              "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
+              "--perms", "0755", "--dir", "/home",
+              "--perms", "0777", "--size", disk, "--tmpfs", SCRATCH]
         mounts = [(p, "--ro-bind") for p in readonly_paths() + self.extra_readonly]
-        mounts += [(self.runtime_dir, "--bind"), (self.workdir, "--bind")]
+        mounts += [(self.runtime_dir, "--bind")]
+        if self.workdir is not None:
+            mounts += [(self.workdir, "--bind")]
         made: set[Path] = {Path("/"), Path("/tmp"), Path("/home")}
         for path, how in mounts:  # parents readable by the sandbox user (bwrap makes them 0700)
             for parent in reversed(path.parents):
@@ -162,7 +181,7 @@ class SandboxSpec:
                     made.add(parent)
             a += [how, str(path), str(path)]
             made.add(path)
-        a += ["--chdir", str(self.workdir), "--clearenv"]
+        a += ["--chdir", str(self.workdir or SCRATCH), "--clearenv"]
         for key, value in self.env().items():
             a += ["--setenv", key, value]
         a += ["--"]
@@ -184,7 +203,8 @@ def _prepare_ownership(spec: SandboxSpec) -> None:
         f"root:x:0:0:root:/root:/usr/sbin/nologin\nstudent:x:{uid}:{gid}::/home/student:/bin/sh\n")
     (spec.runtime_dir / "group").write_text(f"root:x:0:\nstudent:x:{gid}:\n")
     if spec.uid is not None:
-        chown_tree(spec.workdir, spec.uid)
+        if spec.workdir is not None:
+            chown_tree(spec.workdir, spec.uid)
         chown_tree(spec.runtime_dir, spec.uid)
 
 
@@ -264,6 +284,105 @@ def kill_user_processes(uid: int, wait: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+# --------------------------------------------------------------------------- disk monitor
+
+
+class SandboxMonitor(threading.Thread):
+    """Reads, MONITOR_SECONDS apart, how full the sandbox's sized tmpfs are (through
+    /proc/<pid>/root, the sandbox's own view) and how much the runtime folder on the host
+    holds. The limits hold by themselves (ENOSPC inside); this only reports that one was hit."""
+
+    RUNTIME_ENTRIES, RUNTIME_BYTES = 64, 1024**2  # ipykernel makes ~6 sockets, no data
+
+    def __init__(self, bwrap_pid: int, limits: Limits, runtime_dir: Path | None,
+                 on_overflow=None):
+        super().__init__(daemon=True)
+        self.bwrap_pid, self.limits, self.runtime_dir = bwrap_pid, limits, runtime_dir
+        self.on_overflow = on_overflow  # stops the sandbox
+        self.full: set[str] = set()
+        self.stopped = False  # it stopped the sandbox (a limit the tmpfs could not enforce)
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(MONITOR_SECONDS):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def check(self) -> None:
+        root = sandbox_root(self.bwrap_pid)
+        over = []
+        if root is not None:
+            self.full.update(full_mounts(root))
+            over = over_limit(root, self.limits)  # only where the tmpfs could not be sized
+        if self.runtime_dir is not None and runtime_overflow(self.runtime_dir):
+            over.append("runtime folder")
+        if over:
+            self.full.update(over)
+            self.stopped = True
+            if self.on_overflow is not None:
+                self.on_overflow()
+
+
+def sandbox_root(bwrap_pid: int) -> Path | None:
+    """/proc/<child>/root: the filesystem as the sandbox sees it (bwrap's first child runs in
+    the new mount namespace; the launched bwrap stays outside)."""
+    try:
+        children = Path(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children").read_text().split()
+    except OSError:
+        return None
+    return Path(f"/proc/{children[0]}/root") if children else None
+
+
+def full_mounts(root: Path) -> list[str]:
+    """Which of SIZED_MOUNTS under `root` have (almost) no space or inodes left. Before the
+    mount script ran they are bwrap's own unsized tmpfs: large, so never reported."""
+    full = []
+    for mount in SIZED_MOUNTS:
+        try:
+            st = os.statvfs(root / mount.lstrip("/"))
+        except OSError:
+            continue
+        size = st.f_blocks * st.f_frsize
+        if size and st.f_bavail * st.f_frsize < max(size // 50, 64 * 1024):
+            full.append(mount)
+    return full
+
+
+def over_limit(root: Path, limits: Limits) -> list[str]:
+    """SIZED_MOUNTS holding more inodes than MAX_INODES (bwrap cannot set nr_inodes), or more
+    bytes than their size (only where a tmpfs was not sized)."""
+    size = {"/tmp": limits.tmpfs_bytes, "/dev/shm": limits.tmpfs_bytes,
+            SCRATCH: limits.disk_bytes}
+    over = []
+    for mount in SIZED_MOUNTS:
+        try:
+            st = os.statvfs(root / mount.lstrip("/"))
+        except OSError:
+            continue
+        if ((st.f_blocks - st.f_bfree) * st.f_frsize > size[mount]
+                or st.f_files - st.f_ffree > MAX_INODES):
+            over.append(mount)
+    return over
+
+
+def runtime_overflow(runtime_dir: Path) -> bool:
+    """True when the runtime folder (bound from the host) holds more than sockets would."""
+    count, size = 0, 0
+    for dirpath, dirnames, filenames in os.walk(runtime_dir, followlinks=False):
+        for name in dirnames + filenames:
+            count += 1
+            try:
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+            if (count > SandboxMonitor.RUNTIME_ENTRIES
+                    or size > SandboxMonitor.RUNTIME_BYTES):
+                return True
+    return False
+
+
 # --------------------------------------------------------------------------- kernel manager
 
 
@@ -284,11 +403,33 @@ class SandboxKernelManager(AsyncKernelManager):
         self._watchdog: threading.Timer | None = None
         self._lease: UidLease | None = None
         self._runtime_dir: Path | None = None
-        self._workdir: Path | None = None
+        self._scratch: Path | None = None  # --no-sandbox only: a temporary working folder
+        self._monitor: SandboxMonitor | None = None
+
+    tmpfs_bytes = Integer(0, help="Size of /tmp and /dev/shm (0: Limits' default)"
+                          ).tag(config=True)
+    disk_bytes = Integer(0, help="Size of the scratch folder (0: Limits' default)"
+                         ).tag(config=True)
 
     def limits(self) -> Limits:
         return Limits(notebook_timeout=self.notebook_timeout, memory_bytes=self.memory_bytes,
-                      max_processes=self.max_processes)
+                      max_processes=self.max_processes, tmpfs_bytes=self.tmpfs_bytes or None,
+                      disk_bytes=self.disk_bytes or None)
+
+    def check_disk(self) -> None:
+        """A look at the tmpfs now (the monitor polls; a notebook can fill one between polls
+        and end before the next)."""
+        if self._monitor is not None:
+            self._monitor.check()
+
+    @property
+    def stopped_by_monitor(self) -> bool:
+        return self._monitor is not None and self._monitor.stopped
+
+    @property
+    def full_mounts(self) -> list[str]:
+        """Writable places inside the sandbox that the notebook filled (see SandboxMonitor)."""
+        return [] if self._monitor is None else sorted(self._monitor.full)
 
     async def _async_pre_start_kernel(self, **kw):
         self._lease = UidLease() if self.sandbox and os.geteuid() == 0 else None
@@ -296,15 +437,22 @@ class SandboxKernelManager(AsyncKernelManager):
         self._runtime_dir = Path(tempfile.mkdtemp(prefix=f"gsb-{tag}"))  # short: socket path
         self.connection_file = str(self._runtime_dir / "kernel.json")
         self.ip = str(self._runtime_dir / "k")
-        kw.setdefault("cwd", os.getcwd())
+        # nbclient asks for the notebook's folder (nbgrader's autograded/<s>/<id>/) as cwd. The
+        # kernel never works there: the sandbox has its scratch tmpfs; without a sandbox it gets
+        # an empty temporary folder, deleted afterwards. Nothing the kernel leaves is kept.
+        # (The sandbox's outer bwrap process, which runs no student code and writes nothing,
+        # keeps the given cwd, so `pids_under(DIR)` finds a sandbox that is still alive.)
+        if not self.sandbox:
+            self._scratch = Path(tempfile.mkdtemp(prefix="gsb-scratch-"))
+            kw["cwd"] = str(self._scratch)
+        kw.setdefault("cwd", str(self._runtime_dir))
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
         # kernel_cmd is [python, -m, ipykernel_launcher, -f, FILE, *extra]: keep the arguments,
         # start it through grader.tamper, which records the untouched interpreter first.
         args = kernel_cmd[kernel_cmd.index("-f"):]
         cmd = [sys.executable, "-c", KERNEL_BOOT, *args]
-        self._workdir = Path(kw["cwd"]).resolve()
         if self.sandbox:
-            spec = SandboxSpec(self._workdir, self._runtime_dir, self.limits(),
+            spec = SandboxSpec(None, self._runtime_dir, self.limits(),
                                None if self._lease is None else self._lease.uid,
                                [Path(p) for p in self.extra_readonly])
             _prepare_ownership(spec)
@@ -316,6 +464,11 @@ class SandboxKernelManager(AsyncKernelManager):
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         await super()._async_launch_kernel(kernel_cmd, **kw)
+        process = getattr(self.provisioner, "process", None)
+        if self.sandbox and process is not None:
+            self._monitor = SandboxMonitor(process.pid, self.limits(), self._runtime_dir,
+                                           on_overflow=self.kill_sandbox)
+            self._monitor.start()
         self._watchdog = threading.Timer(self.notebook_timeout, self._kill_from_watchdog)
         self._watchdog.daemon = True
         self._watchdog.start()
@@ -343,9 +496,22 @@ class SandboxKernelManager(AsyncKernelManager):
 
     interrupt_kernel = _async_interrupt_kernel  # AsyncKernelManager binds the base's by name
 
+    def lock_runtime_dir(self) -> None:
+        """Once the kernel has bound its sockets it needs no new files in the runtime folder
+        (bound on the host, so not covered by the disk limit): as root, take it back."""
+        if self._lease is None or self._runtime_dir is None:
+            return  # not root: the monitor watches the folder's size instead
+        for entry in os.scandir(self._runtime_dir):
+            os.chown(entry.path, 0, 0, follow_symlinks=False)
+        os.chown(self._runtime_dir, 0, 0)
+        os.chmod(self._runtime_dir, 0o755)
+
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
+        if self._monitor is not None:
+            self._monitor.check()  # a last look before the sandbox (and its tmpfs) goes
+            self._monitor.stop()
         self.kill_sandbox()
         process = getattr(self.provisioner, "process", None) if self.provisioner else None
         if process is not None:
@@ -361,12 +527,11 @@ class SandboxKernelManager(AsyncKernelManager):
     def _release(self) -> None:
         if self._lease is not None:
             self._lease.release()
-            if self._workdir is not None and self._workdir.exists():
-                chown_tree(self._workdir, os.getuid())  # hand the copy back to the grader
             self._lease = None
-        if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
-            self._runtime_dir = None
+        for folder in (self._runtime_dir, self._scratch):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows links
+        self._runtime_dir = self._scratch = None
 
 
 # --------------------------------------------------------------------------- preprocessor
@@ -381,6 +546,9 @@ class SandboxedExecute(Execute):
     """
 
     cell_output_bytes = Integer(Limits.cell_output_bytes).tag(config=True)
+    outputs_per_cell = Integer(Limits.outputs_per_cell).tag(config=True)
+    notebook_bytes = Integer(Limits.notebook_bytes, help="The executed notebook as written"
+                             ).tag(config=True)
     notebook_output_bytes = Integer(Limits.notebook_output_bytes).tag(config=True)
     tamper_probe = Bool(True, help="Ask the kernel for its integrity report at the end"
                         ).tag(config=True)
@@ -398,11 +566,14 @@ class SandboxedExecute(Execute):
         self._report = {"cell_timeouts": 0, "kernel_died": False, "watchdog": False,
                         "output_truncated": False, "tamper_runtime": None, "sandboxed": None}
         self._out_total, self._out_cell, self._out_cell_index = 0, 0, -1
+        self._out_count = 0
         started = time.monotonic()
         with self.setup_kernel():
             manager = self.km
             info = self.wait_for_reply(self.kc.kernel_info())
             self.nb.metadata["language_info"] = info["content"]["language_info"]
+            if hasattr(manager, "lock_runtime_dir"):
+                manager.lock_runtime_dir()  # sockets bound; no student code has run yet
             dead = False
             for index, cell in enumerate(self.nb.cells):
                 if dead:
@@ -419,9 +590,16 @@ class SandboxedExecute(Execute):
                     manager.kill_sandbox() if hasattr(manager, "kill_sandbox") else None
                     dead = True
                     _mark_not_run(cell)
+            if hasattr(manager, "check_disk"):
+                manager.check_disk()  # the kernel is still up: its tmpfs still exist
             if not dead and self.tamper_probe:
                 self._report["tamper_runtime"] = self._probe_integrity()
         self._report["kernel_died"] = dead
+        self._report["disk_full"] = list(getattr(manager, "full_mounts", []))
+        if getattr(manager, "stopped_by_monitor", False):
+            self._report["kernel_stopped"] = True  # a limit, reported as disk-limit
+        if cap_notebook(self.nb, self.notebook_bytes):
+            self._report["output_truncated"] = True
         self._report["watchdog"] = bool(getattr(manager, "watchdog_fired", False))
         self._report["sandboxed"] = bool(getattr(manager, "sandbox", False))
         self._report["seconds"] = round(time.monotonic() - started, 1)
@@ -434,32 +612,60 @@ class SandboxedExecute(Execute):
         return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):
-        """Keep at most cell_output_bytes per cell and notebook_output_bytes in all. Errors are
-        always kept; a dropped stderr stream leaves a stderr note, so a test cell that wrote to
-        stderr still reads as such."""
+        """Keep at most outputs_per_cell outputs and cell_output_bytes per cell, and
+        notebook_output_bytes in all, counting every field of every output type (text, data,
+        metadata, error name/value/traceback). An error is always kept, shortened, so a
+        failing test still fails; a dropped stderr stream leaves a stderr note, so a test cell
+        that wrote to stderr still reads as such."""
         if cell_index != self._out_cell_index:
-            self._out_cell_index, self._out_cell = cell_index, 0
-        if msg["msg_type"] == "error":
-            return super().output(outs, msg, display_id, cell_index)
-        size = _content_size(msg)
-        if (self._out_cell + size <= self.cell_output_bytes
-                and self._out_total + size <= self.notebook_output_bytes):
-            self._out_cell += size
-            self._out_total += size
-            return super().output(outs, msg, display_id, cell_index)
-        self._report["output_truncated"] = True
+            self._out_cell_index, self._out_cell, self._out_count = cell_index, 0, 0
         room = min(self.cell_output_bytes - self._out_cell,
                    self.notebook_output_bytes - self._out_total)
-        if msg["msg_type"] == "stream" and room > 0:  # keep the head of a long stream
-            self._out_cell += room
-            self._out_total += room
-            msg = {**msg, "content": {**msg["content"], "text": msg["content"]["text"][:room]}}
+        if msg["msg_type"] == "error":
+            full = _content_size(msg)
+            msg, size = _shorten_error(msg, max(room, 4000))
+            self._count(size, cut=size < full)
+            return super().output(outs, msg, display_id, cell_index)
+        size = _content_size(msg)
+        if size <= room and self._out_count < self.outputs_per_cell:
+            self._count(size)
+            return super().output(outs, msg, display_id, cell_index)
+        self._report["output_truncated"] = True
+        if (msg["msg_type"] == "stream" and room > 0
+                and self._out_count < self.outputs_per_cell):  # keep the head of a long stream
+            self._count(room)
+            msg = {**msg, "content": {"name": str(msg["content"].get("name", "stdout")),
+                                      "text": str(msg["content"].get("text", ""))[:room]}}
             super().output(outs, msg, display_id, cell_index)
         name = msg["content"].get("name", "stdout") if msg["msg_type"] == "stream" else "stdout"
+        name = name if name in ("stdout", "stderr") else "stdout"
         note = f"\n[output truncated by the grader: more than {self.cell_output_bytes} bytes]\n"
         if not any(o.get("output_type") == "stream" and o.get("name") == name
                    and o.get("text") == note for o in outs):
             outs.append(NotebookNode(output_type="stream", name=name, text=note))
+        return None
+
+    def _count(self, size: int, cut: bool = False) -> None:
+        self._out_cell += size
+        self._out_total += size
+        self._out_count += 1
+        if cut:
+            self._report["output_truncated"] = True
+
+    def _update_display_id(self, display_id, msg):
+        """update_display(...) rewrites every output shown with that id (in any cell): it costs
+        its size once per target, and is dropped when that does not fit."""
+        targets = sum(len(v) for v in self._display_id_map.get(display_id, {}).values())
+        cost = _content_size(msg) * max(targets, 1)
+        if cost > min(self.cell_output_bytes, self.notebook_output_bytes - self._out_total):
+            self._report["output_truncated"] = True
+            return None
+        self._out_total += cost
+        return super()._update_display_id(display_id, msg)
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        """Widget messages are ignored: grading needs no widgets, and their state (and the
+        Output widget's captured outputs) would bypass every cap."""
         return None
 
     def _probe_integrity(self) -> list[str] | None:
@@ -497,11 +703,50 @@ def _parse_probe(content: dict) -> list[str]:
 
 
 def _content_size(msg: dict) -> int:
+    """Bytes of an output message as it would be stored: every field counts (a 50 MB
+    metadata or traceback is as large as a 50 MB print)."""
+    return len(json.dumps(msg.get("content", {}), default=str))
+
+
+def _shorten_error(msg: dict, room: int) -> tuple[dict, int]:
+    """An error output that fits `room` bytes: name and value cut, the traceback's last lines
+    kept (where the failing assert is). Returns the message and its size."""
     content = msg.get("content", {})
-    if "text" in content:
-        return len(content["text"])
-    data = content.get("data", {})
-    return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in data.values())
+    ename = str(content.get("ename", "Error"))[:200]
+    evalue = str(content.get("evalue", ""))[:min(2000, room // 2)]
+    kept, used = [], len(ename) + len(evalue) + 100
+    for line in reversed([str(t) for t in content.get("traceback", [])][-50:]):
+        line = line[:room // 4]
+        if used + len(line) > room:
+            break
+        kept.insert(0, line)
+        used += len(line) + 4
+    short = {**msg, "content": {"ename": ename, "evalue": evalue, "traceback": kept}}
+    return short, _content_size(short)
+
+
+def cap_notebook(nb: NotebookNode, limit: int) -> bool:
+    """Keep the executed notebook under `limit` bytes as written: drop notebook widget state,
+    then replace the largest cells' outputs by a note until it fits. True when it cut."""
+    import nbformat
+
+    if len(nbformat.writes(nb)) <= limit:
+        return False
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:  # cell metadata the notebook could have bloated via outputs: none
+        cell.get("metadata", {}).pop("widgets", None)
+    code = sorted((c for c in nb.cells if c.cell_type == "code"),
+                  key=lambda c: len(json.dumps(c.get("outputs", []))), reverse=True)
+    for cell in code:
+        if len(nbformat.writes(nb)) <= limit:
+            break
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        cell.outputs = [NotebookNode(output_type="stream", name="stdout",
+                                     text="[outputs removed by the grader: the notebook was "
+                                     f"larger than {limit} bytes]\n")]
+        cell.outputs += [NotebookNode(output_type="error", ename=str(e.get("ename"))[:200],
+                                      evalue="", traceback=[]) for e in errors[:1]]
+    return True
 
 
 def _mark_not_run(cell: NotebookNode) -> None:
@@ -520,17 +765,21 @@ def run_report(nb: NotebookNode) -> dict:
 
 
 def run_flags(report: dict) -> list[str]:
-    """Flags for grades.csv from a run report."""
+    """Flags for grades.csv from a run report (names from grader.flags)."""
+    from grader import flags as names
+
     flags = []
     if report.get("watchdog") or report.get("cell_timeouts"):
-        flags.append("timeout")
+        flags.append(names.TIMEOUT)
     if report.get("kernel_died") and not (report.get("watchdog")
                                           or report.get("kernel_stopped")):
-        flags.append("kernel-died")
+        flags.append(names.KERNEL_DIED)
     if report.get("output_truncated"):
-        flags.append("output-truncated")
+        flags.append(names.OUTPUT_TRUNCATED)
+    if report.get("disk_full"):
+        flags.append(names.DISK_LIMIT)
     if report.get("tamper_runtime"):
-        flags.append("tamper-suspected")
+        flags.append(names.TAMPER_SUSPECTED)
     return flags
 
 
@@ -575,3 +824,8 @@ def configure(config, limits: Limits, sandbox: bool = True) -> None:
     config.SandboxKernelManager.notebook_timeout = limits.notebook_timeout
     config.SandboxKernelManager.memory_bytes = limits.memory_bytes
     config.SandboxKernelManager.max_processes = limits.max_processes
+    config.SandboxKernelManager.tmpfs_bytes = limits.tmpfs_bytes
+    config.SandboxKernelManager.disk_bytes = limits.disk_bytes
+    config.SandboxedExecute.outputs_per_cell = limits.outputs_per_cell
+    config.SandboxedExecute.notebook_bytes = limits.notebook_bytes
+    config.SandboxedExecute.store_widget_state = False  # widget state is unbounded; unused

@@ -144,21 +144,24 @@ def record_path(workdir: Path, shard: Shard) -> Path:
     return Path(workdir) / SHARDS_DIR / str(shard.count) / f"{shard.index}.json"
 
 
-def save_shard_record(workdir: Path, db_url: str, shard: Shard, submissions: list[dict]) -> Path:
-    """What this shard graded (as grader.report.save_run_record, one file per shard)."""
+def save_shard_record(workdir: Path, db_url: str, shard: Shard, submissions: list[dict],
+                      refused: list[dict] = ()) -> Path:
+    """What this shard graded (as grader.report.save_run_record, one file per shard); refused:
+    the 0-point rows of folders with unsafe names (every shard sees the same ones)."""
     path = record_path(workdir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps({"db_url": db_url, "shard": str(shard),
-                               "submissions": submissions}, indent=1), encoding="utf-8")
+                               "submissions": submissions, "refused": list(refused)},
+                              indent=1), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a killed shard leaves no record or a whole one
     return path
 
 
-def load_class_record(workdir: Path) -> tuple[str, list[dict]]:
-    """(db_url, submissions) of the whole class: the newest of the last unsharded run and the
-    last sharded run (all N shard records of the newest N). ValueError when neither exists or
-    a shard of the newest sharded run has not finished."""
+def _class_records(workdir: Path) -> list[dict]:
+    """The run records that describe the whole class: the newest of the last unsharded run and
+    the last sharded run (all N shard records of the newest N). ValueError when neither exists
+    or a shard of the newest sharded run has not finished."""
     workdir = Path(workdir)
     groups = [d for d in (workdir / SHARDS_DIR).glob("*") if d.is_dir() and d.name.isdigit()]
     newest = {d: max((p.stat().st_mtime for p in d.glob("*.json")), default=None)
@@ -166,17 +169,28 @@ def load_class_record(workdir: Path) -> tuple[str, list[dict]]:
     newest = {d: t for d, t in newest.items() if t is not None}
     single = workdir / RUN_RECORD
     if not newest or (single.exists() and single.stat().st_mtime >= max(newest.values())):
-        return load_run_record(workdir)
+        load_run_record(workdir)  # a clear ValueError when there is no finished run
+        return [json.loads(single.read_text(encoding="utf-8"))]
     group = max(newest, key=newest.get)
     count = int(group.name)
     missing = [k for k in range(count) if not (group / f"{k}.json").is_file()]
     if missing:
         raise ValueError(f"shard(s) {', '.join(f'{k}/{count}' for k in missing)} of {workdir} "
                          f"have not finished (no {group}/<K>.json): run them, then export")
-    db_url, submissions = None, {}
-    for k in range(count):
-        record = json.loads((group / f"{k}.json").read_text(encoding="utf-8"))
-        db_url = db_url or record["db_url"]
-        for s in record["submissions"]:
-            submissions[s["student_id"], s["assignment_id"]] = s
+    return [json.loads((group / f"{k}.json").read_text(encoding="utf-8")) for k in range(count)]
+
+
+def load_class_record(workdir: Path) -> tuple[str, list[dict]]:
+    """(db_url, submissions) of the whole class (see _class_records for which runs count)."""
+    records = _class_records(workdir)
+    db_url = next((r["db_url"] for r in records if r.get("db_url")), None)
+    submissions = {(s["student_id"], s["assignment_id"]): s
+                   for r in records for s in r["submissions"]}
     return db_url, [submissions[key] for key in sorted(submissions)]
+
+
+def load_class_refused(workdir: Path) -> list[dict]:
+    """The refused (bad-name) rows of the same runs as load_class_record, once each."""
+    rows = {(g["student_id"], g["assignment"]): g
+            for r in _class_records(workdir) for g in r.get("refused", [])}
+    return [rows[key] for key in sorted(rows)]

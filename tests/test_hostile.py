@@ -117,7 +117,7 @@ def _escape_source(root: Path, work: Path, solutions: Path) -> str:
         "        probes[path] = type(e).__name__\n"
         "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n"
         "    probes['net'] = 'CONNECTED'\nexcept OSError as e:\n    probes['net'] = 'blocked'\n"
-        "open('own_file.txt', 'w').write('mine')  # its own folder is writable\n"
+        "open('own_file.txt', 'w').write('mine')  # its scratch folder is writable\n"
         "print(probes)\n\ndef double(x):\n    return 2 * x\n")
 
 
@@ -261,7 +261,8 @@ def test_nothing_outside_the_sandbox_changed(course):
     escaped = text.replace("'/tmp/PWNED_hostile': 'WROTE'", "")
     assert "WROTE" not in escaped and "READ" not in escaped and "CONNECTED" not in text, text
     assert "'net': 'blocked'" in text, text
-    assert (course["work"] / "autograded" / "escape" / "toy" / "own_file.txt").exists()
+    # its working folder is a scratch tmpfs: what it wrote there is not kept (issue 10)
+    assert not (course["work"] / "autograded" / "escape" / "toy" / "own_file.txt").exists()
 
 
 def test_hidden_tests_do_not_leak_into_kernels(course):

@@ -42,7 +42,9 @@ def test_argv_isolates(tmp_path):
                  "--new-session", "--clearenv"):
         assert flag in argv
     binds = {argv[i + 1]: argv[i] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
-    assert binds[str((tmp_path / "work").resolve())] == "--bind"  # its own folder: writable
+    assert binds[str((tmp_path / "work").resolve())] == "--bind"  # a given folder: writable
+    assert str(tmp_path.resolve()) in binds  # the runtime folder (sockets)
+    assert SandboxSpec(None, tmp_path, Limits(), uid=None).workdir is None  # kernels: scratch
     assert binds[str(REPO / "grader")] == "--ro-bind"
     assert all(not Path(p).is_relative_to(REPO / "solutions") for p in binds)
     assert str(REPO) not in binds  # never the whole repository (solutions/, the gradebook)
@@ -101,6 +103,7 @@ def _text(cell) -> str:
 @needs_sandbox
 def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
     monkeypatch.setenv("INSTRUCTOR_TOKEN", "secret-token")
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     probe = (
         "import os, resource, socket\nfacts = {\n"
         " 'uid': os.getuid(), 'pid': os.getpid(), 'cwd': os.getcwd(),\n"
@@ -109,25 +112,30 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
         " 'grader': os.path.isdir('/'.join(__import__('grader').__file__.split('/')[:-1])),\n"
         " 'home': os.listdir(os.path.expanduser('~')),\n"
         " 'token': os.environ.get('INSTRUCTOR_TOKEN'),\n"
+        " 'nbgrader_env': sorted(k for k in os.environ if k.startswith('NBGRADER')),\n"
+        " 'sizes': [os.statvfs(d).f_blocks * os.statvfs(d).f_frsize\n"
+        "           for d in ('/tmp', '/dev/shm', os.path.expanduser('~'))],\n"
         " 'as_limit': resource.getrlimit(resource.RLIMIT_AS)[0],\n"
         " 'scratch': [os.access(d, os.W_OK)\n"
         "             for d in ('/tmp', '/dev/shm', os.path.expanduser('~'))],\n"
         "}\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
         "    facts['net'] = True\nexcept OSError:\n    facts['net'] = False\n"
         "open('written.txt', 'w').write('ok')\nprint(repr(facts))\n")
-    cells, report = _execute([probe], tmp_path / "work", memory_bytes=3 * GIB)
+    cells, report = _execute([probe], tmp_path / "work", memory_bytes=3 * GIB,
+                             tmpfs_bytes=64 * 1024**2, disk_bytes=96 * 1024**2)
     facts = ast.literal_eval(_text(cells[0]).strip())
     assert facts["uid"] != 0 or os.geteuid() != 0
     assert facts["pid"] < 10  # its own PID namespace
-    assert facts["cwd"] == str((tmp_path / "work").resolve())
+    assert facts["cwd"] == sandbox.SCRATCH  # a scratch tmpfs, not nbgrader's folder
     assert facts["solutions"] is False and facts["repo_files"] is False
     assert facts["grader"] is True  # hidden tests import it
-    assert facts["token"] is None and facts["net"] is False
+    assert facts["token"] is None and facts["net"] is False and facts["nbgrader_env"] == []
+    assert facts["sizes"] == [64 * 1024**2, 64 * 1024**2, 96 * 1024**2]  # sized tmpfs
     assert facts["as_limit"] == 3 * GIB
     assert facts["scratch"] == [True, True, True]  # private tmpfs: /tmp, /dev/shm, home
-    assert (tmp_path / "work" / "written.txt").read_text() == "ok"
+    assert list((tmp_path / "work").iterdir()) == []  # nothing of the scratch comes back
     assert report["sandboxed"] is True and report["tamper_runtime"] == []
-    assert (tmp_path / "work").stat().st_uid == os.getuid()  # handed back to the grader
+    assert report["disk_full"] == []
 
 
 @pytest.mark.slow
