@@ -19,7 +19,9 @@ import torch
 import yaml
 
 from resnet_course.data import spirals as library_spirals
+from resnet_course.models import ResidualBlock as LibraryResidualBlock
 from resnet_course.models import plain_mlp as library_plain_mlp
+from resnet_course.models import residual_mlp as library_residual_mlp
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
@@ -159,15 +161,29 @@ def test_given_spirals_match_the_library(assignment_id, kwargs):
     assert torch.equal(X, X_lib) and torch.equal(y, y_lib)
 
 
-@pytest.mark.parametrize("depth", [1, 2, 20])
-def test_given_plain_mlp_of_ex2_matches_the_library(depth):
-    """ex2's given plain network builds the library's layers in the same order (same init)."""
-    plain_mlp = given_namespace("ex2_identity")["plain_mlp"]
+@pytest.mark.parametrize("num_blocks", [1, 9])
+def test_plain_twin_of_ex2_is_the_plain_mlp_of_ex1(num_blocks):
+    """ex2's given plain_twin (its plain comparison network, built without handing out ex1's
+    plain_mlp) turns a residual MLP into the library's plain_mlp of the same depth: the same
+    layers in the same order with the same weights, the same function, no shortcut left."""
+    namespace = given_namespace("ex2_identity")
+    namespace["ResidualBlock"] = LibraryResidualBlock  # the student's class, in the notebook
     torch.manual_seed(0)
-    given = plain_mlp(2, 32, depth, 3)
+    residual = library_residual_mlp(2, 32, num_blocks, 3)
+    before = {k: v.clone() for k, v in residual.state_dict().items()}
+    twin = namespace["plain_twin"](residual)
     torch.manual_seed(0)
-    library = library_plain_mlp(2, 32, depth, 3)
-    assert [type(m) for m in given] == [type(m) for m in library]
-    given_state, library_state = given.state_dict(), library.state_dict()
-    assert given_state.keys() == library_state.keys()
-    assert all(torch.equal(given_state[k], library_state[k]) for k in given_state)
+    plain = library_plain_mlp(2, 32, 2 * num_blocks + 2, 3)
+    twin_linears = [m for m in twin.modules() if isinstance(m, torch.nn.Linear)]
+    plain_linears = [m for m in plain.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(twin_linears) == len(plain_linears) == 2 * num_blocks + 2
+    assert all(torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+               for a, b in zip(twin_linears, plain_linears, strict=True))
+    X = torch.randn(40, 2)
+    assert torch.allclose(twin(X), plain(X), atol=1e-6)
+    assert not any(isinstance(m, LibraryResidualBlock) for m in twin.modules())
+    # the residual model itself is left as it was (the twin is a copy)
+    assert sum(isinstance(m, LibraryResidualBlock) for m in residual.modules()) == num_blocks
+    assert all(torch.equal(v, before[k]) for k, v in residual.state_dict().items())
+    with pytest.raises(ValueError, match="no ResidualBlock"):
+        namespace["plain_twin"](torch.nn.Sequential(torch.nn.Linear(2, 3)))
