@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from grader.graded import graded_definitions, normalised_tokens, shows
 from resnet_course.data import spirals as library_spirals
 from resnet_course.models import ResidualBlock as LibraryResidualBlock
 from resnet_course.models import plain_mlp as library_plain_mlp
@@ -31,6 +32,7 @@ ALLOWED = {"torch", "numpy", "matplotlib", "sklearn", "math", "random", "time", 
            "collections", "copy", "itertools", "functools", "warnings", "dataclasses"}
 LEFTOVERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS")
 MODULE_STRING = re.compile(r"^(resnet_course|grader)(\.|$)")
+GRADED = graded_definitions(REPO)
 
 
 def release_path(assignment_id: str) -> Path:
@@ -104,6 +106,16 @@ def test_release_imports_only_allowed_packages(assignment_id):
                       if module.split(".")[0] not in ALLOWED})
     assert not outside, (f"{assignment_id} imports modules a student may not have "
                          f"(allowed: {sorted(ALLOWED)}): {outside}")
+
+
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_release_hands_out_no_graded_implementation(assignment_id):
+    """No code cell of a release shows an answer of any assignment (an earlier exercise's
+    included): the exercise pages are rendered in the book and published. The fast form of
+    tests/test_editions.py's HTML check, on the same token streams (grader.graded.shows)."""
+    shown = sorted({f"{label}: {d.origin}:{d.name}" for label, source in code_cells(assignment_id)
+                    for d in GRADED if shows(d.tokens, normalised_tokens(source))})
+    assert not shown, f"{assignment_id} shows graded implementations: {shown}"
 
 
 def test_sanity_of_the_scan():
