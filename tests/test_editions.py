@@ -31,17 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 30 * 60
 DEFS = graded_definitions(ROOT)
 
-# Known, and not this test's to fix: a later exercise notebook hands out an earlier assignment's
-# answer as given code (ex2 gives ex1's plain_mlp; ex4 gives ex3's ZeroPadShortcut and
-# BasicBlock), so its page in the book shows that answer. Each entry must still be needed
-# (test_known_given_code_is_still_there), so it is removed once the notebooks stop doing it.
-GIVEN_IN_LATER_EXERCISES = {
-    ("exercises/ex2_identity/ex2_identity.html", "plain_mlp"),
-    ("exercises/ex4_image_resnets/ex4_image_resnets.html", "ZeroPadShortcut"),
-    ("exercises/ex4_image_resnets/ex4_image_resnets.html", "BasicBlock"),
-}
-
-
 class CodeBlocks(HTMLParser):
     """Text of every <pre> of a page, and whether it sits in a collapsed spoiler."""
 
@@ -116,24 +105,19 @@ def self_study(tmp_path_factory) -> list[tuple[str, Definition, bool]]:
     return appearances(build("self-study", tmp_path_factory.mktemp("self-study")))
 
 
-def _known(page: str, definition: Definition) -> bool:
-    return (page, definition.name) in GIVEN_IN_LATER_EXERCISES
-
-
 def test_enough_graded_definitions_are_checked():
     names = {d.name for d in DEFS}
     assert len(DEFS) >= 30 and {"BasicBlock", "resnet_cifar", "train_one_epoch"} <= names
 
 
 def test_course_edition_shows_no_graded_implementation(course):
-    shown = sorted({(page, f"{d.origin}:{d.name}") for page, d, _ in course
-                    if not _known(page, d)})
+    shown = sorted({(page, f"{d.origin}:{d.name}") for page, d, _ in course})
     assert not shown, f"graded implementations on pages of the course edition: {shown}"
 
 
 def test_self_study_edition_shows_them_only_in_collapsed_spoilers(self_study):
     outside = sorted({(page, f"{d.origin}:{d.name}") for page, d, hidden in self_study
-                      if not hidden and not _known(page, d)})
+                      if not hidden})
     assert not outside, f"graded implementations outside spoilers: {outside}"
 
 
@@ -147,13 +131,6 @@ def test_self_study_edition_has_a_spoiler_for_every_graded_source(self_study):
     assert len(marked) >= 10
     in_spoilers = {(d.origin, d.name) for _, d, hidden in self_study if hidden}
     assert marked <= in_spoilers, f"no spoiler shows: {sorted(marked - in_spoilers)}"
-
-
-def test_known_given_code_is_still_there(course):
-    seen = {(page, d.name) for page, d, _ in course if _known(page, d)}
-    assert seen == GIVEN_IN_LATER_EXERCISES, (
-        f"no longer on those pages (remove from GIVEN_IN_LATER_EXERCISES): "
-        f"{sorted(GIVEN_IN_LATER_EXERCISES - seen)}")
 
 
 def test_intro_and_buttons_point_at_the_reader_repository(course_html):

@@ -18,8 +18,11 @@ import pytest
 import torch
 import yaml
 
+from grader.graded import graded_definitions, normalised_tokens, shows
 from resnet_course.data import spirals as library_spirals
+from resnet_course.models import ResidualBlock as LibraryResidualBlock
 from resnet_course.models import plain_mlp as library_plain_mlp
+from resnet_course.models import residual_mlp as library_residual_mlp
 
 REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
@@ -29,6 +32,7 @@ ALLOWED = {"torch", "numpy", "matplotlib", "sklearn", "math", "random", "time", 
            "collections", "copy", "itertools", "functools", "warnings", "dataclasses"}
 LEFTOVERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS")
 MODULE_STRING = re.compile(r"^(resnet_course|grader)(\.|$)")
+GRADED = graded_definitions(REPO)
 
 
 def release_path(assignment_id: str) -> Path:
@@ -104,6 +108,16 @@ def test_release_imports_only_allowed_packages(assignment_id):
                          f"(allowed: {sorted(ALLOWED)}): {outside}")
 
 
+@pytest.mark.parametrize("assignment_id", ASSIGNMENTS)
+def test_release_hands_out_no_graded_implementation(assignment_id):
+    """No code cell of a release shows an answer of any assignment (an earlier exercise's
+    included): the exercise pages are rendered in the book and published. The fast form of
+    tests/test_editions.py's HTML check, on the same token streams (grader.graded.shows)."""
+    shown = sorted({f"{label}: {d.origin}:{d.name}" for label, source in code_cells(assignment_id)
+                    for d in GRADED if shows(d.tokens, normalised_tokens(source))})
+    assert not shown, f"{assignment_id} shows graded implementations: {shown}"
+
+
 def test_sanity_of_the_scan():
     """The scan finds what it is meant to find (so that the tests above can fail)."""
     tree = ast.parse("import torch\nfrom resnet_course.data import spirals\n"
@@ -159,15 +173,29 @@ def test_given_spirals_match_the_library(assignment_id, kwargs):
     assert torch.equal(X, X_lib) and torch.equal(y, y_lib)
 
 
-@pytest.mark.parametrize("depth", [1, 2, 20])
-def test_given_plain_mlp_of_ex2_matches_the_library(depth):
-    """ex2's given plain network builds the library's layers in the same order (same init)."""
-    plain_mlp = given_namespace("ex2_identity")["plain_mlp"]
+@pytest.mark.parametrize("num_blocks", [1, 9])
+def test_plain_twin_of_ex2_is_the_plain_mlp_of_ex1(num_blocks):
+    """ex2's given plain_twin (its plain comparison network, built without handing out ex1's
+    plain_mlp) turns a residual MLP into the library's plain_mlp of the same depth: the same
+    layers in the same order with the same weights, the same function, no shortcut left."""
+    namespace = given_namespace("ex2_identity")
+    namespace["ResidualBlock"] = LibraryResidualBlock  # the student's class, in the notebook
     torch.manual_seed(0)
-    given = plain_mlp(2, 32, depth, 3)
+    residual = library_residual_mlp(2, 32, num_blocks, 3)
+    before = {k: v.clone() for k, v in residual.state_dict().items()}
+    twin = namespace["plain_twin"](residual)
     torch.manual_seed(0)
-    library = library_plain_mlp(2, 32, depth, 3)
-    assert [type(m) for m in given] == [type(m) for m in library]
-    given_state, library_state = given.state_dict(), library.state_dict()
-    assert given_state.keys() == library_state.keys()
-    assert all(torch.equal(given_state[k], library_state[k]) for k in given_state)
+    plain = library_plain_mlp(2, 32, 2 * num_blocks + 2, 3)
+    twin_linears = [m for m in twin.modules() if isinstance(m, torch.nn.Linear)]
+    plain_linears = [m for m in plain.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(twin_linears) == len(plain_linears) == 2 * num_blocks + 2
+    assert all(torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+               for a, b in zip(twin_linears, plain_linears, strict=True))
+    X = torch.randn(40, 2)
+    assert torch.allclose(twin(X), plain(X), atol=1e-6)
+    assert not any(isinstance(m, LibraryResidualBlock) for m in twin.modules())
+    # the residual model itself is left as it was (the twin is a copy)
+    assert sum(isinstance(m, LibraryResidualBlock) for m in residual.modules()) == num_blocks
+    assert all(torch.equal(v, before[k]) for k, v in residual.state_dict().items())
+    with pytest.raises(ValueError, match="no ResidualBlock"):
+        namespace["plain_twin"](torch.nn.Sequential(torch.nn.Linear(2, 3)))

@@ -2,8 +2,11 @@
 
 WRONG[grade_id][name] is an answer-cell source that must lose the points of test_<grade_id>.
 CORRECT[name] maps grade_ids to sources written differently from the solution; together with the
-solution's other cells they must earn full marks. The notebook's given cell provides
-`BasicBlock`, `ZeroPadShortcut`, `ProjectionShortcut`, `torch`, `nn` and `F`.
+solution's other cells they must earn full marks. The setup cell provides `torch`, `nn` and
+`F`; the ungraded answer cell `ex3_blocks` holds the student's Exercise 3 classes
+(`ZeroPadShortcut`, `ProjectionShortcut`, `BasicBlock` with the added `residual` argument), which
+resnet_cifar builds on: WRONG_EX3_BLOCKS are pasted versions that are wrong, and the
+`ex3_blocks_written_differently` variant is a correct one written unlike the solution.
 """
 
 # A correct resnet_cifar with one line swapped in; keeps each wrong variant to its one mistake.
@@ -298,4 +301,118 @@ def resnet_cifar(depth, num_classes=10, shortcut="A", residual=True):
     "avgpool_8": {
         "resnet_cifar": _resnet(pool="nn.AvgPool2d(8), nn.Flatten()"),
     },
+    "ex3_blocks_written_differently": {
+        "ex3_blocks": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("cannot pad to fewer channels")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+
+    def forward(self, x):
+        x = x[:, :, ::self.stride, ::self.stride]
+        zeros = x.new_zeros(x.shape[0], self.out_channels - self.in_channels, *x.shape[2:])
+        return torch.cat([zeros, x], dim=1)  # zeros in front: as good as behind
+
+
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(out_channels)  # registered first: order does not matter
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A", residual=True):
+        super().__init__()
+        if shortcut not in "ABC" or len(shortcut) != 1:
+            raise ValueError(f"unknown shortcut option {shortcut}")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        changes_shape = stride != 1 or in_channels != out_channels
+        if not residual:
+            self.shortcut = None
+        elif shortcut == "C" or (shortcut == "B" and changes_shape):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif changes_shape:
+            self.shortcut = ZeroPadShortcut(in_channels, out_channels, stride)
+        else:
+            self.shortcut = nn.Sequential()  # an empty Sequential is the identity too
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        if self.shortcut is not None:
+            out += self.shortcut(x)
+        return torch.relu(out)
+''',
+    },
+}
+
+# Pasted Exercise 3 classes that are wrong: resnet_cifar (the solution's) must then fail its check
+# with a message, not crash (tests/test_checks_ex4.py). Each replaces the solution's BasicBlock.
+WRONG_EX3_BLOCKS = {
+    "no_residual_argument": '''
+class BasicBlock(nn.Module):
+    """Exercise 3's block pasted as it was: no `residual` argument."""
+
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        same = stride == 1 and in_channels == out_channels
+        if shortcut == "C" or (shortcut == "B" and not same):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        else:
+            self.shortcut = nn.Identity() if same else ZeroPadShortcut(in_channels, out_channels,
+                                                                       stride)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + self.shortcut(x))
+''',
+    "residual_ignored": '''
+class BasicBlock(nn.Module):
+    """Accepts `residual` but always adds the shortcut: the plain twin is not plain."""
+
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A", residual=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        same = stride == 1 and in_channels == out_channels
+        if shortcut == "C" or (shortcut == "B" and not same):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        else:
+            self.shortcut = nn.Identity() if same else ZeroPadShortcut(in_channels, out_channels,
+                                                                       stride)
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + self.shortcut(x))
+''',
+    "shortcut_shape_ignored": '''
+class BasicBlock(nn.Module):
+    """Always the identity shortcut: the forward pass fails where the shape changes."""
+
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A", residual=True):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.residual = residual
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + x if self.residual else out)
+''',
 }

@@ -8,6 +8,10 @@ Everything is checked by behaviour on fresh random inputs:
   their widths, strides and output sizes, and one Linear on a 64-vector (global average pooling),
 * residual vs. plain: silencing one inner convolution makes a plain chain's output the same for
   every input, while a residual net still passes the input on through its shortcuts.
+
+resnet_cifar builds on the student's Exercise 3 classes, pasted into the ungraded answer cell
+`ex3_blocks` (no later exercise hands out an earlier answer): a wrong pasted BasicBlock costs
+resnet_cifar its points, reported as a failure with observed/expected, never a bare exception.
 """
 
 from __future__ import annotations
@@ -138,7 +142,9 @@ def _build(resnet_cifar, depth: int, num_classes: int, shortcut: str, residual: 
             model = resnet_cifar(depth, num_classes=num_classes, shortcut=shortcut,
                                  residual=residual)
     except Exception as exc:  # report instead of crashing with a bare traceback
-        fail(f"{what} raised an error", f"{type(exc).__name__}: {exc}", "a model")
+        fail(f"{what} raised an error (it builds on your BasicBlock and shortcuts from the top "
+             "of the notebook: does their check cell pass?)", f"{type(exc).__name__}: {exc}",
+             "a model")
     expect(isinstance(model, nn.Module), f"{what} must return an nn.Module",
            type(model).__name__, "nn.Module")
     expect_own_implementation(model, "resnet_cifar")
@@ -153,7 +159,8 @@ def _check_structure(model: nn.Module, what: str, depth: int, num_classes: int,
     try:
         logits, convs, linears = trace(model, X)
     except Exception as exc:
-        fail(f"{what}: forward pass on a (N, 3, 32, 32) batch failed",
+        fail(f"{what}: forward pass on a (N, 3, 32, 32) batch failed (your BasicBlock from the "
+             "top of the notebook runs in it)",
              f"{type(exc).__name__}: {exc}", "logits of shape (N, num_classes)")
     expect(isinstance(logits, torch.Tensor) and tuple(logits.shape) == (batch, num_classes),
            f"{what}: output shape for input {tuple(X.shape)}",
