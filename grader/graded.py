@@ -38,8 +38,8 @@ LIBRARY_GRADED: dict[str, tuple[str, ...]] = {
         "resnet18", "resnet34", "resnet50", "count_parameters",                 # ex4
     ),
     # ex1 (same specs); PlainBlock is ex2's ResidualBlock but for the `+ a`, so it is hidden too
-    "experiments": ("classification_error", "gradient_norms_by_layer", "PlainBlock",
-                    "bn_plain_mlp"),                                      # ex1 plain_bn_mlp
+    "mlp_experiments": ("classification_error", "gradient_norms_by_layer", "PlainBlock",
+                        "bn_plain_mlp"),                                  # ex1 plain_bn_mlp
     "train": ("train_one_epoch", "evaluate"),                            # ex5
     "device": ("pick_device",),                                          # ex5
     # BasicBlock's forward with one input detached (path gradients): its body is ex3's answer

@@ -87,7 +87,7 @@ def test_library_map_is_current():
 def test_a_stale_library_map_is_an_error(tmp_path, monkeypatch):
     src = tmp_path / "resnet_course"
     src.mkdir()
-    for module in ("models", "train", "experiments", "device"):
+    for module in ("models", "train", "mlp_experiments", "device"):
         (src / f"{module}.py").write_text("def unrelated():\n    return 1\n")
     with pytest.raises(LookupError, match="does not define"):
         library_definitions(src)
@@ -99,7 +99,7 @@ def test_planned_names_are_picked_up_by_pattern(tmp_path, monkeypatch):
     monkeypatch.setattr("grader.graded.LIBRARY_GRADED", {"models": ()})
     (src / "models.py").write_text("class PreActBlock:\n    pass\n\ndef count_macs(m):\n"
                                    "    return 0\n\ndef helper():\n    return 2\n")
-    for module in ("train", "experiments"):
+    for module in ("train", "mlp_experiments"):
         (src / f"{module}.py").write_text("")
     assert {d.name for d in library_definitions(src)} == {"PreActBlock", "count_macs"}
 

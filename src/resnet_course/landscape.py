@@ -35,11 +35,13 @@ def parameters_of(model: nn.Module) -> State:
 def filter_normalized_direction(
     model: nn.Module, generator: torch.Generator | None = None
 ) -> State:
-    """Gaussian direction d with ||d_f|| = ||theta_f|| for each filter f (Li et al., eq. 1).
+    """Gaussian direction d with ||d_f|| = ||theta_f|| for each filter f
+    (Li et al., eq. 1).
 
-    A filter is one slice along dim 0 of a weight with at least 2 dims (one output channel of a
-    convolution, one row of a Linear layer). Vectors (biases, BatchNorm scales and shifts) get a
-    zero direction, as in Li et al.'s experiments with BatchNorm.
+    A filter is one slice along dim 0 of a weight with at least 2 dims (one
+    output channel of a convolution, one row of a Linear layer). Vectors
+    (biases, BatchNorm scales and shifts) get a zero direction, as in Li et
+    al.'s experiments with BatchNorm.
     """
     direction = {}
     for name, p in model.named_parameters():
@@ -47,7 +49,8 @@ def filter_normalized_direction(
             direction[name] = torch.zeros_like(p)
             continue
         d = torch.randn(p.shape, generator=generator, dtype=p.dtype)
-        # (C_out, ...) -> one norm per filter, broadcast back over the filter's entries
+        # (C_out, ...) -> one norm per filter, broadcast back over the
+        # filter's entries
         dims = tuple(range(1, p.ndim))
         d_norm = torch.linalg.vector_norm(d, dim=dims, keepdim=True)
         p_norm = torch.linalg.vector_norm(p.detach(), dim=dims, keepdim=True)
@@ -77,12 +80,14 @@ def interpolation_losses(
     X: torch.Tensor,
     y: torch.Tensor,
 ) -> np.ndarray:
-    """Cross-entropy on (X, y) at ``start + alpha * (end - start)`` for each alpha (0: start,
-    1: end; values outside [0, 1] extrapolate)."""
+    """Cross-entropy on (X, y) at ``start + alpha * (end - start)`` for each
+    alpha (0: start, 1: end; values outside [0, 1] extrapolate)."""
     probe = _Probe(model)
     losses = []
     for alpha in alphas:
-        state = {k: start[k] + alpha * (end[k] - start[k]) for k in probe.params}
+        state = {
+            k: start[k] + alpha * (end[k] - start[k]) for k in probe.params
+        }
         losses.append(probe.loss(state, X, y))
     return np.array(losses)
 
@@ -95,8 +100,9 @@ def loss_surface(
     X: torch.Tensor,
     y: torch.Tensor,
 ) -> np.ndarray:
-    """Cross-entropy at theta* + a d1 + b d2 for a, b in ``coords``: array (len(coords),
-    len(coords)) indexed [b, a] (rows follow d2, as ``plt.contour`` expects)."""
+    """Cross-entropy at theta* + a d1 + b d2 for a, b in ``coords``: array
+    (len(coords), len(coords)) indexed [b, a] (rows follow d2, as
+    ``plt.contour`` expects)."""
     centre = parameters_of(model)
     probe = _Probe(model)
     surface = np.empty((len(coords), len(coords)))

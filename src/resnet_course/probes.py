@@ -34,15 +34,18 @@ from resnet_course.train import History, error_rate, fit, set_seed
 # Gradients at initialisation: post- vs pre-activation
 # ----------------------------------------------------------------------------------------------
 def gradient_ratio(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
-    """||dL/dW|| of the first block's first Linear over that of the last block's second Linear.
+    """||dL/dW|| of the first block's first Linear over that of the last
+    block's second Linear.
 
-    One cross-entropy backward pass in train mode (BatchNorm uses the batch's statistics, as in
-    training); 1 means both ends of the stack get gradients of the same size. Gradients are
-    cleared afterwards and no parameter changes.
+    One cross-entropy backward pass in train mode (BatchNorm uses the batch's
+    statistics, as in training); 1 means both ends of the stack get gradients
+    of the same size. Gradients are cleared afterwards and no parameter
+    changes.
     """
     blocks = blocks_of(model)
     if not blocks:
-        raise ValueError("gradient_ratio needs a model with DenseBlocks (see preact.dense_stack)")
+        raise ValueError("gradient_ratio needs a model with DenseBlocks "
+                         "(see preact.dense_stack)")  # fmt: skip
     was_training = model.training
     model.train()
     model.zero_grad()
@@ -87,17 +90,23 @@ def gradient_ratio_sweep(
 # ----------------------------------------------------------------------------------------------
 @torch.no_grad()
 def response_stds(model: ResNet, X: torch.Tensor) -> list[float]:
-    """Std of each 3x3 layer's response in ``model.stages``, after its BatchNorm and before the
-    ReLU or the addition (``bn1`` and ``bn2`` of every BasicBlock), input side first.
+    """Std of each 3x3 layer's response in ``model.stages``, after its
+    BatchNorm and before the ReLU or the addition (``bn1`` and ``bn2`` of every
+    BasicBlock), input side first.
 
-    Eval mode (running statistics, as for a trained net on test images). The std is over every
-    number of the response tensor (N, C, H, W); shortcut projections are not 3x3 layers and are
-    left out. The model's mode is restored.
+    Eval mode (running statistics, as for a trained net on test images). The
+    std is over every number of the response tensor (N, C, H, W); shortcut
+    projections are not 3x3 layers and are left out. The model's mode is
+    restored.
     """
-    layers = [bn for block in _basic_blocks(model) for bn in (block.bn1, block.bn2)]
+    blocks = _basic_blocks(model)
+    layers = [bn for block in blocks for bn in (block.bn1, block.bn2)]
     stds: list[float] = []
-    hooks = [bn.register_forward_hook(lambda m, i, out: stds.append(out.std().item()))
-             for bn in layers]  # fmt: skip
+
+    def record(_module, _inputs, out):  # out: (N, C, H, W)
+        stds.append(out.std().item())
+
+    hooks = [bn.register_forward_hook(record) for bn in layers]
     was_training = model.training
     model.eval()
     try:
@@ -136,12 +145,16 @@ def deletable_blocks(model: ResNet) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def deletion_errors(model: ResNet, X: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """Error on (X, y), eval mode, with each deletable block replaced by the identity in turn.
+def deletion_errors(
+    model: ResNet, X: torch.Tensor, y: torch.Tensor
+) -> list[float]:
+    """Error on (X, y), eval mode, with each deletable block replaced by the
+    identity in turn.
 
-    For a residual block whose input came out of a ReLU, the identity is exactly "drop the
-    residual branch, keep the shortcut" (relu(x) = x for x >= 0); for the plain twin it removes
-    two layers from the only path. The model is restored after each deletion.
+    For a residual block whose input came out of a ReLU, the identity is
+    exactly "drop the residual branch, keep the shortcut" (relu(x) = x for
+    x >= 0); for the plain twin it removes two layers from the only path. The
+    model is restored after each deletion.
     """
     was_training = model.training
     model.eval()
@@ -180,16 +193,20 @@ def _block_on_path(block: BasicBlock, x: torch.Tensor, through_branch: bool) -> 
 def path_gradient(
     model: ResNet, X: torch.Tensor, y: torch.Tensor, through_branch: set[int]
 ) -> torch.Tensor:
-    """dL/d(input of the first block), (N, C, H, W), along the paths that go through the
-    residual branch of the blocks in ``through_branch`` (indices, input side first) and through
-    the shortcut of every other block (Veit et al., section 5). L is the summed cross-entropy,
-    so each example's gradient is its own. The caller chooses the mode (use eval mode).
+    """dL/d(input of the first block), (N, C, H, W), along the paths that go
+    through the residual branch of the blocks in ``through_branch`` (indices,
+    input side first) and through the shortcut of every other block (Veit et
+    al., section 5). L is the summed cross-entropy, so each example's gradient
+    is its own. The caller chooses the mode (use eval mode).
 
-    Summed over all 2**n subsets, these gradients give the ordinary full gradient.
+    Summed over all 2**n subsets, these gradients give the ordinary full
+    gradient.
     """
     blocks = _basic_blocks(model)
     if any(not b.residual for b in blocks):
-        raise ValueError("path gradients need a residual network (residual=True)")
+        raise ValueError(
+            "path gradients need a residual network (residual=True)"
+        )
     with torch.no_grad():
         start = model.stem(X)  # (N, 16, H, W): the input of the first block
     x0 = start.requires_grad_(True)
@@ -197,7 +214,8 @@ def path_gradient(
     for i, block in enumerate(blocks):
         x = _block_on_path(block, x, i in through_branch)
     logits = model.fc(torch.flatten(model.pool(x), 1))  # (N, num_classes)
-    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x0)
+    loss = F.cross_entropy(logits, y, reduction="sum")
+    (grad,) = torch.autograd.grad(loss, x0)
     return grad
 
 
@@ -250,24 +268,30 @@ def calibrate_batchnorm_(model: nn.Module, X: torch.Tensor) -> nn.Module:
 
 
 def input_gradients_1d(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """d model(x_i) / d x_i for each scalar input x_i of a grid (N, 1) -> (N,) array.
+    """d model(x_i) / d x_i for each scalar input x_i of a grid:
+    (N, 1) -> (N,) array.
 
-    The model maps (N, 1) -> (N, 1); in eval mode the examples are independent, so one backward
-    pass of the summed outputs gives every example's own derivative.
+    The model maps (N, 1) -> (N, 1); in eval mode the examples are
+    independent, so one backward pass of the summed outputs gives every
+    example's own derivative.
     """
     if x.ndim != 2 or x.shape[1] != 1:
-        raise ValueError(f"x must be a grid of scalar inputs, shape (N, 1); got {tuple(x.shape)}")
+        raise ValueError("x must be a grid of scalar inputs, shape (N, 1); "
+                         f"got {tuple(x.shape)}")  # fmt: skip
     if model.training:
-        raise ValueError("put the model in eval mode (e.g. calibrate_batchnorm_) first")
+        raise ValueError("put the model in eval mode "
+                         "(e.g. calibrate_batchnorm_) first")  # fmt: skip
     x = x.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(model(x).sum(), x)
     return grad[:, 0].numpy()
 
 
 def neighbour_correlation(gradients: np.ndarray) -> float:
-    """Pearson correlation between the gradients at neighbouring grid points (g_i, g_{i+1}).
+    """Pearson correlation between the gradients at neighbouring grid points
+    (g_i, g_{i+1}).
 
-    Near 1 for a smooth function of the input; near 0 for white noise ("shattered").
+    Near 1 for a smooth function of the input; near 0 for white noise
+    ("shattered").
     """
     g = np.asarray(gradients, dtype=float)
     if g.ndim != 1 or len(g) < 3:

@@ -1,13 +1,16 @@
-"""Unit tests of the experiment runners behind the chapters on degradation and the identity."""
+"""Unit tests of mlp_experiments: the runners behind the chapters on degradation and identity."""
 
 from __future__ import annotations
+
+import ast
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_course import experiments
+from resnet_course import mlp_experiments
 from resnet_course.data import spirals
 from resnet_course.models import ResidualBlock, zero_init_residual_
 
@@ -18,18 +21,18 @@ def data():
 
 
 @pytest.mark.parametrize("depth", [2, 4, 10])
-@pytest.mark.parametrize("kind", experiments.KINDS)
+@pytest.mark.parametrize("kind", mlp_experiments.KINDS)
 def test_make_net_twins_have_depth_linear_layers(kind, depth):
-    model = experiments.make_net(kind, depth, in_features=2, width=8, num_classes=3)
-    assert len(experiments.linear_layers(model)) == depth
+    model = mlp_experiments.make_net(kind, depth, in_features=2, width=8, num_classes=3)
+    assert len(mlp_experiments.linear_layers(model)) == depth
     assert model(torch.zeros(5, 2)).shape == (5, 3)
 
 
 def test_make_net_rejects_bad_arguments():
     with pytest.raises(ValueError, match="kind"):
-        experiments.make_net("highway", 4, 2, 8, 3)
+        mlp_experiments.make_net("highway", 4, 2, 8, 3)
     with pytest.raises(ValueError, match="even depth"):
-        experiments.make_net("residual", 5, 2, 8, 3)
+        mlp_experiments.make_net("residual", 5, 2, 8, 3)
 
 
 def test_classification_error_counts_misclassified_fraction():
@@ -38,71 +41,85 @@ def test_classification_error_counts_misclassified_fraction():
         model.weight.copy_(torch.eye(2))  # predicts the larger coordinate
     X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
     y = torch.tensor([0, 1, 1, 1])
-    assert experiments.classification_error(model, X, y) == pytest.approx(0.25)
+    assert mlp_experiments.classification_error(model, X, y) == pytest.approx(0.25)
 
 
 def test_train_full_batch_records_every_step_and_learns(data):
     X, y = data
     torch.manual_seed(0)
-    model = experiments.make_net("residual", 4, 2, 16, 3)
-    losses, errors = experiments.train_full_batch(model, X, y, num_steps=60, lr=0.05)
+    model = mlp_experiments.make_net("residual", 4, 2, 16, 3)
+    losses, errors = mlp_experiments.train_full_batch(model, X, y, num_steps=60, lr=0.05)
     assert len(losses) == len(errors) == 60
     assert losses[-1] < losses[0]
     assert all(0.0 <= e <= 1.0 for e in errors)
+    with pytest.raises(ValueError, match="num_steps must be an integer >= 1"):
+        mlp_experiments.train_full_batch(model, X, y, num_steps=0, lr=0.1)
     with pytest.raises(ValueError, match="num_steps"):
-        experiments.train_full_batch(model, X, y, num_steps=0, lr=0.1)
+        mlp_experiments.train_full_batch(model, X, y, num_steps=True, lr=0.1)
     with pytest.raises(ValueError, match="optimizer"):
-        experiments.train_full_batch(model, X, y, num_steps=1, lr=0.1, optimizer="lbfgs")
+        mlp_experiments.train_full_batch(model, X, y, num_steps=1, lr=0.1, optimizer="lbfgs")
 
 
-def test_depth_sweep_returns_one_trained_run_per_kind_and_depth(data):
+def test_mlp_depth_sweep_returns_one_trained_run_per_kind_and_depth(data):
     X, y = data
-    runs = experiments.depth_sweep(X, y, depths=(2, 4), width=8, num_steps=3)
+    runs = mlp_experiments.mlp_depth_sweep(X, y, depths=(2, 4), width=8, num_steps=3)
     assert [(r.kind, r.depth) for r in runs] == [
         ("plain", 2), ("plain", 4), ("residual", 2), ("residual", 4)
     ]
     for run in runs:
+        assert isinstance(run, mlp_experiments.MLPRun)
         assert len(run.step_error) == 3
-        assert run.final_error == experiments.classification_error(run.model, X, y)
+        assert run.final_error == mlp_experiments.classification_error(run.model, X, y)
 
 
-@pytest.mark.parametrize("kind", experiments.KINDS)
+def test_names_do_not_clash_with_the_image_experiments():
+    """A chapter may import from both modules: no class or function name is defined in both."""
+    from resnet_course import image_experiments
+
+    def defined(module) -> set[str]:
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        return {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+    assert defined(mlp_experiments) & defined(image_experiments) == set()
+
+
+@pytest.mark.parametrize("kind", mlp_experiments.KINDS)
 def test_block_spans_cover_two_linear_layers_each(kind):
-    model = experiments.make_net(kind, 10, 2, 8, 3)
-    spans = experiments.block_spans(model)
+    model = mlp_experiments.make_net(kind, 10, 2, 8, 3)
+    spans = mlp_experiments.block_spans(model)
     assert len(spans) == 4
     for index in range(len(spans)):
-        lesioned = experiments.without_block(model, index)
-        assert len(experiments.linear_layers(lesioned)) == 8
+        lesioned = mlp_experiments.without_block(model, index)
+        assert len(mlp_experiments.linear_layers(lesioned)) == 8
         assert lesioned(torch.zeros(3, 2)).shape == (3, 3)
         # the lesioned net shares the remaining layers: no copies
         assert lesioned[0] is model[0] and lesioned[-1] is model[-1]
     with pytest.raises(ValueError, match="block index"):
-        experiments.without_block(model, 4)
+        mlp_experiments.without_block(model, 4)
 
 
 def test_removing_a_zero_initialized_block_changes_nothing(data):
     X, _ = data
     torch.manual_seed(0)
-    model = experiments.make_net("residual", 8, 2, 8, 3)  # 3 blocks
+    model = mlp_experiments.make_net("residual", 8, 2, 8, 3)  # 3 blocks
     zero_init_residual_(model[3])  # the second block is now exactly the identity
     with torch.no_grad():
-        assert torch.equal(model(X), experiments.without_block(model, 1)(X))
-        assert not torch.equal(model(X), experiments.without_block(model, 0)(X))
+        assert torch.equal(model(X), mlp_experiments.without_block(model, 1)(X))
+        assert not torch.equal(model(X), mlp_experiments.without_block(model, 0)(X))
 
 
 def test_lesion_study_reports_one_error_per_block(data):
     X, y = data
-    model = experiments.make_net("plain", 6, 2, 8, 3)
-    errors = experiments.lesion_study(model, X, y)
+    model = mlp_experiments.make_net("plain", 6, 2, 8, 3)
+    errors = mlp_experiments.lesion_study(model, X, y)
     assert len(errors) == 2 and all(0.0 <= e <= 1.0 for e in errors)
 
 
 def test_gradient_norms_by_layer_leaves_parameters_and_grads_clean(data):
     X, y = data
-    model = experiments.make_net("plain", 6, 2, 8, 3)
+    model = mlp_experiments.make_net("plain", 6, 2, 8, 3)
     before = [p.detach().clone() for p in model.parameters()]
-    norms = experiments.gradient_norms_by_layer(model, X, y)
+    norms = mlp_experiments.gradient_norms_by_layer(model, X, y)
     assert len(norms) == 6 and all(n >= 0 for n in norms)
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     assert all(p.grad is None for p in model.parameters())
@@ -113,14 +130,14 @@ def test_gradient_norms_by_layer_leaves_parameters_and_grads_clean(data):
 
 
 def test_residual_branch_norms_reads_each_blocks_last_layer():
-    model = experiments.make_net("residual", 8, 2, 8, 3)
+    model = mlp_experiments.make_net("residual", 8, 2, 8, 3)
     zero_init_residual_(model[2])
-    norms = experiments.residual_branch_norms(model)
+    norms = mlp_experiments.residual_branch_norms(model)
     assert len(norms) == 3 and norms[0] == 0.0 and norms[1] > 0.0
 
 
 def test_identity_learning_residual_block_ends_closer(data):
-    curves = experiments.identity_learning(features=8, num_examples=64, num_steps=40, lr=0.05)
+    curves = mlp_experiments.identity_learning(features=8, num_examples=64, num_steps=40, lr=0.05)
     assert set(curves) == {"plain", "residual"}
     assert len(curves["plain"]) == len(curves["residual"]) == 41  # every step, then the end
     assert curves["residual"][-1] < curves["plain"][-1]
@@ -129,7 +146,7 @@ def test_identity_learning_residual_block_ends_closer(data):
 def test_plain_block_is_residual_block_without_shortcut():
     torch.manual_seed(0)
     residual = ResidualBlock(6)
-    plain = experiments.PlainBlock(6)
+    plain = mlp_experiments.PlainBlock(6)
     plain.load_state_dict(residual.state_dict())
     a = torch.randn(4, 6)
     with torch.no_grad():
@@ -140,18 +157,18 @@ def test_plain_block_is_residual_block_without_shortcut():
 
 def test_weight_decay_study_same_start_for_each_decay(data):
     X, y = data
-    study = experiments.weight_decay_study(X, y, weight_decays=(0.0, 0.1), num_blocks=2,
+    study = mlp_experiments.weight_decay_study(X, y, weight_decays=(0.0, 0.1), num_blocks=2,
                                            width=8, num_steps=20)
     assert study[0.0]["init_norms"] == study[0.1]["init_norms"]
     assert all(d < n for d, n in zip(study[0.1]["norms"], study[0.0]["norms"], strict=True))
 
 
-@pytest.mark.parametrize("kind", experiments.KINDS)
+@pytest.mark.parametrize("kind", mlp_experiments.KINDS)
 def test_branch_ratios_measure_what_each_block_adds(data, kind):
     X, _ = data
     torch.manual_seed(0)
-    model = experiments.make_net(kind, 8, 2, 8, 3)  # 3 blocks
-    ratios = experiments.branch_ratios(model, X)
+    model = mlp_experiments.make_net(kind, 8, 2, 8, 3)  # 3 blocks
+    ratios = mlp_experiments.branch_ratios(model, X)
     assert len(ratios) == 3 and all(r > 0 for r in ratios)
     # by hand for the first block: its input is the output of Linear+ReLU
     with torch.no_grad():
@@ -166,15 +183,15 @@ def test_branch_ratios_measure_what_each_block_adds(data, kind):
 def test_branch_ratio_of_a_zero_initialized_block_is_zero(data):
     X, _ = data
     torch.manual_seed(0)
-    model = experiments.make_net("residual", 8, 2, 8, 3)
+    model = mlp_experiments.make_net("residual", 8, 2, 8, 3)
     zero_init_residual_(model[3])
-    ratios = experiments.branch_ratios(model, X)
+    ratios = mlp_experiments.branch_ratios(model, X)
     assert ratios[1] == 0.0 and ratios[0] > 0.0
 
 
 def test_weight_decay_study_reports_ratios_for_plain_control(data):
     X, y = data
-    study = experiments.weight_decay_study(X, y, weight_decays=(0.0, 0.1), num_blocks=2,
+    study = mlp_experiments.weight_decay_study(X, y, weight_decays=(0.0, 0.1), num_blocks=2,
                                            width=8, num_steps=20, kind="plain")
     assert study[0.0]["init_ratios"] == study[0.1]["init_ratios"]
     assert len(study[0.0]["ratios"]) == 2 and study[0.0]["norms"] == []
@@ -183,8 +200,8 @@ def test_weight_decay_study_reports_ratios_for_plain_control(data):
 
 def test_bn_plain_mlp_has_depth_linear_layers_with_batchnorm_and_he_init():
     torch.manual_seed(0)
-    model = experiments.bn_plain_mlp(2, 256, 5, 3)
-    layers = experiments.linear_layers(model)
+    model = mlp_experiments.bn_plain_mlp(2, 256, 5, 3)
+    layers = mlp_experiments.linear_layers(model)
     assert len(layers) == 5
     assert sum(isinstance(m, nn.BatchNorm1d) for m in model) == 4
     assert all(layer.bias is None for layer in layers[:-1])
@@ -192,15 +209,15 @@ def test_bn_plain_mlp_has_depth_linear_layers_with_batchnorm_and_he_init():
     assert layers[2].weight.std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)
     assert model(torch.zeros(4, 2)).shape == (4, 3)
     with pytest.raises(ValueError, match="depth"):
-        experiments.bn_plain_mlp(2, 8, 1, 3)
+        mlp_experiments.bn_plain_mlp(2, 8, 1, 3)
 
 
 def test_signal_norms_reports_each_hidden_layer_and_leaves_model_clean(data):
     X, y = data
     torch.manual_seed(0)
-    model = experiments.bn_plain_mlp(2, 8, 6, 3)
+    model = mlp_experiments.bn_plain_mlp(2, 8, 6, 3)
     before = [p.detach().clone() for p in model.parameters()]
-    norms = experiments.signal_norms(model, X, y)
+    norms = mlp_experiments.signal_norms(model, X, y)
     assert len(norms["forward"]) == 5 and len(norms["backward"]) == 6
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
     assert all(p.grad is None for p in model.parameters())
@@ -215,11 +232,11 @@ def test_signal_norms_reports_each_hidden_layer_and_leaves_model_clean(data):
 
 def test_bn_depth_sweep_one_run_per_depth_and_seed(data):
     X, y = data
-    runs = experiments.bn_depth_sweep(X, y, depths=(2, 4), seeds=(0, 1), width=8, num_steps=3)
+    runs = mlp_experiments.bn_depth_sweep(X, y, depths=(2, 4), seeds=(0, 1), width=8, num_steps=3)
     assert [(r.depth, len(r.step_error)) for r in runs] == [(2, 3)] * 2 + [(4, 3)] * 2
     assert all(r.kind == "plain-bn" and 0.0 <= r.final_error <= 1.0 for r in runs)
     # different seeds give different nets; the same seed the same net
-    again = experiments.bn_depth_sweep(X, y, depths=(2,), seeds=(0,), width=8, num_steps=3)
+    again = mlp_experiments.bn_depth_sweep(X, y, depths=(2,), seeds=(0,), width=8, num_steps=3)
     assert again[0].step_loss == runs[0].step_loss != runs[1].step_loss
 
 
@@ -243,7 +260,7 @@ def test_plot_error_spread_vs_depth_draws_mean_and_seeds():
 def test_residual_depth_study_reports_train_and_held_out_error_per_seed(data):
     X, y = data
     X_val, y_val = spirals(n_per_class=10, num_classes=3, seed=2)
-    study = experiments.residual_depth_study(X, y, X_val, y_val, depths=(2, 4), seeds=(0, 1),
+    study = mlp_experiments.residual_depth_study(X, y, X_val, y_val, depths=(2, 4), seeds=(0, 1),
                                              num_steps=3)
     assert set(study) == {2, 4}
     for result in study.values():
