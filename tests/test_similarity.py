@@ -196,7 +196,7 @@ def test_student_files_are_data(tmp_path: Path) -> None:
     path = tmp_path / "nb.ipynb"
     nbformat.write(nb, path)
     assert set(sim.answer_cells(sim.read_notebook(path))) == {
-        "ResidualBlock", "zero_init_residual_", "residual_mlp"}
+        "ResidualBlock", "zero_init_residual_", "residual_mlp", "PreActBlock", "preact_mlp"}
     (tmp_path / "link.ipynb").symlink_to(path)
     assert sim.read_notebook(tmp_path / "link.ipynb") is None  # a link is never followed
     (tmp_path / "sub" / "eve").mkdir(parents=True)
