@@ -193,6 +193,30 @@ def test_the_toy_copies_of_the_end_to_end_test() -> None:
     assert sim.score(SQUARE, SQUARE_OWN) < sim.THRESHOLD
 
 
+def test_a_cell_pasted_from_two_library_files_is_scored_against_both() -> None:
+    helper = '''
+def check(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+'''
+    cell = helper + LONG  # the student pastes the helper from one file, f from another
+    # library files are longer than a cell: each holds more than the student took from it
+    files = [doc(sim.LIBRARY, LONG + TOY_LIBRARY, "lib/train.py", sim.LIBRARY),
+             doc(sim.LIBRARY, helper + SQUARE, "lib/validate.py", sim.LIBRARY),
+             doc(sim.LIBRARY, OTHER, "lib/other.py", sim.LIBRARY)]
+    student = doc("ann", cell)
+    assert all(sim.compare(student, f) is None for f in files)  # neither file alone
+    match = sim.compare_library(student, files)
+    assert match is not None and match.score >= sim.THRESHOLD  # one k-gram spans the seam
+    assert match.source_cell == "lib/train.py + lib/validate.py"  # most shared first
+    assert len(match.source_lines.split("; ")) == 2
+    assert [m.source_cell for m in sim.find_matches([student], files)] == [match.source_cell]
+    # a file that adds fewer than MIN_SHARED fingerprints of its own does not join
+    assert sim.compare_library(doc("bob", "y = 2\n" + LONG), files).source_cell == \
+        "lib/train.py"
+
+
 def test_too_little_shared_code_is_not_reported() -> None:
     short = "def f(x):\n    return torch.device('cuda')\n"
     assert sim.find_matches([doc("ann", short), doc("bob", short)], []) == []
