@@ -16,6 +16,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from grader.similarity import bound_names
+
 LIBRARY = Path(__file__).resolve().parents[1] / "src" / "resnet_course"
 
 # solutions/ex5_gpu_training: evaluate, renamed and restyled.
@@ -123,21 +125,9 @@ class Renamer(ast.NodeTransformer):
     visit_ClassDef = visit_FunctionDef
 
 
-def bound(tree: ast.AST) -> set[str]:
-    """Names a piece of code binds (as grader.similarity.bound_names, without importing it)."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
-            names.add(node.attr)
-        elif isinstance(node, ast.alias):
-            names.add(node.asname or node.name.split(".")[0])
-    return names
+def bound(node: ast.AST) -> set[str]:
+    """Names a piece of code binds (grader.similarity's notion)."""
+    return bound_names(node if isinstance(node, ast.Module) else ast.Module([node], []))
 
 
 def _names(node) -> set[str]:

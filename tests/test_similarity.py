@@ -3,9 +3,10 @@
 Fast and kernel-free except the last test, which runs `autograde` and `similarity` on the toy
 course once (marked slow). The calibration: the independently written correct answers of
 tests/variants_ex*.py (and the solution) are never reported against each other or against the
-library; renamed/reordered/reformatted copies are, whether written by hand
-(tests/similarity_copies.py) or made by `disguise` below from every answer cell. Run with -s to
-see the figures (highest independent score and lowest copy score per assignment).
+library; renamed/reordered/reformatted copies are, whether written by hand or derived from the
+current library (tests/similarity_copies.py), made by `disguise` below from every answer cell,
+or a correct variant that rearranges another answer (REARRANGED). Run with -s to see the
+figures (highest independent score and lowest copy score per assignment).
 """
 
 from __future__ import annotations
