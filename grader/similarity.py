@@ -19,7 +19,8 @@ too, so a class defined in one cell and used in the next is `V` in both the copy
 Each k-gram of that stream is hashed and a winnowed subset kept as the cell's fingerprints,
 each remembering the source lines it covers. Fingerprints that also occur in the given code (the
 released notebook: stubs, docstrings, imports) are removed, as MOSS's base file does. The score of
-a pair is the share of the smaller cell's fingerprints that the other one has too, and a pair is
+a pair is the share of the smaller cell's fingerprints that the other one has too (against the
+library: those of the files the cell shares most with, see compare_library), and a pair is
 reported only when it shares at least MIN_SHARED fingerprints, so that a few lines that any
 correct answer must contain (a `pick_device` has little room to differ) are not evidence; for
 the same reason a fingerprint that more than COMMON_LIMIT students share is ignored when students
@@ -51,7 +52,8 @@ from pathlib import Path
 
 # Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
 # independent correct answers (solution, variants, library) score at most 0.775, renamed,
-# reordered and reformatted copies at least 0.846; THRESHOLD sits between the two.
+# reordered and reformatted copies (of the library as it is now, the solution, other students,
+# and the variants that rearrange another answer) at least 0.828; THRESHOLD sits between.
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
 THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
@@ -394,6 +396,34 @@ def compare(doc: Document, other: Document, threshold: float = THRESHOLD,
                  line_ranges(other.lines(shared)))
 
 
+def compare_library(doc: Document, library: list[Document], threshold: float = THRESHOLD,
+                    min_shared: int = MIN_SHARED) -> Match | None:
+    """The match of `doc` with the library. A cell may paste code from several library files
+    (a function and the argument checks it calls from another module), so files are added
+    greedily: first the one sharing most fingerprints, then each that adds at least
+    `min_shared` more that no file chosen already has. Fragments of boilerplate that many files
+    share (an nn.Module's __init__) add fewer than that and never join. `source_cell` names the
+    files chosen (joined by " + "), `source_lines` their lines in the same order ("; ")."""
+    mine, got, chosen = doc.hashes, set(), []
+    while len(chosen) < len(library):
+        gains = [((mine & ref.hashes) - got, ref) for ref in library if ref not in chosen]
+        new, ref = max(gains, key=lambda gain: (len(gain[0]), gain[1].cell))
+        if not new or (chosen and len(new) < min_shared):
+            break
+        got |= new
+        chosen.append(ref)
+    if not chosen:
+        return None
+    whole = Document(LIBRARY, doc.assignment, " + ".join(ref.cell for ref in chosen),
+                     [f for ref in chosen for f in ref.fingerprints], LIBRARY)
+    match = compare(doc, whole, threshold, min_shared)
+    if match is None or len(chosen) == 1:
+        return match
+    lines = "; ".join(line_ranges(ref.lines(got)) for ref in chosen)
+    return Match(match.student_id, match.assignment, match.cell, match.kind, match.source,
+                 match.source_cell, match.score, match.shared, match.lines, lines)
+
+
 def score(a: str, b: str, given: set[int] | frozenset[int] = frozenset()) -> float:
     """Similarity of two sources in [0, 1] (for calibration and tests)."""
     fa, fb = {f.hash for f in fingerprint(a, given)}, {f.hash for f in fingerprint(b, given)}
@@ -427,12 +457,12 @@ def find_matches(students: list[Document], references: list[Document],
             match = compare(a, b, threshold, min_shared)
             if match is not None:
                 matches.append(match)
+    library = [ref for ref in references if ref.kind == LIBRARY]
     for doc in students:
-        for ref in references:
-            if ref.kind == LIBRARY or ref.cell == doc.cell:
-                match = compare(doc, ref, threshold, min_shared)
-                if match is not None:
-                    matches.append(match)
+        found = [compare(doc, ref, threshold, min_shared)
+                 for ref in references if ref.kind != LIBRARY and ref.cell == doc.cell]
+        found.append(compare_library(doc, library, threshold, min_shared))
+        matches += [match for match in found if match is not None]
     return sorted(matches, key=lambda m: (-m.score, m.assignment, m.cell, m.student_id,
                                           m.source, m.source_cell))
 

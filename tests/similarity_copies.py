@@ -1,116 +1,24 @@
-"""Disguised copies, written by hand, that the similarity report must find (tests/test_similarity).
+"""Disguised copies that the similarity report must find (tests/test_similarity).
 
 Each is what a student might hand in after copying: identifiers renamed, independent statements
 reordered, the layout and the comments changed, type annotations dropped or added. COPIES maps a
 name to (assignment, answer cell, what was copied, the disguised cell). What was copied is
 ("library", "<file in src/resnet_course>"), ("solution", "") or ("student", "<variant>") for
 CORRECT[<variant>] of tests/variants_<ex>.py, the answer of another, honest student.
+
+The copies of the solution and of other students are written by hand. The copies of the library
+are made here, when the tests import this module, from the library's *current* source
+(`library_copy`): a refactor of src/resnet_course changes them with it, so they cannot go stale.
 """
 
-# src/resnet_course/models.py: BasicBlock with conv3x3 and make_shortcut pasted into the cell.
-LIBRARY_BASIC_BLOCK = '''
-def three_by_three(c_in, c_out, step=1):
-    return nn.Conv2d(c_in, c_out, 3, stride=step, padding=1, bias=False)
+from __future__ import annotations
 
+import ast
+from pathlib import Path
 
-def pick_shortcut(c_in, c_out, step, kind="A"):
-    kind = kind.upper() if isinstance(kind, str) else kind
-    if kind not in ("A", "B", "C"):
-        raise ValueError(f"unknown shortcut option {kind!r}")
-    same = c_in == c_out and step == 1
-    if kind == "C":
-        return ProjectionShortcut(c_in, c_out, step)
-    if same:
-        return nn.Identity()
-    if kind == "A":
-        return ZeroPadShortcut(c_in, c_out, step)
-    return ProjectionShortcut(c_in, c_out, step)
+from grader.similarity import bound_names
 
-
-class BasicBlock(nn.Module):
-    expansion = 1
-
-    def __init__(self, in_channels, out_channels, stride=1, shortcut="A", residual=True):
-        super().__init__()
-        self.residual = bool(residual)
-        self.bn1 = nn.BatchNorm2d(out_channels)   # my own order
-        self.conv1 = three_by_three(in_channels, out_channels, stride)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.conv2 = three_by_three(out_channels, out_channels)
-        self.shortcut = (pick_shortcut(in_channels, out_channels, stride, shortcut)
-                         if self.residual else None)
-
-    def forward(self, inp):
-        # main branch
-        h = F.relu(self.bn1(self.conv1(inp)))
-        h = self.bn2(self.conv2(h))
-        if self.residual:
-            h = h + self.shortcut(inp)
-        return F.relu(h)
-'''
-
-# src/resnet_course/models.py: plain_mlp and its argument check, reformatted.
-LIBRARY_PLAIN_MLP = '''
-def _positive(label, v, lowest=1):
-    if not isinstance(v, int) or isinstance(v, bool) or v < lowest:
-        raise ValueError(f"{label} should be an int >= {lowest}, not {v!r}")
-    return v
-
-
-def plain_mlp(in_features, width, depth, num_classes):
-    _positive("in_features", in_features); _positive("width", width)
-    _positive("depth", depth); _positive("num_classes", num_classes)
-    if depth == 1:
-        return nn.Sequential(nn.Linear(in_features, num_classes))
-    mods = [nn.Linear(in_features, width), nn.ReLU()]
-    for _ in range(depth - 2):
-        mods += [nn.Linear(width, width), nn.ReLU()]
-    mods.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*mods)
-'''
-
-# src/resnet_course/train.py: train_one_epoch and the two helpers it calls, pasted together,
-# renamed, annotations dropped, zero_grad moved up, comments changed.
-LIBRARY_TRAIN_ONE_EPOCH = '''
-import contextlib
-
-
-def cast_ctx(dev, on):
-    if not on:
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.bfloat16)
-
-
-def move(inputs, targets, dev, cl):
-    inputs = inputs.to(dev, non_blocking=True)
-    if cl and inputs.ndim == 4:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs, targets.to(dev, non_blocking=True)
-
-
-def train_one_epoch(model, loader, optimizer, device, amp=False, channels_last=False,
-                    step_losses=None):
-    device = torch.device(device)
-    model.train()
-    running, seen, history = None, 0, []
-    for inputs, targets in loader:
-        optimizer.zero_grad(set_to_none=True)  # clear old gradients first
-        inputs, targets = move(inputs, targets, device, channels_last)
-        with cast_ctx(device, amp):
-            out = model(inputs)
-            batch_loss = F.cross_entropy(out, targets)
-        batch_loss.backward()
-        optimizer.step()
-        part = batch_loss.detach().float() * len(targets)
-        running = part if running is None else running + part
-        seen += len(targets)
-        history.append(batch_loss.detach().float())
-    if seen == 0:
-        raise ValueError("empty loader")
-    if step_losses is not None:
-        step_losses.extend(torch.stack(history).tolist())
-    return running.item() / seen
-'''
+LIBRARY = Path(__file__).resolve().parents[1] / "src" / "resnet_course"
 
 # solutions/ex5_gpu_training: evaluate, renamed and restyled.
 SOLUTION_EVALUATE = '''
@@ -191,45 +99,176 @@ def residual_mlp(in_features, width, num_blocks, num_classes):
     return model
 '''
 
-# src/resnet_course/models.py: ZeroPadShortcut with the argument check it calls, the checks
-# reordered, one-line `if`, f-string reworded, the docstring and comments gone.
-LIBRARY_ZERO_PAD = '''
-def check(what, value, least=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ValueError(f"{what} must be an int >= {least}, got {value!r}")
-    return value
+
+class Renamer(ast.NodeTransformer):
+    """Gives every name the cell binds a new one (contract names and `self` too)."""
+
+    def __init__(self, names: set[str]):
+        self.new = {name: f"v{i}_{name[::-1]}" for i, name in enumerate(sorted(names))}
+
+    def visit_Name(self, node):
+        node.id = self.new.get(node.id, node.id)
+        return node
+
+    def visit_arg(self, node):
+        node.arg = self.new.get(node.arg, node.arg)
+        return node
+
+    def visit_Attribute(self, node):
+        node.attr = self.new.get(node.attr, node.attr)
+        return self.generic_visit(node)
+
+    def visit_FunctionDef(self, node):
+        node.name = self.new.get(node.name, node.name)
+        return self.generic_visit(node)
+
+    visit_ClassDef = visit_FunctionDef
 
 
-class ZeroPadShortcut(nn.Module):
-    def __init__(self, in_channels, out_channels, stride=1):
-        super().__init__()
-        check("in_channels", in_channels)
-        check("stride", stride)
-        check("out_channels", out_channels)
-        if out_channels < in_channels: raise ValueError(
-            f"cannot remove channels: {in_channels} -> {out_channels}")
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+def bound(node: ast.AST) -> set[str]:
+    """Names a piece of code binds (grader.similarity's notion)."""
+    return bound_names(node if isinstance(node, ast.Module) else ast.Module([node], []))
 
-    def forward(self, inp):
-        inp = inp[:, :, ::self.stride, ::self.stride]
-        return F.pad(inp, (0, 0, 0, 0, 0, self.out_channels - self.in_channels))
 
-    def extra_repr(self):
-        return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
-'''
+def _names(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | \
+        {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+
+
+def swap_independent_assignments(body: list) -> None:
+    """Swap neighbouring assignments that do not read what the other writes."""
+    i = 0
+    while i + 1 < len(body):
+        a, b = body[i], body[i + 1]
+        if isinstance(a, ast.Assign) and isinstance(b, ast.Assign):
+            writes_a = set().union(*map(_names, a.targets))
+            writes_b = set().union(*map(_names, b.targets))
+            if not writes_a & _names(b) and not writes_b & _names(a):
+                body[i], body[i + 1] = b, a
+                i += 2
+                continue
+        i += 1
+    for statement in body:
+        for name in ("body", "orelse", "finalbody"):
+            inner = getattr(statement, name, None)
+            if isinstance(inner, list):
+                swap_independent_assignments(inner)
+
+
+def disguise_tree(tree: ast.Module) -> str:
+    """Names changed, independent statements reordered, reformatted by ast.unparse (comments
+    and layout gone), new comments."""
+    imported = {name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                for name in bound(node)}  # `nn` stays `nn`: the import line is not renamed
+    tree = Renamer(bound(tree) - imported - {"__init__", "forward", "extra_repr"}).visit(tree)
+    swap_independent_assignments(tree.body)
+    return "# my solution\n" + ast.unparse(tree).replace("\n\n", "\n# next part\n")
+
+
+class _OwnCopy(ast.NodeTransformer):
+    """Docstrings and annotations go, as a copier's paste would lose them."""
+
+    def visit_FunctionDef(self, node):
+        self.generic_visit(node)
+        node.returns = None
+        node.body = _without_docstring(node.body) or [ast.Pass()]
+        for arg in ast.walk(node.args):
+            if isinstance(arg, ast.arg):
+                arg.annotation = None
+        return node
+
+    def visit_ClassDef(self, node):
+        self.generic_visit(node)
+        node.body = _without_docstring(node.body) or [ast.Pass()]
+        return node
+
+    def visit_AnnAssign(self, node):
+        if node.value is None:
+            return node
+        return ast.copy_location(ast.Assign([node.target], node.value), node)
+
+
+def _without_docstring(body: list) -> list:
+    first = body[0] if body else None
+    docstring = (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                 and isinstance(first.value.value, str))
+    return body[1:] if docstring else body
+
+
+def _imports_used(tree: ast.Module, used: set[str]) -> list[ast.stmt]:
+    """The file's absolute imports that bind a name the pasted code uses."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (
+                node.level or node.module == "__future__"
+                or node.module.startswith("resnet_course")):  # what the copy pastes instead
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and bound(node) & used:
+            found.append(node)
+    return found
+
+
+def library_copy(pasted: list[str]) -> str:
+    """A disguised copy of the definitions `pasted` ("file.py:name") of src/resnet_course, as
+    they are now, in the order given (the student's order, not the library's), with the
+    imports they need."""
+    trees = {}
+    imports, defs = [], []
+    for item in pasted:
+        file, name = item.split(":")
+        if file not in trees:
+            trees[file] = ast.parse((LIBRARY / file).read_text(encoding="utf-8"))
+        node = next((node for node in trees[file].body if getattr(node, "name", None) == name),
+                    None)
+        assert node is not None, f"src/resnet_course/{file} no longer defines {name}"
+        defs.append(node)
+    used = {n.id for d in defs for n in ast.walk(d) if isinstance(n, ast.Name)}
+    for tree in trees.values():
+        imports += [i for i in _imports_used(tree, used) if ast.dump(i) not in map(ast.dump,
+                                                                                   imports)]
+    copy = ast.Module(imports + defs, type_ignores=[])
+    copy = ast.fix_missing_locations(_OwnCopy().visit(copy))
+    return disguise_tree(copy)
+
+
+# (assignment, answer cell, the library file copied, the definitions pasted into the cell, in
+# the student's order, as "file:name")
+LIBRARY_COPIES = {
+    # BasicBlock with the helpers it calls, pasted after the class, and the argument checks
+    # its decorator calls (another module)
+    "library_basic_block": ("ex3_shortcuts", "BasicBlock", "models.py", [
+        "models.py:BasicBlock", "models.py:conv3x3", "models.py:_check_shortcut",
+        "models.py:make_shortcut", "validate.py:is_int", "validate.py:check_int",
+        "validate.py:ints_at_least"]),
+    "library_zero_pad": ("ex3_shortcuts", "ZeroPadShortcut", "models.py", [
+        "validate.py:check_int", "validate.py:is_int", "validate.py:ints_at_least",
+        "models.py:ZeroPadShortcut"]),
+    # plain_mlp and the argument checks its decorator calls, from two library modules
+    "library_plain_mlp": ("ex1_degradation", "plain_mlp", "models.py", [
+        "validate.py:is_int", "validate.py:check_int", "validate.py:ints_at_least",
+        "models.py:plain_mlp"]),
+    # train_one_epoch and the two helpers it calls, the helpers pasted first
+    "library_train_one_epoch": ("ex5_gpu_training", "train_one_epoch", "train.py", [
+        "train.py:_to_device", "train.py:_autocast", "train.py:train_one_epoch"]),
+}
 
 COPIES = {
-    "library_basic_block": ("ex3_shortcuts", "BasicBlock", ("library", "models.py"),
-                            LIBRARY_BASIC_BLOCK),
-    "library_zero_pad": ("ex3_shortcuts", "ZeroPadShortcut", ("library", "models.py"),
-                         LIBRARY_ZERO_PAD),
-    "library_plain_mlp": ("ex1_degradation", "plain_mlp", ("library", "models.py"),
-                          LIBRARY_PLAIN_MLP),
-    "library_train_one_epoch": ("ex5_gpu_training", "train_one_epoch", ("library", "train.py"),
-                                LIBRARY_TRAIN_ONE_EPOCH),
+    # BasicBlock with the helpers it calls; the helpers pasted after the class
+    "library_basic_block": ("ex3_shortcuts", "BasicBlock", "models.py",
+                            ["BasicBlock", "conv3x3", "_check_shortcut", "make_shortcut"]),
+    "library_zero_pad": ("ex3_shortcuts", "ZeroPadShortcut", "models.py", ["ZeroPadShortcut"]),
+    "library_plain_mlp": ("ex1_degradation", "plain_mlp", "models.py", ["plain_mlp"]),
+    # train_one_epoch and the two helpers it calls, the helpers pasted first
+    "library_train_one_epoch": ("ex5_gpu_training", "train_one_epoch", "train.py",
+                                ["_to_device", "_autocast", "train_one_epoch"]),
+}
+
+COPIES = {
     "solution_evaluate": ("ex5_gpu_training", "evaluate", ("solution", ""), SOLUTION_EVALUATE),
     "student_resnet_cifar": ("ex4_image_resnets", "resnet_cifar", ("student", "class_based"),
                              STUDENT_RESNET_CIFAR),
     "student_residual_mlp": ("ex2_identity", "residual_mlp", ("student", "module_style"),
                              STUDENT_RESIDUAL_MLP),
 }
+COPIES.update({name: (aid, cell, ("library", file), library_copy(pasted))
+               for name, (aid, cell, file, pasted) in LIBRARY_COPIES.items()})
