@@ -5,8 +5,10 @@ DIR becomes an nbgrader course directory:
   DIR/release/<id>/         generate_assignment's output (registers the source cells)
   DIR/submitted/<s>/<id>/   COPIED from SUBMISSIONS (the originals are never touched)
   DIR/autograded/, DIR/feedback/, DIR/logs/, DIR/gradebook.db, DIR/nbgrader_config.py
-Each submission is graded by nbgrader's Autograde converter in-process (one per worker process
-with --jobs N), then GenerateFeedback writes its HTML.
+Each submission is run by nbgrader's Autograde converter in-process (one per worker process
+with --jobs N); the autograded scores are then replaced by the trusted verdicts of
+grader.verdict (checks in this process, student code in a sandboxed subject), and
+GenerateFeedback writes its HTML.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import manual, resume
+from grader import manual, resume, verdict
 from grader.course import (
     Roots,
     list_assignments,
@@ -46,7 +48,7 @@ from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, co
 from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
-from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
+from grader.tamper import write_review_list
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
@@ -148,8 +150,11 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
                             autograde_succeeded=bool(result["success"]), log=log)
     outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
-    if outcome.autograded and TAMPER_FLAG in outcome.flags:
-        zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
+    if outcome.autograded:  # the scores that count: checks run here on the subject's data
+        limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
+        outcome.flags = sorted({*outcome.flags, *verdict.judge_and_record(
+            settings.course_root, settings.db_url, student_id, assignment_id, limits,
+            settings.sandbox)})
     if outcome.autograded:
         fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
         log += fb_log
