@@ -54,6 +54,9 @@ class Opaque:
 # --------------------------------------------------------------------------- the process
 
 
+STARTUP_SECONDS = 60  # a fresh subject's Python and torch imports, on a loaded machine
+
+
 class SubjectProcess:
     """A started subject (argv: how; the caller builds the sandbox command) and its pipes."""
 
@@ -74,19 +77,28 @@ class SubjectProcess:
                 self.process.kill()
         self.process.wait()
 
-    def exchange(self, header: dict, blobs: list[bytes], timeout: float,
-                 on_event=None) -> tuple[dict, list[bytes]]:
-        """Send one request and read its reply (events first), within `timeout` seconds."""
+    def _timer(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self.kill, args=(f"no answer within {seconds:.0f} s",))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def exchange(self, header: dict, blobs: list[bytes], timeout: float, on_event=None,
+                 first_timeout: float | None = None) -> tuple[dict, list[bytes]]:
+        """Send one request and read its reply within `timeout` seconds; progress events
+        (one per cell the subject starts) restart the clock. `first_timeout`: the first wait
+        (a fresh subject imports torch first)."""
         if self.dead:
             raise SubjectDied(self.dead)
-        timer = threading.Timer(timeout, self.kill, args=(f"no answer within {timeout:.0f} s",))
-        timer.start()
+        timer = self._timer(first_timeout or timeout)
         try:
             wire.send(self.process.stdin, header, blobs)
             while True:
                 reply, out = wire.receive(self.process.stdout)
                 if "event" not in reply:
                     return reply, out
+                timer.cancel()
+                timer = self._timer(timeout)
                 if on_event is not None:
                     on_event(reply)
         except (OSError, EOFError, wire.WireError, ValueError) as e:
@@ -164,8 +176,10 @@ class Client:
 
     # ----------------------------------------------------------------- plumbing
 
-    def request(self, header: dict, blobs: list[bytes] | None = None, on_event=None):
-        reply, out = self.process.exchange(header, blobs or [], self.timeout, on_event)
+    def request(self, header: dict, blobs: list[bytes] | None = None, on_event=None,
+                first_timeout: float | None = None):
+        reply, out = self.process.exchange(header, blobs or [], self.timeout, on_event,
+                                           first_timeout)
         if "error" in reply:
             raise _exception(reply["error"])
         return reply, out

@@ -175,7 +175,7 @@ def start_subject(cells, limits: Limits, sandbox: bool) -> tuple[Subject, list, 
         try:
             reply, _ = sub.client.request(
                 {"op": "init", "cells": [list(c) for c in cells], "helpers": helpers_source()},
-                on_event=progress)
+                on_event=progress, first_timeout=limits.cell_timeout + proxy.STARTUP_SECONDS)
             return sub, reply.get("errors", []), note
         except proxy.SubjectDied as e:
             sub.close()
