@@ -289,7 +289,11 @@ class Client:
         blobs: list[bytes] = []
         local: list = []
         hook = self.hook(pushed, local)
+        # submodules of a module's forward that have hooks here: the subject reports their calls
+        watched = {name: m for name, m in pushed[0].named_modules() if m._forward_hooks} \
+            if method == "forward" else {}
         header = {"op": "call", "method": method, "grad": grad, "tape": tape,
+                  "trace": sorted(watched),
                   "target": wire.encode(target, blobs, hook) if not isinstance(target, dict)
                   else target,
                   "args": wire.encode(tuple(args), blobs, hook),
@@ -307,6 +311,10 @@ class Client:
                     changed = wire.decode(value, out)
                     if tensors[index].shape == changed.shape:
                         tensors[index].copy_(changed)
+            for name, inputs, output in wire.decode(reply.get("trace", {"$l": []}), out):
+                module = watched[name]  # replay: the hooks here see the subject's call
+                for forward_hook in list(module._forward_hooks.values()):
+                    forward_hook(module, inputs, output)
             return wire.decode(reply["value"], out, self.unhook(made)), reply.get("tape")
         except (KeyError, IndexError, TypeError, ValueError) as e:
             self.process.kill(f"the student's process answered nonsense ({e!r})")

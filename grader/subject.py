@@ -140,14 +140,22 @@ class Server:
         versions = [t._version for t in tensors]
         watched = [self.objects[int(r)] for r, _ in msg.get("push", [])] + made
         ids = [wire.param_ids(m) for m in watched]
-        with torch.set_grad_enabled(bool(msg.get("grad"))):
-            result = target(*args, **kwargs)
+        calls: list = []  # (name, inputs, output) of the submodules the grader watches
+        hooks = _watch(watched[0], msg.get("trace") or [], calls) if watched else []
+        try:
+            with torch.set_grad_enabled(bool(msg.get("grad"))):
+                result = target(*args, **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
         out: list[bytes] = []
         reply = {"after": [wire.encode(wire.module_state(m, i), out)
                            for m, i in zip(watched, ids, strict=True)],
                  "made": [self.handle(m) for m in made],
                  "mutated": [[k, wire.encode(t.detach(), out)] for k, t in enumerate(tensors)
                              if t._version != versions[k]]}
+        if calls:
+            reply["trace"] = wire.encode(calls, out)
         if msg.get("tape") and isinstance(result, torch.Tensor) and result.requires_grad:
             module = self.objects[int(msg["push"][0][0])]
             inputs = [t for t in tensors if t.requires_grad]
@@ -194,6 +202,20 @@ class Server:
                 data = wire.pack({"error": _error(e)}, [])
             self.writer.write(data)
             self.writer.flush()
+
+
+def _watch(module, names: list, calls: list) -> list:
+    """Forward hooks that record each call of the named submodules (the grader has hooks of its
+    own there, e.g. to count the convolutions a forward pass runs)."""
+    modules = dict(module.named_modules())
+    handles = []
+    for name in names:
+        def record(m, inputs, output, name=name):
+            calls.append((name, tuple(t.detach() for t in inputs if isinstance(t, torch.Tensor)),
+                          output.detach() if isinstance(output, torch.Tensor) else None))
+        if name in modules:
+            handles.append(modules[name].register_forward_hook(record))
+    return handles
 
 
 def _walk(value) -> list:

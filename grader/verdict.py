@@ -244,9 +244,9 @@ def _quiet():
 
 # --------------------------------------------------------------------------- the gradebook
 
-# Assignments whose checks need more than the proxies give today (instrumented forward passes
-# counted by hooks in ex4, a DataLoader and a patched torch.cuda in ex5): graded by the kernel.
-KERNEL_VERDICT_ONLY = frozenset({"ex4_image_resnets", "ex5_gpu_training"})
+# Assignments whose checks need more than the proxies give today (a DataLoader, an optimizer and
+# a patched torch.cuda in ex5): still scored from the kernel's run.
+KERNEL_VERDICT_ONLY = frozenset({"ex5_gpu_training"})
 
 
 def record(db_url: str, student_id: str, assignment_id: str,
