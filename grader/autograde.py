@@ -18,7 +18,7 @@ import multiprocessing
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +48,7 @@ from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, co
 from grader.report import save_run_record, write_placeholder_feedback, write_reports
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
-from grader.tamper import write_review_list
+from grader.tamper import write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
@@ -133,6 +133,13 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     """nbgrader autograde + generate_feedback for one submission (runs in a worker process)."""
     start = time.monotonic()
     put_venv_on_path()
+    limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
+    # the trusted verdicts need no kernel: judged (checks here, student code in a sandboxed
+    # subject) while nbgrader runs the notebook for the executed copy and the manual grading
+    judging = ThreadPoolExecutor(max_workers=1)
+    verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
+                              assignment_id, limits, settings.sandbox)
+    judging.shutdown(wait=False)
     for _ in range(DB_RETRIES):
         app = Autograde(coursedir=settings.coursedir(assignment_id, student_id),
                         config=settings.config())
@@ -150,11 +157,17 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
                             autograde_succeeded=bool(result["success"]), log=log)
     outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
-    if outcome.autograded:  # the scores that count: checks run here on the subject's data
-        limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
-        outcome.flags = sorted({*outcome.flags, *verdict.judge_and_record(
-            settings.course_root, settings.db_url, student_id, assignment_id, limits,
-            settings.sandbox)})
+    try:
+        judged = verdicts.result()
+    except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
+        judged = e
+    if outcome.autograded and isinstance(judged, Exception):
+        zero_autograded(settings.db_url, student_id, assignment_id)
+        outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
+        log += f"\ntrusted verdict failed: {judged!r}\n"
+    elif outcome.autograded:  # the scores that count: checks run here on the subject's data
+        outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
+            settings.course_root, settings.db_url, student_id, assignment_id, judged)})
     if outcome.autograded:
         fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
         log += fb_log

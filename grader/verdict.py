@@ -279,15 +279,22 @@ def record(db_url: str, student_id: str, assignment_id: str,
     return differences
 
 
-def judge_and_record(course_root: Path, db_url: str, student_id: str, assignment_id: str,
-                     limits: Limits, sandbox: bool) -> list[str]:
-    """The trusted verdicts of one autograded submission into the gradebook; the flags."""
+def judge_submission(course_root: Path, student_id: str, assignment_id: str, limits: Limits,
+                     sandbox: bool) -> list[CellVerdict] | None:
+    """The trusted verdicts of one staged submission (None: this assignment is kernel-scored).
+    Needs no kernel run, so autograde runs it while nbgrader executes the notebook."""
     if assignment_id in KERNEL_VERDICT_ONLY:
-        return []
+        return None
     name = f"{assignment_id}.ipynb"
-    verdicts = judge(course_root / "source" / assignment_id / name,
-                     course_root / "submitted" / student_id / assignment_id / name,
-                     limits, sandbox)
+    return judge(course_root / "source" / assignment_id / name,
+                 course_root / "submitted" / student_id / assignment_id / name, limits, sandbox)
+
+
+def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_id: str,
+                    verdicts: list[CellVerdict] | None) -> list[str]:
+    """Put the verdicts in the gradebook; flag and explain where the kernel's run differed."""
+    if verdicts is None:
+        return []
     differences = record(db_url, student_id, assignment_id, verdicts)
     if not differences:
         return []
