@@ -158,7 +158,7 @@ class Server:
             reply["trace"] = wire.encode(calls, out)
         if msg.get("tape") and isinstance(result, torch.Tensor) and result.requires_grad:
             module = self.objects[int(msg["push"][0][0])]
-            inputs = [t for t in tensors if t.requires_grad]
+            inputs = [getattr(t, "wire_leaf", t) for t in tensors if t.requires_grad]
             self.tapes[len(self.tapes) + 1] = (result, inputs, list(module.parameters()))
             for old in sorted(self.tapes)[:-MAX_TAPES]:
                 self.tapes[old] = None

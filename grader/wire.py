@@ -76,7 +76,8 @@ def encode(value, blobs: list[bytes], hook=None):
             raise TypeError(f"tensor dtype {value.dtype} cannot cross the wire")
         blobs.append(tensor_bytes(value))
         return {"$T": len(blobs) - 1, "dtype": str(value.dtype).removeprefix("torch."),
-                "shape": list(value.shape), "rg": bool(value.requires_grad)}
+                "shape": list(value.shape), "rg": bool(value.requires_grad),
+                "leaf": bool(value.is_leaf)}
     if type(value) is tuple:
         return {"$t": [encode(v, blobs, hook) for v in value]}
     if type(value) is list:
@@ -121,6 +122,10 @@ def decode(tree, blobs: list[bytes], unhook=None):
         t = tensor_from(blobs[index], tree.get("dtype"), tree.get("shape"))
         if tree.get("rg") and t.is_floating_point():
             t.requires_grad_(True)
+            if tree.get("leaf") is False:  # an intermediate result there: in-place ops allowed
+                inner = t.clone()
+                inner.wire_leaf = t  # gradients are taken with respect to the value sent
+                return inner
         return t
     if "$t" in tree:
         return tuple(decode(v, blobs, unhook) for v in _items(tree["$t"]))
@@ -248,17 +253,22 @@ def plain_attributes(module: torch.nn.Module) -> dict:
 # --------------------------------------------------------------------------- module trees
 
 
-def describe(module: torch.nn.Module, hook) -> dict:
+def describe(module: torch.nn.Module, hook, _seen: dict | None = None, _path: str = "") -> dict:
     """A module tree as data: {"std", "attrs", "params", "buffers", "children"} per node, plus
     what `hook(node_module)` adds (handles, class ids). A hook result with "ref" ends the walk
-    there: the other side already holds that object."""
+    there: the other side already holds that object. A module met again (one layer under two
+    names) is {"alias": path of its first place}."""
+    seen = {} if _seen is None else _seen
+    if id(module) in seen:
+        return {"alias": seen[id(module)]}
+    seen[id(module)] = _path
     extra = hook(module) or {}
     if "ref" in extra:
         return extra
     node = {"std": standard_name(module), "attrs": plain_attributes(module),
             "params": dict(module._parameters), "buffers": dict(module._buffers),
-            "children": [[name, describe(child, hook)] for name, child in module._modules.items()
-                         if child is not None]}
+            "children": [[name, describe(child, hook, seen, f"{_path}.{name}" if _path else name)]
+                         for name, child in module._modules.items() if child is not None]}
     node.update(extra)
     return node
 
@@ -269,12 +279,18 @@ def _check_name(name) -> str:
     return name
 
 
-def build(node: dict, factory) -> torch.nn.Module:
+def build(node: dict, factory, _made: dict | None = None, _path: str = "") -> torch.nn.Module:
     """The inverse of `describe`: `factory(node)` gives (module, fill); fill=False means an
     existing object (a "ref"), used as it is; else the node's members are put into it."""
+    made = {} if _made is None else _made
     if not isinstance(node, dict):
         raise WireError("a module node must be a dict")
+    if "alias" in node:
+        if node["alias"] not in made:
+            raise WireError(f"alias of an unknown module {node['alias']!r}")
+        return made[node["alias"]]
     module, fill = factory(node)
+    made[_path] = module
     if not fill:
         return module
     for key, value in dict(node.get("attrs", {})).items():
@@ -291,7 +307,8 @@ def build(node: dict, factory) -> torch.nn.Module:
             raise WireError(f"buffer {name!r} is not a tensor")
         module._buffers[_check_name(name)] = t
     for name, child in node.get("children", []):
-        module._modules[_check_name(name)] = build(child, factory)
+        path = f"{_path}.{_check_name(name)}" if _path else name
+        module._modules[name] = build(child, factory, made, path)
     return module
 
 

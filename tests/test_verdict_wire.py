@@ -92,6 +92,16 @@ def test_oversized_and_broken_frames_are_refused():
         wire.receive(io.BytesIO(struct.pack(">Q", 100) + b"{}"))
 
 
+def test_shared_layers_stay_shared():
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.ReLU(), nn.Sequential(layer))
+    blobs: list[bytes] = []
+    tree = wire.decode(wire.encode(wire.describe(model, lambda m: None), blobs), blobs)
+    twin = wire.build(tree, lambda node: (
+        wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True))
+    assert twin[2][0] is twin[0] and len(list(twin.modules())) == 4
+
+
 def test_module_trees_rebuild_torch_layers():
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding="same", bias=False), nn.BatchNorm2d(4),
                           nn.ReLU(), nn.Flatten(), nn.Linear(4 * 25, 2))
@@ -130,6 +140,16 @@ class Block(nn.Module):
 
     def forward(self, a):
         return F.relu(self.linear2(F.relu(self.linear1(a))) + a)
+
+
+class InPlace(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(features))
+
+    def forward(self, a):
+        a += self.scale  # changes its input in place
+        return 2 * a
 
 
 def zero_(block):
@@ -230,6 +250,21 @@ def test_class_proxy_mirrors_the_module_and_computes_in_the_subject(subject):
     reference(a2).sum().backward()
     assert torch.allclose(a1.grad, a2.grad)
     assert all(torch.allclose(g, p.grad) for g, p in zip(grads, block.parameters(), strict=True))
+
+
+def test_in_place_on_an_intermediate_input_is_allowed_as_it_is_here(subject):
+    """An input that is an intermediate result here (not a leaf) may be changed in place by the
+    student's forward, as it could be without the subject; gradients are still right."""
+    client = subject.client
+    block = client.lookup("InPlace")(3)
+    x = torch.randn(4, 3, requires_grad=True)
+    h = x * 1.0  # not a leaf
+    out = block(h)
+    out.sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, torch.full_like(x, 2.0))
+    leaf = torch.randn(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        block(leaf)
 
 
 def test_deepcopy_is_independent(subject):
