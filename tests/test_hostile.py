@@ -55,7 +55,7 @@ EXPECTED = {
     "escape": ("", 3),  # tries to read/write outside and use the network; answers are right
     # the scan only flags; scores are the trusted verdict's (grader.verdict): a forged kernel
     # report counts for nothing, and is listed for review as a verdict-mismatch
-    "tamper_custom_exc": ("tamper-suspected;verdict-mismatch", 2),
+    "tamper_custom_exc": ("tamper-suspected", 2),
     "tamper_eq": ("tamper-suspected;verdict-mismatch", 2),
     "tamper_transformer": ("tamper-suspected;verdict-mismatch", 2),
     "tamper_import": ("tamper-suspected", 2),
