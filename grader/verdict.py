@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,34 +192,47 @@ def _message(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"[:MAX_MESSAGE]
 
 
+def _bind(sub: Subject, names: list[str], ns: dict) -> None:
+    """The contract names in `ns` become proxies of the subject's objects (absent: unbound)."""
+    for name in names:
+        try:
+            ns[name] = sub.client.lookup(name)
+        except KeyError:
+            ns.pop(name, None)  # NameError in the tests that use it
+
+
 def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
           sandbox: bool = True) -> list[CellVerdict]:
-    """Score every autograded test cell of a submission; the trusted verdicts, in order."""
+    """Score every autograded test cell of a submission; the trusted verdicts, in order.
+
+    A test whose request the subject does not answer in time (or that kills it) scores 0; the
+    next test gets a fresh subject (as a kernel that was interrupted goes on with the next
+    cell), until the notebook's time is spent."""
     limits = limits or Limits()
+    deadline = time.monotonic() + limits.notebook_timeout
     source_nb = nbformat.read(source_path, as_version=4)
     submitted_nb = nbformat.read(submitted_path, as_version=4)
     cells, names, tests = notebook_parts(source_nb, submitted_nb)
-    sub, _, note = start_subject(cells, limits, sandbox)
-    verdicts = []
+    ns: dict = {"__name__": "__main__"}
+    with _quiet():
+        for label, source in given_cells(source_nb):  # instructor code: runs here too
+            try:
+                exec(compile(source, f"<{label}>", "exec"), ns)
+            except Exception:  # noqa: BLE001 - the subject's copy is what matters
+                pass
+    verdicts: list[CellVerdict] = []
+    sub: Subject | None = None
+    dead = ""
     try:
-        ns: dict = {"__name__": "__main__"}
-        with _quiet():
-            for label, source in given_cells(source_nb):  # instructor code: runs here too
-                try:
-                    exec(compile(source, f"<{label}>", "exec"), ns)
-                except Exception:  # noqa: BLE001 - the subject's copy is what matters
-                    pass
-        dead = ""
-        try:
-            for name in names:
-                try:
-                    ns[name] = sub.client.lookup(name)
-                except KeyError:
-                    ns.pop(name, None)  # NameError in the tests that use it
-        except proxy.SubjectDied as e:
-            dead = str(e)
         for grade_id, points, source in tests:
-            if dead:
+            if sub is None and time.monotonic() < deadline:
+                sub, _, note = start_subject(cells, limits, sandbox)
+                try:
+                    _bind(sub, names, ns)
+                    dead = ""
+                except proxy.SubjectDied as e:
+                    dead = f"{note} {e}".strip()
+            if sub is None or dead:
                 verdicts.append(CellVerdict(grade_id, 0.0, points,
                                             f"not run: your code's process ended ({dead})"))
                 continue
@@ -227,12 +241,14 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
                     exec(compile(source, f"<{grade_id}>", "exec"), ns)
                 verdicts.append(CellVerdict(grade_id, points, points))
             except proxy.SubjectDied as e:
-                dead = str(e)
-                verdicts.append(CellVerdict(grade_id, 0.0, points, f"{note} {dead}".strip()))
+                verdicts.append(CellVerdict(grade_id, 0.0, points, f"{note} {e}".strip()))
+                sub.close()
+                sub = None  # the next test starts a fresh one
             except Exception as e:  # noqa: BLE001 - a failed test is a verdict
                 verdicts.append(CellVerdict(grade_id, 0.0, points, _message(e)))
     finally:
-        sub.close()
+        if sub is not None:
+            sub.close()
     return verdicts
 
 
