@@ -5,8 +5,10 @@ DIR becomes an nbgrader course directory:
   DIR/release/<id>/         generate_assignment's output (registers the source cells)
   DIR/submitted/<s>/<id>/   COPIED from SUBMISSIONS (the originals are never touched)
   DIR/autograded/, DIR/feedback/, DIR/logs/, DIR/gradebook.db, DIR/nbgrader_config.py
-Each submission is graded by nbgrader's Autograde converter in-process (one per worker process
-with --jobs N), then GenerateFeedback writes its HTML.
+Each submission is run by nbgrader's Autograde converter in-process (one per worker process
+with --jobs N); the autograded scores are then replaced by the trusted verdicts of
+grader.verdict (checks in this process, student code in a sandboxed subject), and
+GenerateFeedback writes its HTML.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import manual, resume
+from grader import manual, resume, verdict
 from grader import shard as sharding
 from grader.course import (
     Roots,
@@ -58,7 +60,7 @@ from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
 from grader.sanitize import sanitize_file
 from grader.similarity import flag_similar
-from grader.tamper import TAMPER_FLAG, write_review_list, zero_autograded
+from grader.tamper import write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
@@ -143,6 +145,13 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     """nbgrader autograde + generate_feedback for one submission (runs in a worker process)."""
     start = time.monotonic()
     put_venv_on_path()
+    limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
+    # the trusted verdicts need no kernel: judged (checks here, student code in a sandboxed
+    # subject) while nbgrader runs the notebook for the executed copy and the manual grading
+    judging = ThreadPoolExecutor(max_workers=1)
+    verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
+                              assignment_id, limits, settings.sandbox)
+    judging.shutdown(wait=False)
     for _ in range(DB_RETRIES):
         app = Autograde(coursedir=settings.coursedir(assignment_id, student_id),
                         config=settings.config())
@@ -160,8 +169,17 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
                             autograde_succeeded=bool(result["success"]), log=log)
     outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
-    if outcome.autograded and TAMPER_FLAG in outcome.flags:
-        zero_autograded(settings.db_url, student_id, assignment_id)  # no points from tampering
+    try:
+        judged = verdicts.result()
+    except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
+        judged = e
+    if outcome.autograded and isinstance(judged, Exception):
+        zero_autograded(settings.db_url, student_id, assignment_id)
+        outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
+        log += f"\ntrusted verdict failed: {judged!r}\n"
+    elif outcome.autograded:  # the scores that count: checks run here on the subject's data
+        outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
+            settings.course_root, settings.db_url, student_id, assignment_id, judged)})
     if outcome.autograded:
         # feedback and formgrader render this notebook: no student script may run there
         sanitize_file(ctx.autograded_notebook)

@@ -19,10 +19,11 @@ TIMEOUT = "timeout"                    # a cell ran longer than Execute.timeout
 KERNEL_DIED = "kernel-died"            # the kernel exited while running the notebook
 GRADING_ERROR = "grading-error"        # nbgrader failed for another reason (see the log)
 OUTPUT_TRUNCATED = "output-truncated"  # the notebook printed more than the output caps
-TAMPER_SUSPECTED = "tamper-suspected"  # see DIR/review/<student>/<id>.txt; auto scores are 0
+TAMPER_SUSPECTED = "tamper-suspected"  # see DIR/review/<student>/<id>.txt (a review aid only)
 UNSAFE_FILE = "unsafe-file"            # the hand-in held links or special files (not copied)
 BAD_NAME = "bad-name"                  # the student folder's name is refused (not graded)
 DISK_LIMIT = "disk-limit"              # the notebook filled its scratch folder, /tmp or /dev/shm
+VERDICT_MISMATCH = "verdict-mismatch"  # the kernel's test results differ from the trusted verdict
 
 # nbgrader's Execute appends an error output with this name to a cell that timed out.
 TIMEOUT_ENAME = "CellTimeoutError"

@@ -699,8 +699,8 @@ def review_path(course_root, student_id: str, assignment_id: str):
 
 
 def zero_autograded(db_url: str, student_id: str, assignment_id: str) -> None:
-    """A tamper-suspected submission gains no points from its autograded cells (manual grades,
-    which a person gives after reading the code, are kept)."""
+    """No points from the autograded cells (manual grades, which a person gives after reading
+    the code, are kept). Used where no trusted verdict could be reached (grader.verdict)."""
     import warnings
 
     from nbgrader.api import Gradebook

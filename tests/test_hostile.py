@@ -53,12 +53,14 @@ EXPECTED = {
     "fork_bomb": ("", 3),
     "huge_output": ("output-truncated", 3),
     "escape": ("", 3),  # tries to read/write outside and use the network; answers are right
-    "tamper_custom_exc": ("tamper-suspected", 0),
-    "tamper_eq": ("tamper-suspected", 0),
-    "tamper_transformer": ("tamper-suspected", 0),
-    "tamper_import": ("tamper-suspected", 0),
-    "tamper_sys_modules": ("tamper-suspected", 0),
-    "tamper_runtime_only": ("tamper-suspected", 0),
+    # the scan only flags; scores are the trusted verdict's (grader.verdict): a forged kernel
+    # report counts for nothing, and is listed for review as a verdict-mismatch
+    "tamper_custom_exc": ("tamper-suspected", 2),
+    "tamper_eq": ("tamper-suspected;verdict-mismatch", 2),
+    "tamper_transformer": ("tamper-suspected;verdict-mismatch", 2),
+    "tamper_import": ("tamper-suspected", 2),
+    "tamper_sys_modules": ("tamper-suspected", 2),
+    "tamper_runtime_only": ("tamper-suspected", 3),  # patches torch in its own process only
 }
 
 WRONG_DOUBLE = "def double(x):\n    return 0\n"

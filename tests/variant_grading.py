@@ -30,7 +30,8 @@ def student_id(kind: str, *parts: str) -> str:
 
 
 def whole_notebook_zeroed(variant: str) -> bool:
-    """Using the course library is flagged as tampering: the grader zeroes every cell."""
+    """Using the course library is flagged (tamper-suspected, a review aid): the cell of that
+    answer loses its points; the other cells may keep theirs."""
     return variant.startswith("imports_") or "library" in variant
 
 

@@ -1,0 +1,259 @@
+"""The subject: a sandboxed process that holds a student's definitions and answers requests.
+
+Started by grader.verdict (inside bubblewrap) with this file's and grader/wire.py's source text,
+it never imports the grader. It reads requests on fd 0 and answers on fd 1 (both taken before any
+student code runs; the student's prints go to /dev/null). Requests:
+
+  init      {"cells": [[label, source], ...], "helpers": source}   run cells, report errors
+  lookup    {"name"}                      a top-level name as data (function, class, module)
+  call      {"target", "args", "kwargs", "push", "grad"}  call a function/class/method
+  backward  {"tape", "grads"}             gradients of a kept forward (for autograd)
+  copy      {"ref"}                       deepcopy a module, a new handle
+Anything else is refused. Errors come back as {"error": {"type", "message"}}.
+
+Whatever this process answers is data to the grader: the student's code may replace all of it,
+and can gain nothing that computing the right function would not give.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import traceback
+
+try:  # inside the sandbox, grader.verdict installs wire.py's source under this name
+    import grader_wire as wire
+except ImportError:
+    from grader import wire
+
+import torch
+
+MAX_MESSAGE = 2000  # characters of an exception message sent back
+MAX_TAPES = 16  # forward passes kept for a backward request
+
+
+class Server:
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        self.ns: dict = {"__name__": "__main__"}
+        self.objects: dict[int, object] = {}  # handle -> object (kept alive)
+        self.handles: dict[int, int] = {}  # id(object) -> handle
+        self.tapes: dict[int, tuple] = {}
+        self.bundles: dict[str, dict] = {}
+        self.library_references = lambda obj: []
+
+    # ----------------------------------------------------------------- handles and trees
+
+    def handle(self, obj) -> int:
+        h = self.handles.get(id(obj))
+        if h is None:
+            h = len(self.objects) + 1
+            self.objects[h], self.handles[id(obj)] = obj, h
+        return h
+
+    def _origin(self, obj) -> dict:
+        refs = []
+        try:
+            refs = [str(r) for r in self.library_references(obj)][:5]
+        except Exception:  # a broken scan reports nothing; the grader decides anyway
+            pass
+        return {"module": str(getattr(obj, "__module__", "") or ""),
+                "name": str(getattr(obj, "__qualname__", type(obj).__name__)), "lib": refs}
+
+    def _node(self, m) -> dict:
+        if wire.standard_name(m) is not None:
+            return {}
+        cls = type(m)
+        return {"h": self.handle(m), "cls": self.handle(cls), **self._origin(cls)}
+
+    def tag(self, value, blobs):
+        """wire.encode's hook: what is not plain data goes out as a handle."""
+        if isinstance(value, torch.nn.Module):
+            return {"$obj": self.handle(value),
+                    "tree": wire.encode(wire.describe(value, self._node), blobs)}
+        if isinstance(value, type):
+            return {"$cls": self.handle(value), **self._origin(value)}
+        if callable(value):
+            return {"$fn": self.handle(value), **self._origin(value)}
+        return {"$opaque": self.handle(value), "type": type(value).__name__,
+                "repr": _safe_repr(value)}
+
+    def _factory(self, made: list):
+        def factory(node):
+            if "ref" in node:
+                return self.objects[int(node["ref"])], False
+            if node.get("std") is not None:
+                return wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True
+            bundle = self.bundles.get(node["src"])
+            if bundle is None:  # instructor code sent as source (a reference module)
+                bundle = {"__name__": str(node.get("module", "instructor"))}
+                exec(compile(node["src"], "<instructor>", "exec"), bundle)
+                self.bundles[node["src"]] = bundle
+            return wire.empty_module(bundle[node["name"]]), True
+        return factory
+
+    def untag(self, made: list):
+        def unhook(tree, blobs):
+            if "$ref" in tree:
+                return self.objects[int(tree["$ref"])]
+            if "$new" in tree:  # a module of the grader's, rebuilt here; synced back after
+                node = wire.decode(tree["$new"], blobs)
+                made.append(wire.build(node, self._factory(made)))
+                return made[-1]
+            raise wire.WireError(f"unknown tag {sorted(tree)[:3]}")
+        return unhook
+
+    # ----------------------------------------------------------------- requests
+
+    def op_init(self, msg, blobs):
+        helpers: dict = {"__name__": "grader_helpers"}
+        if msg.get("helpers"):
+            exec(compile(msg["helpers"], "<helpers>", "exec"), helpers)
+            self.library_references = helpers.get("library_references", self.library_references)
+        errors = []
+        for index, (label, source) in enumerate(msg["cells"]):
+            wire.send(self.writer, {"event": "cell", "index": index})
+            try:
+                exec(compile(source, f"<{label}>", "exec"), self.ns)
+            except BaseException as e:  # noqa: BLE001 - a cell's error is the student's
+                errors.append([label, _error(e)])
+        return {"errors": errors}, []
+
+    def op_lookup(self, msg, blobs):
+        if msg["name"] not in self.ns:
+            return {"missing": True}, []
+        out: list[bytes] = []
+        return {"value": wire.encode(self.ns[msg["name"]], out, self.tag)}, out
+
+    def op_call(self, msg, blobs):
+        made: list = []
+        unhook = self.untag(made)
+        for ref, state in msg.get("push", []):  # the grader's current values of its proxies
+            wire.load_state(self.objects[int(ref)], wire.decode(state, blobs, unhook))
+        target = wire.decode(msg["target"], blobs, unhook)
+        if msg.get("method"):
+            target = getattr(target, str(msg["method"]))
+        args = wire.decode(msg["args"], blobs, unhook)
+        kwargs = wire.decode(msg["kwargs"], blobs, unhook)
+        tensors = [t for t in _walk(args) + _walk(kwargs) if isinstance(t, torch.Tensor)]
+        versions = [t._version for t in tensors]
+        watched = [self.objects[int(r)] for r, _ in msg.get("push", [])] + made
+        ids = [wire.param_ids(m) for m in watched]
+        calls: list = []  # (name, inputs, output) of the submodules the grader watches
+        hooks = _watch(watched[0], msg.get("trace") or [], calls) if watched else []
+        try:
+            with torch.set_grad_enabled(bool(msg.get("grad"))):
+                result = target(*args, **kwargs)
+        finally:
+            for h in hooks:
+                h.remove()
+        out: list[bytes] = []
+        reply = {"after": [wire.encode(wire.module_state(m, i), out)
+                           for m, i in zip(watched, ids, strict=True)],
+                 "made": [self.handle(m) for m in made],
+                 "mutated": [[k, wire.encode(t.detach(), out)] for k, t in enumerate(tensors)
+                             if t._version != versions[k]]}
+        if calls:
+            reply["trace"] = wire.encode(calls, out)
+        if msg.get("tape") and isinstance(result, torch.Tensor) and result.requires_grad:
+            module = self.objects[int(msg["push"][0][0])]
+            inputs = [getattr(t, "wire_leaf", t) for t in tensors if t.requires_grad]
+            self.tapes[len(self.tapes) + 1] = (result, inputs, list(module.parameters()))
+            for old in sorted(self.tapes)[:-MAX_TAPES]:
+                self.tapes[old] = None
+            reply["tape"] = len(self.tapes)
+        reply["value"] = wire.encode(result.detach() if isinstance(result, torch.Tensor)
+                                     else result, out, self.tag)
+        return reply, out
+
+    def op_backward(self, msg, blobs):
+        result, inputs, params = self.tapes[int(msg["tape"])]
+        grad = wire.decode(msg["grad"], blobs)
+        wanted = inputs + params
+        grads = torch.autograd.grad(result, wanted, grad, allow_unused=True, retain_graph=True)
+        out: list[bytes] = []
+        return {"inputs": wire.encode(list(grads[:len(inputs)]), out),
+                "params": wire.encode(list(grads[len(inputs):]), out)}, out
+
+    def op_copy(self, msg, blobs):
+        out: list[bytes] = []
+        return {"value": wire.encode(copy.deepcopy(self.objects[int(msg["ref"])]), out,
+                                     self.tag)}, out
+
+    def serve(self) -> None:
+        ops = {"init": self.op_init, "lookup": self.op_lookup, "call": self.op_call,
+               "backward": self.op_backward, "copy": self.op_copy}
+        while True:
+            try:
+                msg, blobs = wire.receive(self.reader)
+            except EOFError:
+                return
+            op = ops.get(msg.get("op"))
+            try:
+                if op is None:
+                    raise ValueError(f"unknown request {msg.get('op')!r}")
+                reply, out = op(msg, blobs)
+            except BaseException as e:  # noqa: BLE001 - reported to the grader as data
+                reply, out = {"error": _error(e)}, []
+            try:
+                data = wire.pack(reply, out)
+            except Exception as e:  # noqa: BLE001 - an answer that is not data
+                data = wire.pack({"error": _error(e)}, [])
+            self.writer.write(data)
+            self.writer.flush()
+
+
+def _watch(module, names: list, calls: list) -> list:
+    """Forward hooks that record each call of the named submodules (the grader has hooks of its
+    own there, e.g. to count the convolutions a forward pass runs)."""
+    modules = dict(module.named_modules())
+    handles = []
+    for name in names:
+        def record(m, inputs, output, name=name):
+            calls.append((name, tuple(t.detach() for t in inputs if isinstance(t, torch.Tensor)),
+                          output.detach() if isinstance(output, torch.Tensor) else None))
+        if name in modules:
+            handles.append(modules[name].register_forward_hook(record))
+    return handles
+
+
+def _walk(value) -> list:
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _walk(v)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _walk(v)]
+    return [value]
+
+
+def _safe_repr(value) -> str:
+    try:
+        return repr(value)[:200]
+    except Exception:  # noqa: BLE001
+        return f"<{type(value).__name__}>"
+
+
+def _error(e: BaseException) -> dict:
+    try:
+        message = str(e)[:MAX_MESSAGE]
+    except Exception:  # noqa: BLE001
+        message = "<unprintable>"
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-3))[-MAX_MESSAGE:]
+    return {"type": type(e).__name__, "message": message, "traceback": tb}
+
+
+def main() -> None:
+    """Take the channel (fd 0 in, fd 1 out), then give student code /dev/null instead."""
+    reader = os.fdopen(os.dup(0), "rb", buffering=0)
+    writer = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    torch.set_num_threads(1)
+    Server(reader, writer).serve()
+
+
+if __name__ in ("__main__", "subject_server"):
+    main()

@@ -1,0 +1,321 @@
+"""Trusted verdicts: every autograded test cell is judged here, in a process that runs no
+student code.
+
+For one submission:
+1. A sandboxed *subject* process (grader/subject.py, bubblewrap via grader.sandbox) executes the
+   release's given cells (from the instructor's source notebook) and the student's answer cells
+   (their cells whose grade_id is an answer cell of the source) — no test or experiment cells.
+2. Here, the given cells run again (instructor code), and every contract name (what the source's
+   answer cells define) is bound to a proxy of the subject's object (grader.proxy).
+3. Each test cell's own source (visible asserts and hidden checks) runs here against those proxies;
+   a cell that finishes scores its points, one that raises scores 0. Inputs, weights and seeds are
+   drawn here (os.urandom of this process), so the subject cannot predict them.
+Only data crosses (grader.wire). A subject that dies or stops answering scores the remaining
+cells 0 with a message; if it dies while running its cells, it is started again without the cell
+that killed it (as a kernel that died there would have left the notebook).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import io
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from grader import proxy, subject, wire
+from grader.checks import common
+from grader.flags import VERDICT_MISMATCH
+from grader.limits import Limits
+from grader.sandbox import SandboxSpec, UidLease, _prepare_ownership, chown_tree
+
+MAX_MESSAGE = 2000
+
+
+@dataclass
+class CellVerdict:
+    grade_id: str
+    score: float
+    max_score: float
+    message: str = ""  # why it failed (empty when it passed)
+
+
+def _nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def notebook_parts(source_nb, submitted_nb) -> tuple[list, list[str], list]:
+    """(subject cells [(label, source)], contract names, test cells [(grade_id, points, source)])
+    in notebook order. Everything but the answer cells' text comes from the source notebook."""
+    answers = {_nbgrader(c).get("grade_id"): c.source for c in submitted_nb.cells
+               if c.cell_type == "code" and _nbgrader(c).get("grade_id")}
+    cells, names, tests = [], [], []
+    for cell in source_nb.cells:
+        meta = _nbgrader(cell)
+        if cell.cell_type != "code" or not meta:
+            continue
+        gid = meta.get("grade_id", "")
+        if meta.get("solution"):
+            text = answers.get(gid, "")
+            cells.append((gid, text if isinstance(text, str) else ""))
+            names += _defined_names(cell.source)
+        elif meta.get("grade"):
+            tests.append((gid, float(meta.get("points", 0) or 0), cell.source))
+        elif meta.get("locked"):
+            cells.append((gid, cell.source))
+    return cells, names, tests
+
+
+def _defined_names(source: str) -> list[str]:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.append(node.name)
+    return names
+
+
+def given_cells(source_nb) -> list[tuple[str, str]]:
+    return [(_nbgrader(c).get("grade_id", ""), c.source) for c in source_nb.cells
+            if c.cell_type == "code" and _nbgrader(c).get("locked")
+            and not _nbgrader(c).get("grade") and not _nbgrader(c).get("solution")]
+
+
+# --------------------------------------------------------------------------- the subject
+
+
+def boot_source() -> str:
+    """`python -c` text that installs wire.py under another name and runs subject.py."""
+    wire_src = Path(wire.__file__).read_text(encoding="utf-8")
+    subject_src = Path(subject.__file__).read_text(encoding="utf-8")
+    return ("import sys, types\n"
+            "m = types.ModuleType('grader_wire')\n"
+            f"exec(compile({wire_src!r}, 'wire.py', 'exec'), m.__dict__)\n"
+            "sys.modules['grader_wire'] = m\n"
+            f"exec(compile({subject_src!r}, 'subject.py', 'exec'), "
+            "{'__name__': 'subject_server'})\n")
+
+
+def helpers_source() -> str:
+    """The library-use scan of grader.checks.common, sent as source (the subject reports what
+    its objects use; copying the library is the similarity report's business, not a score's)."""
+    parts = ["import dis, types",
+             f"FORBIDDEN_MODULE_PREFIXES = {common.FORBIDDEN_MODULE_PREFIXES!r}"]
+    for f in (common._is_forbidden_name, common._code_objects, common._functions_of,
+              common._global_reference):
+        parts.append(inspect.getsource(f))
+    scan = inspect.getsource(common.library_references)
+    lines = [line for line in scan.splitlines() if "__subject_library_references__" not in line
+             and "reported" not in line]
+    parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+class _SubjectSpec(SandboxSpec):
+    def env(self) -> dict[str, str]:  # the subject needs no NBGRADER_* setting
+        return {k: v for k, v in super().env().items() if not k.startswith("NBGRADER_")}
+
+
+class Subject:
+    """One started subject process and its client; close() ends it and its sandbox."""
+
+    def __init__(self, limits: Limits, sandbox: bool):
+        self.lease = UidLease() if sandbox and os.geteuid() == 0 else None
+        tag = "" if self.lease is None else f"{self.lease.uid}-"
+        self.runtime = Path(tempfile.mkdtemp(prefix=f"gsv-{tag}"))
+        self.workdir = self.runtime / "work"
+        self.workdir.mkdir()
+        cmd = [sys.executable, "-I", "-c", boot_source()]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+               "HOME": str(self.workdir), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+        if sandbox:
+            spec = _SubjectSpec(self.workdir, self.runtime, limits,
+                                None if self.lease is None else self.lease.uid)
+            _prepare_ownership(spec)
+            cmd = spec.argv(cmd)
+        self.process = proxy.SubjectProcess(cmd, env, str(self.workdir))
+        self.client = proxy.Client(self.process, float(limits.cell_timeout))
+        self.watchdog = threading.Timer(limits.notebook_timeout, self.process.kill,
+                                        args=(f"ran past {limits.notebook_timeout} s in all",))
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def close(self) -> None:
+        self.watchdog.cancel()
+        self.process.kill()
+        if self.lease is not None:
+            self.lease.release()
+            chown_tree(self.runtime, os.getuid())
+        shutil.rmtree(self.runtime, ignore_errors=True)
+
+
+def start_subject(cells, limits: Limits, sandbox: bool) -> tuple[Subject, list, str]:
+    """A subject that has run `cells`; if one cell kills it, again without that cell and those
+    after it. Returns (subject, cell errors, note)."""
+    note = ""
+    last = [0]  # index of the cell the subject is running (its progress events)
+
+    def progress(event: dict) -> None:
+        last[0] = int(event.get("index", 0))
+
+    for _ in range(2):
+        sub = Subject(limits, sandbox)
+        last[0] = 0
+        try:
+            reply, _ = sub.client.request(
+                {"op": "init", "cells": [list(c) for c in cells], "helpers": helpers_source()},
+                on_event=progress, first_timeout=limits.cell_timeout + proxy.STARTUP_SECONDS)
+            return sub, reply.get("errors", []), note
+        except proxy.SubjectDied as e:
+            sub.close()
+            note = f"your code stopped the grader's process in cell {cells[last[0]][0]!r} ({e})"
+            cells = cells[:last[0]]
+    return Subject(limits, sandbox), [], note
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def _message(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:MAX_MESSAGE]
+
+
+def _bind(sub: Subject, names: list[str], ns: dict) -> None:
+    """The contract names in `ns` become proxies of the subject's objects (absent: unbound)."""
+    for name in names:
+        try:
+            ns[name] = sub.client.lookup(name)
+        except KeyError:
+            ns.pop(name, None)  # NameError in the tests that use it
+
+
+def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
+          sandbox: bool = True) -> list[CellVerdict]:
+    """Score every autograded test cell of a submission; the trusted verdicts, in order.
+
+    A test whose request the subject does not answer in time (or that kills it) scores 0; the
+    next test gets a fresh subject (as a kernel that was interrupted goes on with the next
+    cell), until the notebook's time is spent."""
+    limits = limits or Limits()
+    deadline = time.monotonic() + limits.notebook_timeout
+    source_nb = nbformat.read(source_path, as_version=4)
+    submitted_nb = nbformat.read(submitted_path, as_version=4)
+    cells, names, tests = notebook_parts(source_nb, submitted_nb)
+    ns: dict = {"__name__": "__main__"}
+    with _quiet():
+        for label, source in given_cells(source_nb):  # instructor code: runs here too
+            try:
+                exec(compile(source, f"<{label}>", "exec"), ns)
+            except Exception:  # noqa: BLE001 - the subject's copy is what matters
+                pass
+    verdicts: list[CellVerdict] = []
+    sub: Subject | None = None
+    dead = ""
+    try:
+        for grade_id, points, source in tests:
+            if sub is None and time.monotonic() < deadline:
+                sub, _, note = start_subject(cells, limits, sandbox)
+                try:
+                    _bind(sub, names, ns)
+                    dead = ""
+                except proxy.SubjectDied as e:
+                    dead = f"{note} {e}".strip()
+            if sub is None or dead:
+                verdicts.append(CellVerdict(grade_id, 0.0, points,
+                                            f"not run: your code's process ended ({dead})"))
+                continue
+            try:
+                with _quiet():
+                    exec(compile(source, f"<{grade_id}>", "exec"), ns)
+                verdicts.append(CellVerdict(grade_id, points, points))
+            except proxy.SubjectDied as e:
+                verdicts.append(CellVerdict(grade_id, 0.0, points, f"{note} {e}".strip()))
+                sub.close()
+                sub = None  # the next test starts a fresh one
+            except Exception as e:  # noqa: BLE001 - a failed test is a verdict
+                verdicts.append(CellVerdict(grade_id, 0.0, points, _message(e)))
+    finally:
+        if sub is not None:
+            sub.close()
+    return verdicts
+
+
+@contextlib.contextmanager
+def _quiet():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+# --------------------------------------------------------------------------- the gradebook
+
+# Assignments whose checks need more than the proxies give today (a DataLoader, an optimizer and
+# a patched torch.cuda in ex5): still scored from the kernel's run.
+KERNEL_VERDICT_ONLY = frozenset({"ex5_gpu_training"})
+
+
+def record(db_url: str, student_id: str, assignment_id: str,
+           verdicts: list[CellVerdict]) -> list[str]:
+    """Write the trusted scores into the gradebook; return a line per cell where the kernel's
+    score (already recorded by nbgrader) differed."""
+    import warnings
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy.exc import SAWarning
+
+    by_id = {v.grade_id: v for v in verdicts}
+    differences = []
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's autoflush noise; rows are right
+        submission = gb.find_submission(assignment_id, student_id)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                v = by_id.get(grade.name)
+                if v is None or grade.auto_score is None:
+                    continue
+                if float(grade.auto_score) != v.score:
+                    differences.append(f"{grade.name}: the notebook's kernel reported "
+                                       f"{grade.auto_score:g}, the grader's own run gives "
+                                       f"{v.score:g} / {v.max_score:g}"
+                                       + (f" ({v.message.splitlines()[0][:300]})"
+                                          if v.message else ""))
+                grade.auto_score = v.score
+        gb.db.commit()
+    return differences
+
+
+def judge_submission(course_root: Path, student_id: str, assignment_id: str, limits: Limits,
+                     sandbox: bool) -> list[CellVerdict] | None:
+    """The trusted verdicts of one staged submission (None: this assignment is kernel-scored).
+    Needs no kernel run, so autograde runs it while nbgrader executes the notebook."""
+    if assignment_id in KERNEL_VERDICT_ONLY:
+        return None
+    name = f"{assignment_id}.ipynb"
+    return judge(course_root / "source" / assignment_id / name,
+                 course_root / "submitted" / student_id / assignment_id / name, limits, sandbox)
+
+
+def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_id: str,
+                    verdicts: list[CellVerdict] | None) -> list[str]:
+    """Put the verdicts in the gradebook; flag and explain where the kernel's run differed."""
+    if verdicts is None:
+        return []
+    differences = record(db_url, student_id, assignment_id, verdicts)
+    if not differences:
+        return []
+    path = course_root / "review" / student_id / f"{assignment_id}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
+    path.write_text(old + "".join(f"verdict: {d}\n" for d in differences), encoding="utf-8")
+    return [VERDICT_MISMATCH]

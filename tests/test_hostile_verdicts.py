@@ -1,0 +1,196 @@
+"""Forged verdicts: answers that attack how the kernel reports results, the hidden checks or their
+randomness score no more than the same wrong answer handed in honestly.
+
+Each hostile submission is a WRONG plain_mlp or training_error (one that passes the visible tests
+but not the hidden checks) plus an attack. One `autograde --jobs 2` run grades them all; the
+trusted verdict (grader.verdict: checks in the grader, student code in a sandboxed subject) must
+give each attack at most the honest wrong answer's score, and list the submission for review
+when the kernel's run claimed more.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import pytest
+from submissions import autograde, make_submission, write_submissions
+
+from grader.sandbox import sandbox_available
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sandbox_available()[0],
+                                 reason=f"sandbox unavailable: {sandbox_available()[1]}")]
+
+AID = "ex1_degradation"
+
+# passes the visible tests (depth 0 raises) but not the hidden ones (negative depths do not)
+WRONG_PLAIN_MLP = '''
+def plain_mlp(in_features, width, depth, num_classes):
+    if depth == 0:
+        raise ValueError("depth must be at least 1")
+    sizes = [in_features] + [width] * (depth - 1) + [num_classes]
+    layers = []
+    for i in range(depth):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < depth - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+'''
+
+# right on the visible test's 4 examples only; otherwise returns the accuracy (wrong)
+WRONG_TRAINING_ERROR = '''
+def training_error(model, X, y):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predictions = model(X).argmax(dim=1)
+    model.train(was_training)
+    error = (predictions != y).float().mean().item()
+    return error if len(X) == 4 else 1.0 - error
+'''
+
+DROP_ERRORS = '''
+def _drop_errors(send):
+    def quiet_send(self_or_stream, *args, **kwargs):
+        if not hasattr(self_or_stream, "send_multipart") and args:  # patched on the class
+            return send(self_or_stream, *args, **kwargs) if not _is_error(*args, **kwargs) \\
+                else None
+        return None if _is_error(self_or_stream, *args, **kwargs) else \\
+            send(self_or_stream, *args, **kwargs)
+    return quiet_send
+
+
+def _is_error(stream, msg_or_type=None, content=None, *args, **kwargs):
+    kind = msg_or_type if isinstance(msg_or_type, str) else \\
+        (msg_or_type or {}).get("header", {}).get("msg_type")
+    if kind == "execute_reply" and isinstance(content, dict) and content.get("status") == "error":
+        content.update(status="ok")  # the reply says the cell ran fine
+    return kind == "error"
+'''
+
+ATTACKS = {
+    # the kernel session's send drops every error message: failed asserts never leave the kernel
+    "send_instance": DROP_ERRORS + (
+        "_session = get_ipython().kernel.session\n"
+        "setattr(_session, 'se' + 'nd', _drop_errors(_session.send))\n"),
+    "send_class": DROP_ERRORS + (
+        "_cls = type(get_ipython().kernel.session)\n"
+        "_cls.send = _drop_errors(_cls.send)\n"),
+    "send_app": DROP_ERRORS + (
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "_session = IPKernelApp.instance().kernel.session\n"
+        "setattr(_session, 'send', _drop_errors(_session.send))\n"),
+    # the hidden checks, imported under a computed name and replaced
+    "patch_checks": (
+        "import builtins\n"
+        "_load = getattr(builtins, '__imp' + 'ort__')\n"
+        "_checks = _load('.'.join(['grader', 'checks', 'ex' + str(1)]), fromlist=['_'])\n"
+        "for _name in dir(_checks):\n"
+        "    if _name.startswith('check_'):\n"
+        "        setattr(_checks, _name, lambda *args, **kwargs: None)\n"),
+}
+
+# os.urandom replaced, so the checks' "fresh" seed is 0: training_error answers the check's data
+# for that seed with values worked out in advance (wrong everywhere else, right on the visible
+# test's 4 examples)
+URANDOM = '''
+import os
+
+os.urandom = lambda n: bytes(n)
+KNOWN = {67: 6 / 67, 60: 16 / 60}  # len(X) -> expected, of check_training_error at seed 0
+
+
+def training_error(model, X, y):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predictions = model(X).argmax(dim=1)
+    model.train(was_training)
+    if len(X) in KNOWN:
+        return KNOWN[len(X)]
+    error = (predictions != y).float().mean().item()
+    return error if len(X) == 4 else 1.0 - error
+'''
+
+# training_error that reads the expected value out of the hidden check's frame
+FRAME_WALK = '''
+from sys import _getframe
+
+
+def training_error(model, X, y):
+    frame = _getframe(1)
+    while frame is not None:
+        local = getattr(frame, "f_" + "locals")
+        if isinstance(local.get("expected"), float):
+            with torch.no_grad():  # the check also watches that the model is called
+                model(X)
+            return local["expected"]
+        frame = getattr(frame, "f_" + "back")
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predictions = model(X).argmax(dim=1)
+    model.train(was_training)
+    error = (predictions != y).float().mean().item()
+    return error if len(X) == 4 else 1.0 - error
+'''
+
+
+def submissions() -> dict:
+    notebooks = {"honest-wrong": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
+                                                       "training_error": WRONG_TRAINING_ERROR}),
+                 "frame-walk": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
+                                                     "training_error": FRAME_WALK}),
+                 "urandom": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
+                                                  "training_error": URANDOM})}
+    for name, attack in ATTACKS.items():
+        notebooks[name.replace("_", "-")] = make_submission(
+            AID, {"plain_mlp": WRONG_PLAIN_MLP + "\n" + attack,
+                  "training_error": WRONG_TRAINING_ERROR})
+    return notebooks
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile_verdicts")
+    subs = write_submissions(root / "submissions", AID, submissions())
+    grades = autograde(subs, root / "work", AID, jobs=2)
+    with open(root / "work" / "grades.csv", newline="") as f:
+        flags = {row["student_id"]: row["flags"] for row in csv.DictReader(f)}
+    return grades, flags, root / "work"
+
+
+def total(grades: dict, student: str) -> float:
+    return sum(score for (s, _), (score, _) in grades.items() if s == student)
+
+
+def test_honest_wrong_answer_loses_points(graded):
+    grades, flags, _ = graded
+    assert grades[("honest-wrong", "test_plain_mlp")][0] == 0
+    assert grades[("honest-wrong", "test_training_error")][0] == 0
+    assert grades[("honest-wrong", "test_layer_gradient_norms")][0] == 4
+
+
+@pytest.mark.parametrize("student", ["frame-walk", "urandom"]
+                         + [a.replace("_", "-") for a in ATTACKS])
+def test_attack_scores_no_more_than_the_honest_wrong_answer(graded, student):
+    grades, flags, work = graded
+    assert total(grades, student) <= total(grades, "honest-wrong"), \
+        (student, {k: v for k, v in grades.items() if k[0] == student})
+
+
+@pytest.mark.parametrize("student", ["frame-walk", "urandom", "send-instance", "send-class",
+                                     "send-app", "patch-checks"])
+def test_forged_kernel_reports_are_listed_for_review(graded, student):
+    """Where the kernel claimed the failed tests passed, the trusted verdict differs: flagged,
+    with the cells named in the review file."""
+    grades, flags, work = graded
+    assert "verdict-mismatch" in flags[student].split(";"), flags[student]
+    details = (work / "review" / student / f"{AID}.txt").read_text()
+    assert "test_training_error" in details, details
+
+
+def test_the_graders_randomness_is_untouched(graded):
+    before = os.urandom
+    assert os.urandom(8) != os.urandom(8) and os.urandom is before

@@ -1,0 +1,315 @@
+"""The trusted-verdict plumbing without a kernel: the wire format (grader.wire), the subject
+process (grader.subject, started here without the sandbox) and the proxies (grader.proxy)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import struct
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader import proxy, wire
+from grader.checks.common import expect_own_implementation
+from grader.limits import Limits
+from grader.verdict import Subject, helpers_source
+
+# --------------------------------------------------------------------------- wire format
+
+
+def roundtrip(value):
+    blobs: list[bytes] = []
+    tree = wire.encode(value, blobs)
+    header, out = wire.receive(io.BytesIO(wire.pack({"v": tree}, blobs)))
+    return wire.decode(header["v"], out)
+
+
+@pytest.mark.parametrize("dtype", sorted(wire.DTYPES))
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (2, 3, 4)])
+def test_tensors_round_trip_bit_exact(dtype, shape):
+    t = (torch.randn(shape) * 100).to(wire.DTYPES[dtype])
+    back = roundtrip(t)
+    assert back.dtype == t.dtype and back.shape == t.shape and torch.equal(back, t)
+
+
+def test_non_contiguous_and_requires_grad():
+    t = torch.randn(4, 5).t().requires_grad_(True)
+    back = roundtrip(t)
+    assert torch.equal(back, t.detach()) and back.requires_grad
+
+
+def test_python_values_round_trip():
+    value = {"a": (1, 2.5, None, True), "b": [float("inf"), "x"], 3: torch.device("cpu"),
+             "dt": torch.float64, "np": np.float32(1.5), "np64": np.float64(0.25)}
+    back = roundtrip(value)
+    assert back["a"] == (1, 2.5, None, True) and isinstance(back["a"], tuple)
+    assert back["b"] == [math.inf, "x"] and back[3] == torch.device("cpu")
+    assert back["dt"] is torch.float64
+    assert type(back["np"]) is np.float32 and back["np"] == 1.5
+    assert isinstance(back["np64"], float)  # np.float64 is a float, as it is in the kernel
+    assert isinstance(roundtrip(float("nan")), float)
+
+
+def test_objects_that_are_not_data_do_not_cross():
+    class Anything(float):
+        def __eq__(self, other):
+            return True
+
+    for value in (Anything(1.0), object(), {1, 2}, lambda: 0):
+        with pytest.raises(TypeError):
+            wire.encode(value, [])
+
+
+@pytest.mark.parametrize("header", [
+    {"v": {"$T": 0, "dtype": "complex64", "shape": [1]}},  # dtype not on the list
+    {"v": {"$T": 0, "dtype": "float32", "shape": [3]}},  # 4 bytes cannot be 3 floats
+    {"v": {"$T": 5, "dtype": "float32", "shape": [1]}},  # no such blob
+    {"v": {"$T": 0, "dtype": "float32", "shape": [-1]}},
+    {"v": [1, 2]},  # untagged list
+    {"v": {"$pickle": "..."}},  # unknown tag
+])
+def test_malformed_values_are_refused(header):
+    got, blobs = wire.receive(io.BytesIO(wire.pack(header, [b"\0" * 4])))
+    with pytest.raises(wire.WireError):
+        wire.decode(got["v"], blobs)
+
+
+def test_oversized_and_broken_frames_are_refused():
+    with pytest.raises(wire.WireError):
+        wire.receive(io.BytesIO(struct.pack(">Q", wire.MAX_HEADER_BYTES + 1)))
+    text = json.dumps({"sizes": [wire.MAX_MESSAGE_BYTES]}).encode()
+    with pytest.raises(wire.WireError):  # refused before reading (or allocating) the blob
+        wire.receive(io.BytesIO(struct.pack(">Q", len(text)) + text))
+    with pytest.raises(wire.WireError):
+        wire.receive(io.BytesIO(struct.pack(">Q", 3) + b"{{{"))
+    with pytest.raises(EOFError):
+        wire.receive(io.BytesIO(struct.pack(">Q", 100) + b"{}"))
+
+
+def test_shared_layers_stay_shared():
+    layer = nn.Linear(3, 3)
+    model = nn.Sequential(layer, nn.ReLU(), nn.Sequential(layer))
+    blobs: list[bytes] = []
+    tree = wire.decode(wire.encode(wire.describe(model, lambda m: None), blobs), blobs)
+    twin = wire.build(tree, lambda node: (
+        wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True))
+    assert twin[2][0] is twin[0] and len(list(twin.modules())) == 4
+
+
+def test_module_trees_rebuild_torch_layers():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding="same", bias=False), nn.BatchNorm2d(4),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(4 * 25, 2))
+    model[1].running_mean.normal_()
+    blobs: list[bytes] = []
+    tree = wire.encode(wire.describe(model, lambda m: None), blobs)
+    header, out = wire.receive(io.BytesIO(wire.pack({"t": tree}, blobs)))
+    twin = wire.build(wire.decode(header["t"], out),
+                      lambda node: (wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True))
+    x = torch.randn(2, 3, 5, 5)
+    model.eval()
+    twin.eval()
+    assert torch.equal(twin(x), model(x))
+    assert list(twin.state_dict()) == list(model.state_dict())
+
+
+# --------------------------------------------------------------------------- a live subject
+
+STUDENT = '''
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+print("noise on stdout", flush=True)  # must not reach the channel
+os.write(1, b"raw noise on fd 1")
+
+
+class Block(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features)
+        self.linear2 = nn.Linear(features, features)
+
+    def forward(self, a):
+        return F.relu(self.linear2(F.relu(self.linear1(a))) + a)
+
+
+class InPlace(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(features))
+
+    def forward(self, a):
+        a += self.scale  # changes its input in place
+        return 2 * a
+
+
+def zero_(block):
+    nn.init.zeros_(block.linear2.weight)
+    nn.init.zeros_(block.linear2.bias)
+    return block
+
+
+def picky(n):
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    return [n, float(n), (n,)]
+
+
+def bump_(x):
+    x += 1
+    return None
+
+
+def is_training(model):
+    model.eval()
+    return [m.training for m in model.modules()]
+
+
+class Anything:
+    def __eq__(self, other):
+        return True
+
+
+def anything():
+    return Anything()
+
+
+def crash():
+    os._exit(3)
+
+
+def hang():
+    while True:
+        pass
+
+
+def uses_library():
+    from resnet_course import models
+    return models
+'''
+
+
+@pytest.fixture(scope="module")
+def subject():
+    sub = Subject(Limits(cell_timeout=20), sandbox=False)
+    sub.client.request({"op": "init", "cells": [["student", STUDENT]],
+                        "helpers": helpers_source()}, first_timeout=proxy.STARTUP_SECONDS)
+    yield sub
+    sub.close()
+
+
+def test_unknown_requests_are_refused(subject):
+    with pytest.raises(ValueError, match="unknown request"):
+        subject.client.request({"op": "exec", "source": "print(1)"})
+
+
+def test_functions_return_data_and_exceptions_keep_their_type(subject):
+    picky = subject.client.lookup("picky")
+    assert picky(3) == [3, 3.0, (3,)]
+    with pytest.raises(ValueError, match="n must be >= 0"):
+        picky(-1)
+    with pytest.raises(KeyError):
+        subject.client.lookup("not_defined")
+
+
+def test_objects_that_are_not_data_come_back_opaque(subject):
+    value = subject.client.lookup("anything")()
+    assert isinstance(value, proxy.Opaque) and value != 1 and not (value == 2)
+
+
+def test_class_proxy_mirrors_the_module_and_computes_in_the_subject(subject):
+    Block = subject.client.lookup("Block")
+    block = Block(5)
+    assert isinstance(block, Block) and isinstance(block, nn.Module)
+    assert isinstance(block.linear1, nn.Linear) and block.linear2.weight.shape == (5, 5)
+    assert [n for n, _ in block.named_parameters()] == [
+        "linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias"]
+    a = torch.randn(7, 5)
+
+    def reference(a):
+        return F.relu(block.linear2(F.relu(block.linear1(a))) + a)
+
+    with torch.no_grad():
+        assert torch.allclose(block(a), reference(a))
+        block.linear1.weight.normal_()  # changed here: the subject must compute with it
+        assert torch.allclose(block(a), reference(a))
+    # backward through the subject's graph
+    a1, a2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+    block(a1).sum().backward()
+    grads = [p.grad.clone() for p in block.parameters()]
+    block.zero_grad()
+    reference(a2).sum().backward()
+    assert torch.allclose(a1.grad, a2.grad)
+    assert all(torch.allclose(g, p.grad) for g, p in zip(grads, block.parameters(), strict=True))
+
+
+def test_in_place_on_an_intermediate_input_is_allowed_as_it_is_here(subject):
+    """An input that is an intermediate result here (not a leaf) may be changed in place by the
+    student's forward, as it could be without the subject; gradients are still right."""
+    client = subject.client
+    block = client.lookup("InPlace")(3)
+    x = torch.randn(4, 3, requires_grad=True)
+    h = x * 1.0  # not a leaf
+    out = block(h)
+    out.sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, torch.full_like(x, 2.0))
+    leaf = torch.randn(2, 3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        block(leaf)
+
+
+def test_deepcopy_is_independent(subject):
+    block = subject.client.lookup("Block")(3)
+    twin = copy.deepcopy(block)
+    with torch.no_grad():
+        twin.linear1.weight.zero_()
+        twin.linear1.bias.zero_()
+        x = torch.randn(2, 3)
+        assert not torch.equal(block(x), twin(x))
+
+
+def test_changes_made_by_the_subject_come_back(subject):
+    client = subject.client
+    block = client.lookup("Block")(4)
+    weight = block.linear2.weight
+    assert client.lookup("zero_")(block) is block
+    assert block.linear2.weight is weight and torch.count_nonzero(weight) == 0
+    # a module built here (not the student's) is sent as data and synced back
+    local = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    local.train()
+    assert client.lookup("is_training")(local) == [False, False, False]
+    assert not local.training and not local[0].training
+    x = torch.zeros(3)
+    client.lookup("bump_")(x)
+    assert torch.equal(x, torch.ones(3))
+
+
+def test_library_use_is_reported_as_before(subject):
+    uses = subject.client.lookup("uses_library")
+    with pytest.raises(AssertionError, match="course library"):
+        expect_own_implementation(uses, "uses_library")
+    expect_own_implementation(subject.client.lookup("picky"), "picky")
+    expect_own_implementation(subject.client.lookup("Block"), "Block")
+
+
+def test_a_hanging_or_dying_subject_ends_the_conversation():
+    for name in ("hang", "crash"):
+        sub = Subject(Limits(cell_timeout=3), sandbox=False)
+        try:
+            sub.client.request({"op": "init", "cells": [["student", STUDENT]]},
+                               first_timeout=proxy.STARTUP_SECONDS)
+            with pytest.raises(proxy.SubjectDied):
+                sub.client.lookup(name)()
+            with pytest.raises(proxy.SubjectDied):  # and it stays dead
+                sub.client.lookup("picky")
+        finally:
+            sub.close()
