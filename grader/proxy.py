@@ -290,8 +290,9 @@ class Client:
         local: list = []
         hook = self.hook(pushed, local)
         # submodules of a module's forward that have hooks here: the subject reports their calls
-        watched = {name: m for name, m in pushed[0].named_modules() if m._forward_hooks} \
-            if method == "forward" else {}
+        # (forward hooks and forward pre-hooks: checks use both to see the order of calls)
+        watched = {name: m for name, m in pushed[0].named_modules()
+                   if m._forward_hooks or m._forward_pre_hooks} if method == "forward" else {}
         header = {"op": "call", "method": method, "grad": grad, "tape": tape,
                   "trace": sorted(watched),
                   "target": wire.encode(target, blobs, hook) if not isinstance(target, dict)
@@ -313,6 +314,8 @@ class Client:
                         tensors[index].copy_(changed)
             for name, inputs, output in wire.decode(reply.get("trace", {"$l": []}), out):
                 module = watched[name]  # replay: the hooks here see the subject's call
+                for pre_hook in list(module._forward_pre_hooks.values()):
+                    pre_hook(module, inputs)
                 for forward_hook in list(module._forward_hooks.values()):
                     forward_hook(module, inputs, output)
             return wire.decode(reply["value"], out, self.unhook(made)), reply.get("tape")

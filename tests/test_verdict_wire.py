@@ -313,3 +313,22 @@ def test_a_hanging_or_dying_subject_ends_the_conversation():
                 sub.client.lookup("picky")
         finally:
             sub.close()
+
+
+def test_hooks_on_submodules_see_the_subjects_calls(subject):
+    """Checks find the order of calls with forward pre-hooks and forward hooks on the layers of a
+    student's module; both are replayed from the subject's trace, in the order of the calls."""
+    block = subject.client.lookup("Block")(4)
+    pre, post = [], []
+    handles = [m.register_forward_pre_hook(lambda module, inputs: pre.append(module))
+               for m in (block.linear2, block.linear1)]  # registered in the other order
+    handles += [m.register_forward_hook(lambda module, inputs, out: post.append(out.shape))
+                for m in (block.linear1, block.linear2)]
+    try:
+        with torch.no_grad():
+            block(torch.randn(3, 4))
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert pre == [block.linear1, block.linear2]
+    assert post == [(3, 4), (3, 4)]
