@@ -149,7 +149,7 @@ class Server:
             for h in hooks:
                 h.remove()
         out: list[bytes] = []
-        reply = {"after": [wire.encode(wire.module_state(m, i), out)
+        reply = {"after": [wire.encode(wire.module_state(m, i, hooks=True), out)
                            for m, i in zip(watched, ids, strict=True)],
                  "made": [self.handle(m) for m in made],
                  "mutated": [[k, wire.encode(t.detach(), out)] for k, t in enumerate(tensors)

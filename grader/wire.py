@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import json
 import struct
+import weakref
 
 import torch
 
@@ -322,10 +323,17 @@ def empty_module(cls: type) -> torch.nn.Module:
 # --------------------------------------------------------------------------- state
 
 
-def module_state(module: torch.nn.Module, param_ids: dict | None = None) -> dict:
-    """Everything a call may change in a module tree, by qualified name."""
+def module_state(module: torch.nn.Module, param_ids: dict | None = None,
+                 hooks: bool = False) -> dict:
+    """Everything a call may change in a module tree, by qualified name. hooks=True (the
+    subject's answer) adds how many forward pre-hooks and forward hooks each module holds, so
+    the grader sees hooks a student's function left behind (see load_state)."""
     state = {"params": {}, "grads": {}, "rg": {}, "buffers": {}, "training": {}, "attrs": {},
              "replaced": []}
+    if hooks:
+        state["hooks"] = {name: [len(m._forward_pre_hooks), len(m._forward_hooks)]
+                          for name, m in module.named_modules(remove_duplicate=False)
+                          if m._forward_pre_hooks or m._forward_hooks}
     for name, p in module.named_parameters(remove_duplicate=False):
         state["params"][name] = p.detach()
         state["grads"][name] = None if p.grad is None else p.grad.detach()
@@ -340,6 +348,31 @@ def module_state(module: torch.nn.Module, param_ids: dict | None = None) -> dict
         if attrs:
             state["attrs"][name] = attrs
     return state
+
+
+# module -> handles of the do-nothing hooks that stand for hooks the subject's copy holds
+_STAND_INS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _noop_pre_hook(module, inputs):
+    return None
+
+
+def _noop_hook(module, inputs, output):
+    return None
+
+
+def _mirror_hooks(modules: dict, counts: dict) -> None:
+    """Give each module as many do-nothing pre-hooks/hooks as the subject's copy holds (hooks
+    the student's code registered and left), besides the grader's own hooks, which stay."""
+    for name, m in modules.items():
+        for handle in _STAND_INS.pop(m, []):
+            handle.remove()
+        n_pre, n_post = (int(n) for n in counts.get(name, (0, 0)))
+        handles = [m.register_forward_pre_hook(_noop_pre_hook) for _ in range(min(n_pre, 64))]
+        handles += [m.register_forward_hook(_noop_hook) for _ in range(min(n_post, 64))]
+        if handles:
+            _STAND_INS[m] = handles
 
 
 def param_ids(module: torch.nn.Module) -> dict:
@@ -385,6 +418,8 @@ def load_state(module: torch.nn.Module, state: dict, set_attrs: bool = True) -> 
             else:
                 owner._buffers[leaf] = value
     modules = dict(module.named_modules(remove_duplicate=False))
+    if "hooks" in state:
+        _mirror_hooks(modules, state["hooks"])
     for name, training in state.get("training", {}).items():
         if name in modules:
             modules[name].training = bool(training)

@@ -195,6 +195,14 @@ def hang():
 def uses_library():
     from resnet_course import models
     return models
+
+
+def leave_hook(model):
+    model[0].register_forward_hook(lambda module, inputs, output: None)
+
+
+def tidy_hook(model):
+    model[0].register_forward_pre_hook(lambda module, inputs: None).remove()
 '''
 
 
@@ -332,3 +340,15 @@ def test_hooks_on_submodules_see_the_subjects_calls(subject):
             handle.remove()
     assert pre == [block.linear1, block.linear2]
     assert post == [(3, 4), (3, 4)]
+
+
+def test_hooks_a_student_leaves_behind_are_seen(subject):
+    """A function that registers a hook on a module the grader passed and does not remove it:
+    the grader's copy shows a hook there too (a check can require that none is left)."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+    subject.client.lookup("tidy_hook")(model)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    subject.client.lookup("leave_hook")(model)
+    assert len(model[0]._forward_hooks) == 1 and not model[1]._forward_hooks
+    with torch.no_grad():
+        assert model(torch.ones(1, 2)).shape == (1, 2)  # the stand-in changes nothing
