@@ -348,11 +348,14 @@ EXPECTED = {
     "huge_html": ("output-truncated", 3),
     "fill_disk": ("disk-limit", 3),
     # bwrap cannot limit a tmpfs's inodes: the monitor stops the kernel past MAX_INODES (the
-    # cells after it score 0)
-    "fill_inodes": ("disk-limit", 2),
+    # kernel's later cells score 0); the trusted verdict (grader.verdict) judges the answer's
+    # behaviour in its own sandboxed process, so the kernel's view differs: flagged for review
+    "fill_inodes": ("disk-limit;verdict-mismatch", 3),
     # as root the runtime folder is locked once the kernel is up; otherwise the monitor sees
-    # it grow and stops the kernel
-    "fill_runtime": ("", 3) if AS_ROOT else ("disk-limit", 2),
+    # it grow and stops the kernel. The payload reads the kernel's own argv (`-f`), which the
+    # trusted verdict's process does not have: there its answer cell stops at that line and the
+    # function after it is never defined (2 of 3), while the kernel claimed 3: flagged
+    "fill_runtime": ("verdict-mismatch", 2) if AS_ROOT else ("disk-limit", 2),
     "env_probe": ("", 3),
     "xss": ("", 3),
 }
