@@ -257,13 +257,10 @@ def _expect_block_layers(block, args, in_channels, out_channels, stride, kind) -
                type(shortcut).__name__, "a ZeroPadShortcut")
 
 
-def _reference_block(block, x, in_channels, out_channels, stride, kind, training, args):
-    """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)) from the block's own parameters."""
-    # (N, C_in, H, W) -> (N, C_out, H', W'): only conv1 (and the shortcut) has the stride
-    h = F.conv2d(x, block.conv1.weight, stride=stride, padding=1)
-    h = F.relu(_reference_bn(h, block.bn1, training))
-    h = F.conv2d(h, block.conv2.weight, padding=1)  # (N, C_out, H', W') -> same
-    h = _reference_bn(h, block.bn2, training)
+def _reference_shortcut(block, x, in_channels, out_channels, stride, kind, training, args):
+    """The shortcut's output the reference adds (BasicBlock and Bottleneck alike): x itself,
+    the student's zero-padding checked for where it pads, or the projection recomputed from the
+    shortcut's own parameters. (N, C_in, H, W) -> (N, C_out, H', W')."""
     if kind == "identity":
         skip = x
     elif kind == "zero_pad":
@@ -276,6 +273,17 @@ def _reference_block(block, x, in_channels, out_channels, stride, kind, training
         conv, bn = projection_parts(block.shortcut, in_channels, out_channels, stride,
                                     f"{args}.shortcut")
         skip = reference_projection(x, conv, bn, stride, training)
+    return skip
+
+
+def _reference_block(block, x, in_channels, out_channels, stride, kind, training, args):
+    """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)) from the block's own parameters."""
+    # (N, C_in, H, W) -> (N, C_out, H', W'): only conv1 (and the shortcut) has the stride
+    h = F.conv2d(x, block.conv1.weight, stride=stride, padding=1)
+    h = F.relu(_reference_bn(h, block.bn1, training))
+    h = F.conv2d(h, block.conv2.weight, padding=1)  # (N, C_out, H', W') -> same
+    h = _reference_bn(h, block.bn2, training)
+    skip = _reference_shortcut(block, x, in_channels, out_channels, stride, kind, training, args)
     return F.relu(h + skip)
 
 
@@ -375,16 +383,5 @@ def _reference_bottleneck(block, x, in_channels, out_channels, stride, kind, tra
     h = F.conv2d(h, block.conv2.weight, stride=stride, padding=1)
     h = F.relu(_reference_bn(h, block.bn2, training))
     h = _reference_bn(F.conv2d(h, block.conv3.weight), block.bn3, training)
-    if kind == "identity":
-        skip = x
-    elif kind == "zero_pad":
-        with quiet():
-            skip = block.shortcut(x)
-        zero_pad_offset(skip, x, stride, f"{args}: the zero-padding shortcut's output")
-        expect(skip.shape[1] == out_channels, f"{args}: channels of the shortcut's output "
-               "(it must match the main path's to be added)", skip.shape[1], out_channels)
-    else:
-        conv, bn = projection_parts(block.shortcut, in_channels, out_channels, stride,
-                                    f"{args}.shortcut")
-        skip = reference_projection(x, conv, bn, stride, training)
+    skip = _reference_shortcut(block, x, in_channels, out_channels, stride, kind, training, args)
     return F.relu(h + skip)
