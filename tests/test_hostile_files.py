@@ -321,9 +321,15 @@ def answers(work: Path, decoy: Path) -> dict[str, str]:
             "except OSError as e:\n    print('runtime folder refused', e.errno)\n" + DOUBLE),
         # what the kernel can see: no NBGRADER_*, no notebook with hidden tests
         "env_probe": (
-            "import os\nnb_env = sorted(k for k in os.environ if k.startswith('NBGRADER'))\n"
+            # the Python install and the venv are mounted read-only at their own paths (under
+            # /tmp when the repository is cloned there): installed packages' own sample
+            # notebooks are not the course's, so the walk skips those mounts
+            "import os, sys\nnb_env = sorted(k for k in os.environ if k.startswith('NBGRADER'))\n"
+            "skip = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}\n"
             "found = []\nfor top in ['/home', '/tmp', '/dev/shm', os.getcwd()]:\n"
-            "    for dirpath, _, files in os.walk(top):\n"
+            "    for dirpath, dirs, files in os.walk(top):\n"
+            "        dirs[:] = [d for d in dirs\n"
+            "                   if os.path.realpath(os.path.join(dirpath, d)) not in skip]\n"
             "        found += [os.path.join(dirpath, f) for f in files\n"
             "                  if f.endswith('.ipynb')]\n"
             "hidden = [p for p in found if 'HIDDEN' in open(p, errors='replace').read()]\n"
