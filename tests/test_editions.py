@@ -1,8 +1,10 @@
 """Both editions of the book build, and graded implementations appear only where they may.
 
-Builds each edition (`COURSE_EDITION=course|self-study jupyter-book build . -W -n --keep-going`)
-into a temporary folder; execution reuses _build/.jupyter_cache (see _ext/editions.py), so only
-rendering costs time once `make book` has run. Then every code block (`<pre>`) of every built page
+The course edition is the default build, _build/html (tests/test_book.py builds it, on the same
+xdist worker, before this file runs); the self-study edition
+(`COURSE_EDITION=self-study jupyter-book build . -W -n --keep-going`) is built into a temporary
+folder and reuses the execution cache _build/.jupyter_cache (see _ext/editions.py), so only
+rendering costs time. Then every code block (`<pre>`) of every built page
 is compared with every graded definition of grader/graded.py (answer cells of solutions/ and
 their library counterparts) as normalised token streams (grader.graded.shows):
 - course edition: no code block shows one;
@@ -21,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from site_tools import ensure_built
 
 from grader.graded import Definition, graded_definitions, normalised_tokens, shows
 from grader.publish import reader_repository
@@ -91,8 +94,10 @@ def appearances(html_dir: Path) -> list[tuple[str, Definition, bool]]:
 
 
 @pytest.fixture(scope="module")
-def course_html(tmp_path_factory) -> Path:
-    return build("course", tmp_path_factory.mktemp("course"))
+def course_html() -> Path:
+    # the course edition is the default build, _build/html (made by tests/test_book.py, which
+    # runs first on the same worker; built here when this file runs alone)
+    return ensure_built()
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 SHARED_STATE_GROUPS = {
     # one book build: both (re)build _build/html and its execution cache _build/.jupyter_cache
     "test_book.py": "book-build",
+    "test_editions.py": "book-build",  # its builds reuse that cache: never while it is written
     "test_site.py": "book-build",
 }
 
