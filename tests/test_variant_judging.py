@@ -6,7 +6,13 @@ import variants_ex2
 import variants_ex3
 import variants_ex4
 import variants_ex5
-from variant_grading import build_submissions, judge, submissions_to_judge
+from variant_grading import (
+    CROSSES_THE_WIRE,
+    build_submissions,
+    end_to_end_selection,
+    judge,
+    submissions_to_judge,
+)
 
 CELLS = {"test_block": 2.0, "test_mlp": 3.0, "test_init": 1.0}
 DEPENDENTS = {"block": {"test_mlp"}}  # a wrong block may also cost the MLP built on it
@@ -68,3 +74,20 @@ def test_every_submission_built_is_judged(assignment):
     # no two variants share a student id (one would silently replace the other)
     count = 2 + sum(len(v) for v in variants.WRONG.values()) + len(variants.CORRECT)
     assert len(judged) == count
+
+
+@pytest.mark.parametrize("assignment", VARIANTS)
+def test_end_to_end_covers_every_test_cell(assignment):
+    wrong = VARIANTS[assignment].WRONG
+    chosen = end_to_end_selection(wrong)
+    assert set(chosen) == set(wrong)  # one wrong answer, at least, per test cell
+    for name, variants in wrong.items():
+        assert set(chosen[name]) <= set(variants)
+        assert next(iter(variants)) in chosen[name]
+        must = {v for v in variants if "library" in v or v in CROSSES_THE_WIRE}
+        assert must <= set(chosen[name])
+
+
+def test_every_variant_named_as_crossing_the_wire_exists():
+    names = {v for m in VARIANTS.values() for vs in m.WRONG.values() for v in vs}
+    assert CROSSES_THE_WIRE <= names  # a renamed variant would silently leave the end-to-end run

@@ -1,7 +1,11 @@
 """Every assignment graded end to end: wrong answers lose points, correct ones get full marks.
 
 One `python -m grader autograde` run per assignment (see tests/variant_grading.py), then one test
-per submission, so a report names each submission that was graded wrongly and how.
+per submission, so a report names each submission that was graded wrongly and how. Graded end to
+end: the solution, the release, every correct variant and, of the wrong ones, those
+`end_to_end_selection` picks (one per test cell, plus the ones that use the course library or
+cross the trusted verdict's wire in a special way); tests/test_checks.py judges every wrong
+variant in-process.
 """
 
 import pytest
@@ -10,7 +14,7 @@ import variants_ex2
 import variants_ex3
 import variants_ex4
 import variants_ex5
-from variant_grading import grade_variants, judge, submissions_to_judge
+from variant_grading import end_to_end_selection, grade_variants, judge, submissions_to_judge
 
 # assignment -> (variants module, cells that a wrong answer may also cost)
 ASSIGNMENTS = {
@@ -26,6 +30,8 @@ ASSIGNMENTS = {
 }
 
 
+def wrong_end_to_end(assignment: str) -> dict[str, dict[str, str]]:
+    return end_to_end_selection(ASSIGNMENTS[assignment][0].WRONG)
 
 
 def by_assignment(assignment: str, *values: str, id: str) -> object:
@@ -37,7 +43,7 @@ def by_assignment(assignment: str, *values: str, id: str) -> object:
 SUBMISSIONS = [
     by_assignment(assignment, student, id=f"{assignment}:{student}")
     for assignment, (variants, _) in ASSIGNMENTS.items()
-    for student in submissions_to_judge(variants.WRONG, variants.CORRECT)
+    for student in submissions_to_judge(wrong_end_to_end(assignment), variants.CORRECT)
 ]
 
 
@@ -53,7 +59,7 @@ def graded(tmp_path_factory):
             try:
                 grades, cells, seconds = grade_variants(
                     tmp_path_factory.mktemp(assignment), assignment,
-                    variants.WRONG, variants.CORRECT)  # fmt: skip
+                    wrong_end_to_end(assignment), variants.CORRECT)  # fmt: skip
                 print(f"{assignment}: {seconds:.1f} s of autograde per submission")
                 results[assignment] = (grades, cells)
             except Exception as error:  # noqa: BLE001 - kept for every test of the assignment
@@ -78,5 +84,6 @@ def test_test_cells_are_named_after_the_answers(graded, assignment):
 def test_submission_graded_as_expected(graded, assignment, student):
     variants, dependents = ASSIGNMENTS[assignment]
     grades, cells = graded(assignment)
-    kind, name, variant = submissions_to_judge(variants.WRONG, variants.CORRECT)[student]
+    judged = submissions_to_judge(wrong_end_to_end(assignment), variants.CORRECT)
+    kind, name, variant = judged[student]
     assert judge(grades, cells, student, kind, name, variant, dependents) == []

@@ -2,13 +2,13 @@
 
 One submission per variant (the student id says which), plus the solution and the untouched
 release, so that the slow part — starting kernels — is paid once per submission and the gradebook
-is built once. A wrong answer must lose points on the test cell of its own name; it may also cost
-the cells of answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut
-breaks BasicBlock); every other cell must keep full marks. Correct variants and the solution get
-full marks everywhere, the release 0.
+is built once. Which wrong variants go end to end is `end_to_end_selection`'s choice; every one of
+them is judged in-process by tests/test_checks.py.
 
-The same variants are also checked in-process, faster and with their messages, by
-tests/test_checks_ex*.py.
+A wrong answer must lose points on the test cell of its own name; it may also cost the cells of
+answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
+BasicBlock); every other cell must keep full marks. Correct variants and the solution get full
+marks everywhere, the release 0.
 """
 
 from __future__ import annotations
@@ -33,6 +33,26 @@ def whole_notebook_zeroed(variant: str) -> bool:
     """Using the course library is flagged (tamper-suspected, a review aid): the cell of that
     answer loses its points; the other cells may keep theirs."""
     return variant.startswith("imports_") or "library" in variant
+
+
+# Wrong variants graded end to end beyond the first of each answer: the ones whose mistake takes
+# a path that only a real run has (the sandbox and the tamper scan: answers using the course
+# library), or that the proxies of the trusted verdict must carry across (in-place changes of an
+# input or a parameter, a layer shared twice, new parameter objects, hooks left on the model).
+CROSSES_THE_WIRE = frozenset({"modifies_input", "returns_copy", "new_parameters", "shared_block",
+                              "leaves_hooks"})
+
+
+def end_to_end_selection(wrong: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """The wrong variants an end-to-end run grades: per answer, its first variant (one wrong
+    answer per test cell), every variant that uses the course library and every one in
+    CROSSES_THE_WIRE."""
+    chosen = {}
+    for name, variants in wrong.items():
+        first = next(iter(variants))
+        chosen[name] = {v: src for v, src in variants.items()
+                        if v == first or "library" in v or v in CROSSES_THE_WIRE}
+    return chosen
 
 
 def build_submissions(assignment_id: str, wrong: dict, correct: dict) -> dict[str, object]:
