@@ -159,3 +159,14 @@ def test_chapter_figures_have_alt_text_and_execution_table(build):
     for page in toc_pages():
         if page.startswith("book/") and (ROOT / f"{page}.md").read_text().find("code-cell") >= 0:
             assert page in table, f"{page} missing from the execution-time table"
+
+
+def test_chapters_executed_in_parallel_are_read_from_the_cache(build):
+    """_ext/parallel_execution.py executes the uncached chapters first; myst-nb must then find
+    every one of them in the cache (same key) instead of executing it a second time."""
+    log = build.stdout + build.stderr
+    executed = re.search(r"executing (\d+) notebooks on (\d+) processes", log)
+    again = [line for line in log.splitlines() if "Executing notebook" in line]
+    if executed:
+        assert not again, "executed twice (cache key differs?):\n" + "\n".join(again)
+        assert log.count("Using cached notebook") >= int(executed.group(1))
