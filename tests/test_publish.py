@@ -175,6 +175,7 @@ def test_cli_publish_exit_codes(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("book-build")  # copies _build/.jupyter_cache: after test_book wrote it
 def test_make_book_works_in_the_reader_tree(published):
     """A student's `make book` in a fresh clone: new .venv, the course edition, -W clean."""
     cache = ROOT / "_build" / ".jupyter_cache"
