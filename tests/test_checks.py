@@ -64,8 +64,16 @@ def _cases(kind: str) -> list[tuple[str, ...]]:
 @pytest.mark.parametrize("assignment,name", _cases("names"))
 def test_solution_passes(assignment, name):
     checks = ASSIGNMENTS[assignment][1]
+    checks[name](load_answers(assignment)[name])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment,name", _cases("names"))
+def test_solution_passes_on_more_random_draws(assignment, name):
+    # each check draws fresh inputs, weights and seeds: a right answer must pass every draw
+    checks = ASSIGNMENTS[assignment][1]
     solution = load_answers(assignment)
-    for _ in range(3):  # fresh random inputs each time
+    for _ in range(2):
         checks[name](solution[name])
 
 
