@@ -1,18 +1,24 @@
 """The subject: a sandboxed process that holds a student's definitions and answers requests.
 
-Started by grader.verdict (inside bubblewrap) with this file's and grader/wire.py's source text,
-it never imports the grader. It reads requests on fd 0 and answers on fd 1 (both taken before any
-student code runs; the student's prints go to /dev/null). Requests:
+Started by grader.verdict (inside bubblewrap) with the source text of this file, grader/wire.py
+and grader/instruments.py, it never imports the grader. It reads requests on fd 0 and answers
+on fd 1 (both taken before any student code runs; the student's prints go to /dev/null).
+Requests:
 
   init      {"cells": [[label, source], ...], "helpers": source}   run cells, report errors
   lookup    {"name"}                      a top-level name as data (function, class, module)
-  call      {"target", "args", "kwargs", "push", "grad"}  call a function/class/method
+  call      {"target", "args", "kwargs", "push", "grad", "machine"}  call a function/class/method
+            (arguments may be described loaders and optimizers, and modules with the grader's
+            hooks; see grader.described: what they did comes back with the answer)
   backward  {"tape", "grads"}             gradients of a kept forward (for autograd)
   copy      {"ref"}                       deepcopy a module, a new handle
 Anything else is refused. Errors come back as {"error": {"type", "message"}}.
 
 Whatever this process answers is data to the grader: the student's code may replace all of it,
-and can gain nothing that computing the right function would not give.
+and can gain nothing that computing the right function would not give — except where a check
+relies on what the instruments here observe of *how* it computes (ex5: batches moved to the
+device, gradient mode, forward passes counted), which code that attacks them can misreport, as
+it could in the kernel.
 """
 
 from __future__ import annotations
