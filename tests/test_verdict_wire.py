@@ -523,3 +523,32 @@ def test_the_graders_hooks_see_the_subjects_calls_and_modes(subject):
     with torch.no_grad():
         want = (model(X).argmax(dim=1) == y).float().mean().item()
     assert abs(got - want) < 1e-6
+
+
+def test_nonsense_about_an_optimizer_ends_the_conversation():
+    """Student code that rewrites the subject's answer about the optimizer (found through the
+    garbage collector) gets the call refused as a dead subject (its test cell scores 0)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    forge = STUDENT + '''
+
+def forge_optimizer_answers():
+    import gc
+    for cls in [o for o in gc.get_objects() if isinstance(o, type) and o.__name__ == "_Call"]:
+        cls.optimizer_states = lambda self, out: [{"groups": [], "state": [[[0, "0.weight"], 1]]}]
+'''
+    sub = Subject(Limits(cell_timeout=20), sandbox=False)
+    try:
+        sub.client.request({"op": "init", "cells": [["student", forge]]},
+                           first_timeout=proxy.STARTUP_SECONDS)
+        sub.client.lookup("forge_optimizer_answers")()
+        X, y, model = _problem(4)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        with pytest.raises(proxy.SubjectDied, match="nonsense"):
+            sub.client.lookup("epoch")(model, DataLoader(TensorDataset(X, y), batch_size=8),
+                                       optimizer, torch.device("cpu"))
+        assert not optimizer.state
+        with pytest.raises(proxy.SubjectDied):  # and it stays dead
+            sub.client.lookup("epoch")
+    finally:
+        sub.close()
