@@ -119,6 +119,18 @@ def test_module_trees_rebuild_torch_layers():
     assert list(twin.state_dict()) == list(model.state_dict())
 
 
+def test_loss_modules_from_the_list_cross_as_data():
+    """A loss a request passes is one of a fixed list of torch's own (rebuilt from its
+    attributes, e.g. label smoothing), never code."""
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1, reduction="sum")
+    blobs: list[bytes] = []
+    tree = wire.decode(wire.encode(wire.describe(loss, lambda m: None), blobs), blobs)
+    twin = wire.build(tree, lambda node: (
+        wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True))
+    logits, y = torch.randn(5, 3), torch.randint(0, 3, (5,))
+    assert type(twin) is nn.CrossEntropyLoss and torch.equal(twin(logits, y), loss(logits, y))
+
+
 # --------------------------------------------------------------------------- a live subject
 
 STUDENT = '''
