@@ -5,6 +5,8 @@ end-to-end runs of tests/test_variants.py and tests/test_hostile_verdicts.py use
 check runs here: the model, loader, optimizer and machine reach the function as descriptions
 (grader.described). Every wrong variant must fail the check of its own name (the hidden check
 alone, not only the visible asserts), every correct variant and the solution must pass them all.
+One subject process per case (each imports torch): about 1.5 min on the 2-core machine under
+load, so marked slow; the in-process runs of the same checks (tests/test_checks.py) stay fast.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from grader.checks import ex5
 from grader.checks.common import CheckFailure
 from grader.limits import Limits
 from grader.verdict import Subject, helpers_source
+
+pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "ex5_gpu_training"
 CHECKS = {"pick_device": ex5.check_pick_device, "train_one_epoch": ex5.check_train_one_epoch,
