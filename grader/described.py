@@ -131,6 +131,9 @@ class Described:
     def apply(self, reply: dict, blobs: list[bytes]) -> None:
         """After the modules' states are loaded: optimizers' new state, host-batch misuse,
         then the replay of the grader's hooks."""
+        if reply.get("unwatched"):  # the subject's code took the recording hooks off
+            raise AssertionError("your code removed hooks it did not register from the model "
+                                 "it was given (the grader watches the forward passes there)")
         for (optimizer, where), back in zip(self.optimizers, reply.get("optimizers", []),
                                             strict=True):
             _load_optimizer(optimizer, where, back, blobs)

@@ -51,6 +51,7 @@ class _Call:
         self.optimizers: list = []
         self.calls: list = []  # [trace index, "pre"/"post", inputs, output, grad, train mode]
         self.handles: list = []  # hooks put on the built modules, removed after the call
+        self.kept: list = []  # (module, hook dict name, hook id) of those hooks
         self.host = False  # batches are HostBatch tensors
         self.marks = False  # a module's output counts as "on the device"
 
@@ -68,13 +69,23 @@ class _Call:
                                    _plain(output) if isinstance(output, torch.Tensor) else None,
                                    torch.is_grad_enabled(), bool(m.training)])
             if "pre" in events:
-                self.handles.append(module.register_forward_pre_hook(
+                self._keep(module, "_forward_pre_hooks", module.register_forward_pre_hook(
                     lambda m, inputs: record(m, inputs, when="pre")))
             if "post" in events:
-                self.handles.append(module.register_forward_hook(record))
+                self._keep(module, "_forward_hooks", module.register_forward_hook(record))
         if "device" in node.get("marks", []):
             self.marks = True
-            self.handles.append(module.register_forward_hook(instruments.mark_device))
+            self._keep(module, "_forward_hooks", module.register_forward_hook(
+                instruments.mark_device))
+
+    def _keep(self, module, where: str, handle) -> None:
+        self.handles.append(handle)
+        self.kept.append((module, where, handle.id))
+
+    def unwatched(self) -> bool:
+        """Whether the student's code took the grader's hooks off a module (what they record
+        would then be missing: forward passes not counted)."""
+        return any(key not in getattr(module, where, {}) for module, where, key in self.kept)
 
     def loader(self, spec: dict, blobs) -> DataLoader:
         tensors = wire.decode(spec["tensors"], blobs)
@@ -244,6 +255,7 @@ class Server:
             with torch.set_grad_enabled(bool(msg.get("grad"))):
                 result = target(*args, **kwargs)
         finally:
+            unwatched = call.unwatched()
             for h in hooks:
                 h.remove()
             instruments.restore(saved)
@@ -258,6 +270,8 @@ class Server:
             reply["trace"] = wire.encode(calls, out)
         if call.calls:
             reply["local_trace"] = wire.encode(call.calls, out)
+        if unwatched:
+            reply["unwatched"] = True
         if call.optimizers:
             reply["optimizers"] = call.optimizer_states(out)
         if call.host:

@@ -249,6 +249,12 @@ def device_name():
 
 def labels_in_order(loader):
     return [int(v) for _, y in loader for v in y]
+
+
+def uncounted(model, steps):
+    model._forward_pre_hooks.clear()  # the grader's step counter goes with it
+    for _ in range(steps):
+        model(torch.randn(2, 4))
 '''
 
 
@@ -564,3 +570,17 @@ def forge_optimizer_answers():
             sub.client.lookup("epoch")
     finally:
         sub.close()
+
+
+def test_taking_the_graders_hooks_off_fails_the_check(subject):
+    """The grader counts forward passes with hooks on its model; a function that clears them
+    there (to hide steps over a budget) is refused, not counted as zero steps."""
+    model = nn.Sequential(nn.Linear(4, 2))
+    steps = []
+    handle = model.register_forward_pre_hook(lambda m, inputs: steps.append(1))
+    try:
+        with pytest.raises(AssertionError, match="removed hooks"):
+            subject.client.lookup("uncounted")(model, 5)
+    finally:
+        handle.remove()
+    assert steps == []
