@@ -8,6 +8,7 @@ applies what comes back:
   dtypes): the subject records each call of that module (inputs, output, grad mode, train mode)
   and the hooks here are replayed with them, in order, under the grad and train mode the subject
   had; `instruments.mark_device` hooks run in the subject instead (they change the output);
+  a function that takes the recording hooks off fails the check (its calls would go uncounted);
 * a DataLoader over a TensorDataset: tensors, batch size, shuffle flag and a seed drawn here
   (from the loader's generator, else torch's RNG), and whether its batches are HostBatch tensors
   (then the names of the operations that used a batch before `.to(device)` come back);
