@@ -8,7 +8,9 @@ through an autograd.Function so that backward works. Before each call the curren
 proxies involved are pushed; after it, whatever the call changed (parameters, gradients, buffers,
 train/eval mode, data attributes, tensors modified in place) is written back here.
 
-Modules built here (the checks' reference modules) travel as data plus the instructor's source.
+Modules built here (the checks' reference modules) travel as data plus the instructor's source;
+loaders, optimizers, the grader's hooks and the machine a check plays travel as descriptions
+(grader.described).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import types
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from grader import wire
+from grader import instruments, wire
+from grader.described import Described
 
 # exceptions the subject may raise "as themselves" (a ValueError stays a ValueError)
 PASSED_EXCEPTIONS = {e.__name__: e for e in (
@@ -244,29 +248,35 @@ class Client:
             raise wire.WireError(f"unknown tag {sorted(tree)[:3]}")
         return unhook
 
-    def hook(self, pushed: list, local: list):
+    def hook(self, pushed: list, sent: Described):
         def node_hook(module):
             handle = self.handle_of.get(id(module))
             if isinstance(module, SubjectModule) and handle is not None:
                 if module not in pushed:
                     pushed.append(module)
                 return {"ref": handle}
-            if wire.standard_name(module) is None:
-                return {"src": source_bundle(type(module)), "module": type(module).__module__,
-                        "name": type(module).__qualname__}
-            return None
+            node = sent.module_node(module)  # the grader's hooks: traced, or run there
+            if "std" not in node and wire.standard_name(module) is None:
+                node.update({"src": source_bundle(type(module)),
+                             "module": type(module).__module__,
+                             "name": type(module).__qualname__})
+            return node or None
 
         def hook(value, blobs):
             if isinstance(value, nn.Module):
                 node = node_hook(value)
                 if node is not None and "ref" in node:
                     return {"$ref": node["ref"]}
-                local.append(value)
+                sent.local.append(value)
                 return {"$new": wire.encode(wire.describe(value, node_hook), blobs)}
             if isinstance(value, type | types.FunctionType) and id(value) in self.handle_of:
                 return {"$ref": self.handle_of[id(value)]}
             if isinstance(value, Opaque):
                 return {"$ref": value.handle}
+            if isinstance(value, DataLoader):
+                return {"$loader": sent.loader(value, blobs)}
+            if isinstance(value, torch.optim.Optimizer):
+                return {"$opt": sent.optimizer(value, blobs)}
             return None
         return hook
 
@@ -287,14 +297,15 @@ class Client:
 
     def _call(self, target, method, args, kwargs, grad, tape, pushed):
         blobs: list[bytes] = []
-        local: list = []
-        hook = self.hook(pushed, local)
+        sent = Described()
+        local = sent.local
+        hook = self.hook(pushed, sent)
         # submodules of a module's forward that have hooks here: the subject reports their calls
         # (forward hooks and forward pre-hooks: checks use both to see the order of calls)
         watched = {name: m for name, m in pushed[0].named_modules()
                    if m._forward_hooks or m._forward_pre_hooks} if method == "forward" else {}
         header = {"op": "call", "method": method, "grad": grad, "tape": tape,
-                  "trace": sorted(watched),
+                  "trace": sorted(watched), "machine": instruments.machine(),
                   "target": wire.encode(target, blobs, hook) if not isinstance(target, dict)
                   else target,
                   "args": wire.encode(tuple(args), blobs, hook),
@@ -318,6 +329,7 @@ class Client:
                     pre_hook(module, inputs)
                 for forward_hook in list(module._forward_hooks.values()):
                     forward_hook(module, inputs, output)
+            sent.apply(reply, out)  # optimizers, host batches, the grader's hooks on its modules
             return wire.decode(reply["value"], out, self.unhook(made)), reply.get("tape")
         except (KeyError, IndexError, TypeError, ValueError) as e:
             self.process.kill(f"the student's process answered nonsense ({e!r})")

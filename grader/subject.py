@@ -1,18 +1,24 @@
 """The subject: a sandboxed process that holds a student's definitions and answers requests.
 
-Started by grader.verdict (inside bubblewrap) with this file's and grader/wire.py's source text,
-it never imports the grader. It reads requests on fd 0 and answers on fd 1 (both taken before any
-student code runs; the student's prints go to /dev/null). Requests:
+Started by grader.verdict (inside bubblewrap) with the source text of this file, grader/wire.py
+and grader/instruments.py, it never imports the grader. It reads requests on fd 0 and answers
+on fd 1 (both taken before any student code runs; the student's prints go to /dev/null).
+Requests:
 
   init      {"cells": [[label, source], ...], "helpers": source}   run cells, report errors
   lookup    {"name"}                      a top-level name as data (function, class, module)
-  call      {"target", "args", "kwargs", "push", "grad"}  call a function/class/method
+  call      {"target", "args", "kwargs", "push", "grad", "machine"}  call a function/class/method
+            (arguments may be described loaders and optimizers, and modules with the grader's
+            hooks; see grader.described: what they did comes back with the answer)
   backward  {"tape", "grads"}             gradients of a kept forward (for autograd)
   copy      {"ref"}                       deepcopy a module, a new handle
 Anything else is refused. Errors come back as {"error": {"type", "message"}}.
 
 Whatever this process answers is data to the grader: the student's code may replace all of it,
-and can gain nothing that computing the right function would not give.
+and can gain nothing that computing the right function would not give — except where a check
+relies on what the instruments here observe of *how* it computes (ex5: batches moved to the
+device, gradient mode, forward passes counted), which code that attacks them can misreport, as
+it could in the kernel.
 """
 
 from __future__ import annotations
@@ -22,15 +28,103 @@ import os
 import sys
 import traceback
 
-try:  # inside the sandbox, grader.verdict installs wire.py's source under this name
+try:  # inside the sandbox, grader.verdict installs wire.py's and instruments.py's source
+    import grader_instruments as instruments
     import grader_wire as wire
 except ImportError:
-    from grader import wire
+    from grader import instruments, wire
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 MAX_MESSAGE = 2000  # characters of an exception message sent back
 MAX_TAPES = 16  # forward passes kept for a backward request
+MAX_TRACED_CALLS = 20000  # calls of the grader's watched modules recorded in one request
+
+
+class _Call:
+    """One call request's objects built from the grader's descriptions (grader.described):
+    modules (in order), optimizers, and the record of the watched modules' calls."""
+
+    def __init__(self):
+        self.made: list = []
+        self.optimizers: list = []
+        self.calls: list = []  # [trace index, "pre"/"post", inputs, output, grad, train mode]
+        self.handles: list = []  # hooks put on the built modules, removed after the call
+        self.kept: list = []  # (module, hook dict name, hook id) of those hooks
+        self.host = False  # batches are HostBatch tensors
+        self.marks = False  # a module's output counts as "on the device"
+
+    def watch(self, module, node: dict) -> None:
+        """Record the calls of a module the grader has hooks on; run its marks here."""
+        if "trace" in node:
+            index, events = int(node["trace"]), node.get("events", [])
+
+            def record(m, inputs, output=None, when="post"):
+                if len(self.calls) >= MAX_TRACED_CALLS:
+                    raise RuntimeError(f"more than {MAX_TRACED_CALLS} forward passes of a "
+                                       "module the grader watches in one call")
+                self.calls.append([index, when, tuple(_plain(t) for t in inputs
+                                                      if isinstance(t, torch.Tensor)),
+                                   _plain(output) if isinstance(output, torch.Tensor) else None,
+                                   torch.is_grad_enabled(), bool(m.training)])
+            if "pre" in events:
+                self._keep(module, "_forward_pre_hooks", module.register_forward_pre_hook(
+                    lambda m, inputs: record(m, inputs, when="pre")))
+            if "post" in events:
+                self._keep(module, "_forward_hooks", module.register_forward_hook(record))
+        if "device" in node.get("marks", []):
+            self.marks = True
+            self._keep(module, "_forward_hooks", module.register_forward_hook(
+                instruments.mark_device))
+
+    def _keep(self, module, where: str, handle) -> None:
+        self.handles.append(handle)
+        self.kept.append((module, where, handle.id))
+
+    def unwatched(self) -> bool:
+        """Whether the student's code took the grader's hooks off a module (what they record
+        would then be missing: forward passes not counted)."""
+        return any(key not in getattr(module, where, {}) for module, where, key in self.kept)
+
+    def loader(self, spec: dict, blobs) -> DataLoader:
+        tensors = wire.decode(spec["tensors"], blobs)
+        generator = None
+        if spec.get("shuffle"):  # the order the grader drew
+            generator = torch.Generator().manual_seed(int(spec["seed"]))
+        self.host = self.host or bool(spec.get("host"))
+        return DataLoader(TensorDataset(*tensors), batch_size=int(spec["batch_size"]),
+                          shuffle=bool(spec.get("shuffle")), drop_last=bool(spec.get("drop_last")),
+                          generator=generator,
+                          collate_fn=instruments.host_collate if spec.get("host") else None)
+
+    def optimizer(self, spec: dict, blobs):
+        kind = str(spec["kind"])
+        if kind not in instruments.OPTIMIZERS:
+            raise ValueError(f"optimizer {kind!r} is not on the list")
+        params = [dict(m.named_parameters()) for m in self.made]
+
+        def param(ref):
+            return params[int(ref[0])][str(ref[1])]
+        groups = [{**wire.decode(g["hyper"], blobs), "params": [param(r) for r in g["params"]]}
+                  for g in spec["groups"]]
+        optimizer = getattr(torch.optim, kind)(groups)
+        for ref, state in spec.get("state", []):
+            optimizer.state[param(ref)] = wire.decode(state, blobs)
+        where = {id(p): [i, name] for i, named in enumerate(params) for name, p in named.items()}
+        self.optimizers.append((optimizer, where))
+        return optimizer
+
+    def optimizer_states(self, out: list) -> list:
+        """Each optimizer after the call: hyper-parameters and state by parameter reference."""
+        states = []
+        for optimizer, where in self.optimizers:
+            groups = [wire.encode({k: v for k, v in g.items() if k != "params"}, out)
+                      for g in optimizer.param_groups]
+            state = [[where[id(p)], wire.encode(dict(st), out)]
+                     for p, st in optimizer.state.items() if id(p) in where]
+            states.append({"groups": groups, "state": state})
+        return states
 
 
 class Server:
@@ -42,6 +136,7 @@ class Server:
         self.tapes: dict[int, tuple] = {}
         self.bundles: dict[str, dict] = {}
         self.library_references = lambda obj: []
+        self.real_machine = instruments.machine()  # before any student code runs
 
     # ----------------------------------------------------------------- handles and trees
 
@@ -79,28 +174,35 @@ class Server:
         return {"$opaque": self.handle(value), "type": type(value).__name__,
                 "repr": _safe_repr(value)}
 
-    def _factory(self, made: list):
+    def _factory(self, call: _Call):
         def factory(node):
             if "ref" in node:
                 return self.objects[int(node["ref"])], False
             if node.get("std") is not None:
-                return wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True
-            bundle = self.bundles.get(node["src"])
-            if bundle is None:  # instructor code sent as source (a reference module)
-                bundle = {"__name__": str(node.get("module", "instructor"))}
-                exec(compile(node["src"], "<instructor>", "exec"), bundle)
-                self.bundles[node["src"]] = bundle
-            return wire.empty_module(bundle[node["name"]]), True
+                module = wire.empty_module(wire.STANDARD_MODULES[node["std"]])
+            else:
+                bundle = self.bundles.get(node["src"])
+                if bundle is None:  # instructor code sent as source (a reference module)
+                    bundle = {"__name__": str(node.get("module", "instructor"))}
+                    exec(compile(node["src"], "<instructor>", "exec"), bundle)
+                    self.bundles[node["src"]] = bundle
+                module = wire.empty_module(bundle[node["name"]])
+            call.watch(module, node)  # the grader's hooks there: record its calls
+            return module, True
         return factory
 
-    def untag(self, made: list):
+    def untag(self, call: _Call):
         def unhook(tree, blobs):
             if "$ref" in tree:
                 return self.objects[int(tree["$ref"])]
             if "$new" in tree:  # a module of the grader's, rebuilt here; synced back after
                 node = wire.decode(tree["$new"], blobs)
-                made.append(wire.build(node, self._factory(made)))
-                return made[-1]
+                call.made.append(wire.build(node, self._factory(call)))
+                return call.made[-1]
+            if "$loader" in tree:
+                return call.loader(tree["$loader"], blobs)
+            if "$opt" in tree:
+                return call.optimizer(tree["$opt"], blobs)
             raise wire.WireError(f"unknown tag {sorted(tree)[:3]}")
         return unhook
 
@@ -127,8 +229,9 @@ class Server:
         return {"value": wire.encode(self.ns[msg["name"]], out, self.tag)}, out
 
     def op_call(self, msg, blobs):
-        made: list = []
-        unhook = self.untag(made)
+        call = _Call()
+        made = call.made
+        unhook = self.untag(call)
         for ref, state in msg.get("push", []):  # the grader's current values of its proxies
             wire.load_state(self.objects[int(ref)], wire.decode(state, blobs, unhook))
         target = wire.decode(msg["target"], blobs, unhook)
@@ -142,12 +245,21 @@ class Server:
         ids = [wire.param_ids(m) for m in watched]
         calls: list = []  # (name, inputs, output) of the submodules the grader watches
         hooks = _watch(watched[0], msg.get("trace") or [], calls) if watched else []
+        hooks += call.handles
+        saved = self._play(msg.get("machine"))
+        instruments.HostBatch.used_unmoved = []
+        if call.marks:  # the device the function is given is "the device" for DeviceResult
+            instruments.DeviceResult.device_under_test = next(
+                (d for d in _walk(args) + _walk(kwargs) if isinstance(d, torch.device)), None)
         try:
             with torch.set_grad_enabled(bool(msg.get("grad"))):
                 result = target(*args, **kwargs)
         finally:
+            unwatched = call.unwatched()
             for h in hooks:
                 h.remove()
+            instruments.restore(saved)
+            instruments.DeviceResult.device_under_test = None
         out: list[bytes] = []
         reply = {"after": [wire.encode(wire.module_state(m, i, hooks=True), out)
                            for m, i in zip(watched, ids, strict=True)],
@@ -156,6 +268,14 @@ class Server:
                              if t._version != versions[k]]}
         if calls:
             reply["trace"] = wire.encode(calls, out)
+        if call.calls:
+            reply["local_trace"] = wire.encode(call.calls, out)
+        if unwatched:
+            reply["unwatched"] = True
+        if call.optimizers:
+            reply["optimizers"] = call.optimizer_states(out)
+        if call.host:
+            reply["unmoved"] = list(instruments.HostBatch.used_unmoved)
         if msg.get("tape") and isinstance(result, torch.Tensor) and result.requires_grad:
             module = self.objects[int(msg["push"][0][0])]
             inputs = [getattr(t, "wire_leaf", t) for t in tensors if t.requires_grad]
@@ -166,6 +286,14 @@ class Server:
         reply["value"] = wire.encode(result.detach() if isinstance(result, torch.Tensor)
                                      else result, out, self.tag)
         return reply, out
+
+    def _play(self, machine) -> list:
+        """Play the machine the grader describes ([CUDA, MPS] available) where it is not this
+        one; what instruments.restore needs after the call."""
+        if not isinstance(machine, list) or len(machine) != 2:
+            return []
+        wanted = [bool(machine[0]), bool(machine[1])]
+        return [] if wanted == self.real_machine else instruments.play_machine(*wanted)
 
     def op_backward(self, msg, blobs):
         result, inputs, params = self.tapes[int(msg["tape"])]
@@ -216,6 +344,16 @@ def _watch(module, names: list, calls: list) -> list:
         if name in modules:
             handles.append(modules[name].register_forward_hook(record))
     return handles
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    """A copy of a recorded tensor as a plain tensor (no HostBatch bookkeeping), keeping
+    whether it required gradients."""
+    with torch._C.DisableTorchFunctionSubclass():
+        copy_ = t.detach().clone().as_subclass(torch.Tensor)
+    if t.requires_grad and copy_.is_floating_point():
+        copy_.requires_grad_(True)
+    return copy_
 
 
 def _walk(value) -> list:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader import proxy, subject, wire
+from grader import instruments, proxy, subject, wire
 from grader.checks import common
 from grader.flags import VERDICT_MISMATCH
 from grader.limits import Limits
@@ -97,15 +97,18 @@ def given_cells(source_nb) -> list[tuple[str, str]]:
 
 
 def boot_source() -> str:
-    """`python -c` text that installs wire.py under another name and runs subject.py."""
-    wire_src = Path(wire.__file__).read_text(encoding="utf-8")
+    """`python -c` text that installs wire.py and instruments.py under other names and runs
+    subject.py."""
+    text = "import sys, types\n"
+    for name, module in (("grader_wire", wire), ("grader_instruments", instruments)):
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        text += (f"m = types.ModuleType({name!r})\n"
+                 f"exec(compile({source!r}, {Path(module.__file__).name!r}, 'exec'), "
+                 "m.__dict__)\n"
+                 f"sys.modules[{name!r}] = m\n")
     subject_src = Path(subject.__file__).read_text(encoding="utf-8")
-    return ("import sys, types\n"
-            "m = types.ModuleType('grader_wire')\n"
-            f"exec(compile({wire_src!r}, 'wire.py', 'exec'), m.__dict__)\n"
-            "sys.modules['grader_wire'] = m\n"
-            f"exec(compile({subject_src!r}, 'subject.py', 'exec'), "
-            "{'__name__': 'subject_server'})\n")
+    return text + (f"exec(compile({subject_src!r}, 'subject.py', 'exec'), "
+                   "{'__name__': 'subject_server'})\n")
 
 
 def helpers_source() -> str:
@@ -260,11 +263,6 @@ def _quiet():
 
 # --------------------------------------------------------------------------- the gradebook
 
-# Assignments whose checks need more than the proxies give today (a DataLoader, an optimizer and
-# a patched torch.cuda in ex5): still scored from the kernel's run.
-KERNEL_VERDICT_ONLY = frozenset({"ex5_gpu_training"})
-
-
 def record(db_url: str, student_id: str, assignment_id: str,
            verdicts: list[CellVerdict]) -> list[str]:
     """Write the trusted scores into the gradebook; return a line per cell where the kernel's
@@ -296,11 +294,9 @@ def record(db_url: str, student_id: str, assignment_id: str,
 
 
 def judge_submission(course_root: Path, student_id: str, assignment_id: str, limits: Limits,
-                     sandbox: bool) -> list[CellVerdict] | None:
-    """The trusted verdicts of one staged submission (None: this assignment is kernel-scored).
-    Needs no kernel run, so autograde runs it while nbgrader executes the notebook."""
-    if assignment_id in KERNEL_VERDICT_ONLY:
-        return None
+                     sandbox: bool) -> list[CellVerdict]:
+    """The trusted verdicts of one staged submission. Needs no kernel run, so autograde runs it
+    while nbgrader executes the notebook."""
     name = f"{assignment_id}.ipynb"
     return judge(course_root / "source" / assignment_id / name,
                  course_root / "submitted" / student_id / assignment_id / name, limits, sandbox)

@@ -214,7 +214,8 @@ def _standard_modules() -> dict[str, type]:
     classes = [nn.Linear, nn.Conv1d, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm,
                nn.GroupNorm, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.Tanh, nn.Sigmoid, nn.Softmax,
                nn.Identity, nn.Flatten, nn.Dropout, nn.AdaptiveAvgPool2d, nn.AvgPool2d,
-               nn.MaxPool2d, nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Embedding]
+               nn.MaxPool2d, nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Embedding,
+               nn.CrossEntropyLoss, nn.NLLLoss, nn.MSELoss]  # losses a request may pass
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 
@@ -223,14 +224,15 @@ STANDARD_MODULES = _standard_modules()
 MODULE_INTERNALS = frozenset(torch.nn.Module().__dict__) - {"training"}
 
 
-def standard_name(module: torch.nn.Module) -> str | None:
+def standard_name(module: torch.nn.Module, ignore_hooks: bool = False) -> str | None:
     """The allow-list name of a module whose behaviour is torch's own, else None (its forward,
-    hooks or class are someone's code)."""
+    hooks or class are someone's code). ignore_hooks: the caller deals with the hooks."""
     cls = type(module)
     name = f"{cls.__module__}.{cls.__qualname__}"
     if STANDARD_MODULES.get(name) is not cls or "forward" in module.__dict__:
         return None
-    if module._forward_hooks or module._forward_pre_hooks or module._backward_hooks:
+    if not ignore_hooks and (module._forward_hooks or module._forward_pre_hooks
+                             or module._backward_hooks):
         return None
     return name
 

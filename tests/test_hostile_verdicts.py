@@ -2,10 +2,11 @@
 randomness score no more than the same wrong answer handed in honestly.
 
 Each hostile submission is a WRONG plain_mlp or training_error (one that passes the visible tests
-but not the hidden checks) plus an attack. One `autograde --jobs 2` run grades them all; the
-trusted verdict (grader.verdict: checks in the grader, student code in a sandboxed subject) must
-give each attack at most the honest wrong answer's score, and list the submission for review
-when the kernel's run claimed more.
+but not the hidden checks) plus an attack (for ex5: wrong pick_device, evaluate and train_digits).
+One `autograde --jobs 2` run per assignment grades them all; the trusted verdict (grader.verdict:
+checks in the grader, student code in a sandboxed subject) must give each attack at most the
+honest wrong answer's score, and list the submission for review when the kernel's run claimed
+more.
 """
 
 from __future__ import annotations
@@ -189,6 +190,85 @@ def test_forged_kernel_reports_are_listed_for_review(graded, student):
     assert "verdict-mismatch" in flags[student].split(";"), flags[student]
     details = (work / "review" / student / f"{AID}.txt").read_text()
     assert "test_training_error" in details, details
+
+
+# --------------------------------------------------------------------------- ex5
+
+AID5 = "ex5_gpu_training"
+
+# pass the visible tests on a CPU machine, not the hidden ones: MPS preferred to CUDA; labels left
+# on the host meet predictions still "on the device"; train_digits trains nothing (fails both,
+# and keeps the run short)
+WRONG5 = {
+    "pick_device": '''
+def pick_device():
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+''',
+    "evaluate": '''
+def evaluate(model, loader, device):
+    model.eval()
+    correct, total = 0, 0
+    with torch.no_grad():
+        for X, y in loader:
+            correct += (model(X.to(device)).argmax(dim=1) == y).sum().item()
+            total += len(y)
+    return correct / total
+''',
+    "train_digits": '''
+def train_digits(model, train_loader, device, max_steps):
+    return model
+''',
+}
+
+ATTACKS5 = {
+    "send-instance-ex5": ATTACKS["send_instance"],
+    "send-class-ex5": ATTACKS["send_class"],
+    # ex5's checks replaced in the kernel through a computed import
+    "patch-checks-ex5": ATTACKS["patch_checks"].replace("str(1)", "str(5)"),
+}
+
+
+def submissions_ex5() -> dict:
+    notebooks = {"honest-wrong-ex5": make_submission(AID5, WRONG5)}
+    for name, attack in ATTACKS5.items():
+        notebooks[name] = make_submission(
+            AID5, {**WRONG5, "pick_device": WRONG5["pick_device"] + "\n" + attack})
+    return notebooks
+
+
+@pytest.fixture(scope="module")
+def graded_ex5(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile_verdicts_ex5")
+    subs = write_submissions(root / "submissions", AID5, submissions_ex5())
+    grades = autograde(subs, root / "work", AID5, jobs=2)
+    with open(root / "work" / "grades.csv", newline="") as f:
+        flags = {row["student_id"]: row["flags"] for row in csv.DictReader(f)}
+    return grades, flags, root / "work"
+
+
+def test_ex5_honest_wrong_answer_loses_points(graded_ex5):
+    grades, _, _ = graded_ex5
+    assert grades[("honest-wrong-ex5", "test_pick_device")][0] == 0
+    assert grades[("honest-wrong-ex5", "test_evaluate")][0] == 0
+    assert grades[("honest-wrong-ex5", "test_train_digits")][0] == 0
+    assert grades[("honest-wrong-ex5", "test_train_one_epoch")][0] == 5
+
+
+@pytest.mark.parametrize("student", list(ATTACKS5))
+def test_ex5_attack_scores_no_more_and_is_listed_for_review(graded_ex5, student):
+    """ex5's training functions run in the subject on described loaders, optimizers and
+    machines: dropping the kernel's error reports or replacing the checks there changes nothing
+    that counts; the kernel's claim is flagged."""
+    grades, flags, work = graded_ex5
+    assert total(grades, student) <= total(grades, "honest-wrong-ex5"), \
+        (student, {k: v for k, v in grades.items() if k[0] == student})
+    assert "verdict-mismatch" in flags[student].split(";"), flags[student]
+    details = (work / "review" / student / f"{AID5}.txt").read_text()
+    assert "test_pick_device" in details and "test_evaluate" in details, details
 
 
 def test_the_graders_randomness_is_untouched(graded):

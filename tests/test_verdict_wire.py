@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader import proxy, wire
+from grader import instruments, proxy, wire
+from grader.checks import ex5
 from grader.checks.common import expect_own_implementation
 from grader.limits import Limits
 from grader.verdict import Subject, helpers_source
@@ -118,6 +119,18 @@ def test_module_trees_rebuild_torch_layers():
     assert list(twin.state_dict()) == list(model.state_dict())
 
 
+def test_loss_modules_from_the_list_cross_as_data():
+    """A loss a request passes is one of a fixed list of torch's own (rebuilt from its
+    attributes, e.g. label smoothing), never code."""
+    loss = nn.CrossEntropyLoss(label_smoothing=0.1, reduction="sum")
+    blobs: list[bytes] = []
+    tree = wire.decode(wire.encode(wire.describe(loss, lambda m: None), blobs), blobs)
+    twin = wire.build(tree, lambda node: (
+        wire.empty_module(wire.STANDARD_MODULES[node["std"]]), True))
+    logits, y = torch.randn(5, 3), torch.randint(0, 3, (5,))
+    assert type(twin) is nn.CrossEntropyLoss and torch.equal(twin(logits, y), loss(logits, y))
+
+
 # --------------------------------------------------------------------------- a live subject
 
 STUDENT = '''
@@ -203,6 +216,45 @@ def leave_hook(model):
 
 def tidy_hook(model):
     model[0].register_forward_pre_hook(lambda module, inputs: None).remove()
+
+
+def epoch(model, loader, optimizer, device, move=True):
+    model.train()
+    total = 0.0
+    for X, y in loader:
+        if move:
+            X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+    return total / len(loader.dataset)
+
+
+def accuracy(model, loader, device, move_labels=True):
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for X, y in loader:
+            predictions = model(X.to(device)).argmax(dim=1)
+            correct += (predictions == (y.to(device) if move_labels else y)).sum().item()
+    return correct / len(loader.dataset)
+
+
+def device_name():
+    return ("cuda" if torch.cuda.is_available() else
+            "mps" if torch.backends.mps.is_available() else "cpu")
+
+
+def labels_in_order(loader):
+    return [int(v) for _, y in loader for v in y]
+
+
+def uncounted(model, steps):
+    model._forward_pre_hooks.clear()  # the grader's step counter goes with it
+    for _ in range(steps):
+        model(torch.randn(2, 4))
 '''
 
 
@@ -352,3 +404,183 @@ def test_hooks_a_student_leaves_behind_are_seen(subject):
     assert len(model[0]._forward_hooks) == 1 and not model[1]._forward_hooks
     with torch.no_grad():
         assert model(torch.ones(1, 2)).shape == (1, 2)  # the stand-in changes nothing
+
+
+# --------------------------------------------------------------------------- training functions
+
+
+def _problem(seed: int):
+    torch.manual_seed(seed)
+    X, y = torch.randn(23, 4), torch.randint(0, 3, (23,))
+    model = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    return X, y, model.eval()
+
+
+def _reference_epoch(model, loader, optimizer):
+    model.train()
+    total = 0.0
+    for X, y in loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(y)
+    return total / len(loader.dataset)
+
+
+@pytest.mark.parametrize("kind", ["SGD", "Adam"])
+def test_a_training_function_runs_on_a_described_loader_and_optimizer(subject, kind):
+    """The model, loader and optimizer go as descriptions; the model's new state and the
+    optimizer's state (momentum, Adam's moments) come back: two epochs in the subject equal two
+    epochs here."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y, model = _problem(0)
+    twin = copy.deepcopy(model)
+    make = {"SGD": lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9),
+            "Adam": lambda m: torch.optim.Adam(m.parameters(), lr=0.01)}[kind]
+    theirs, ours = make(model), make(twin)
+    epoch = subject.client.lookup("epoch")
+    for _ in range(2):
+        loader = DataLoader(TensorDataset(X, y), batch_size=8)
+        got = epoch(model, loader, theirs, torch.device("cpu"))
+        want = _reference_epoch(twin, DataLoader(TensorDataset(X, y), batch_size=8), ours)
+        assert abs(got - want) < 1e-6
+        for (name, p), q in zip(model.state_dict().items(), twin.state_dict().values(),
+                                strict=True):
+            assert torch.allclose(p.float(), q.float(), atol=1e-6), name
+    assert model.training  # the train mode it left
+    assert set(theirs.state) == set(model.parameters())
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        for key, value in ours.state[q].items():
+            assert torch.allclose(torch.as_tensor(theirs.state[p][key]),
+                                  torch.as_tensor(value)), key
+
+
+def test_what_cannot_be_described_is_refused(subject):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    X, y, model = _problem(1)
+    epoch = subject.client.lookup("epoch")
+    loader = DataLoader(TensorDataset(X, y), batch_size=8)
+    with pytest.raises(TypeError, match="LBFGS"):
+        epoch(model, loader, torch.optim.LBFGS(model.parameters()), torch.device("cpu"))
+    with pytest.raises(TypeError, match="TensorDataset"):
+        epoch(model, DataLoader(list(zip(X, y, strict=True)), batch_size=8),
+              torch.optim.SGD(model.parameters(), lr=0.1), torch.device("cpu"))
+    other = nn.Linear(4, 3)  # an optimizer of a model that is not passed along
+    with pytest.raises(TypeError, match="must belong to a model"):
+        epoch(model, loader, torch.optim.SGD(other.parameters(), lr=0.1), torch.device("cpu"))
+
+
+def test_the_shuffled_order_comes_from_the_graders_seed(subject):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    labels = subject.client.lookup("labels_in_order")
+    data = TensorDataset(torch.zeros(40, 1), torch.arange(40))
+
+    def order(seed):
+        generator = torch.Generator().manual_seed(seed)
+        return labels(DataLoader(data, batch_size=7, shuffle=True, generator=generator))
+
+    assert order(5) == order(5) != order(6)
+    assert sorted(order(5)) == list(range(40))
+    assert labels(DataLoader(data, batch_size=7)) == list(range(40))
+
+
+def test_the_machine_a_check_plays_is_played_in_the_subject(subject):
+    """pick_device's checks patch torch.cuda / MPS availability here; the subject is told the
+    machine ([CUDA, MPS]) and plays it for that call only."""
+    device_name = subject.client.lookup("device_name")
+    for cuda, mps, want in [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]:
+        saved = instruments.play_machine(cuda, mps)
+        try:
+            assert device_name() == want
+        finally:
+            instruments.restore(saved)
+    assert device_name() == "cpu"
+
+
+def test_host_batches_report_a_missing_move(subject):
+    X, y, model = _problem(2)
+    epoch = subject.client.lookup("epoch")
+    for move, expected in ((True, []), (False, ["cross_entropy", "linear"])):
+        ex5.HostBatch.used_unmoved = []
+        epoch(model, ex5.host_loader(X, y, 8), torch.optim.SGD(model.parameters(), lr=0.1),
+              torch.device("cpu"), move=move)
+        assert sorted(set(ex5.HostBatch.used_unmoved)) == expected
+    ex5.HostBatch.used_unmoved = []
+
+
+def test_the_graders_hooks_see_the_subjects_calls_and_modes(subject):
+    """Hooks a check puts on its model are replayed with each call the subject made, under the
+    grad mode and train mode it had then; mark_device runs in the subject (labels on the host
+    meeting predictions "on the device" are noticed there)."""
+    X, y, model = _problem(3)
+    model.train()
+    seen = []
+    handles = [model[1].register_forward_hook(
+                   lambda m, inputs, output: seen.append((m.training, torch.is_grad_enabled(),
+                                                          output.dtype, len(inputs[0])))),
+               model.register_forward_pre_hook(lambda m, inputs: seen.append("pre")),
+               model.register_forward_hook(instruments.mark_device)]
+    accuracy = subject.client.lookup("accuracy")
+    try:
+        ex5.HostBatch.used_unmoved = []
+        got = accuracy(model, ex5.host_loader(X, y, 10), torch.device("cpu"))
+        assert ex5.HostBatch.used_unmoved == []
+        accuracy(model, ex5.host_loader(X, y, 10), torch.device("cpu"), move_labels=False)
+        assert "__eq__" in ex5.HostBatch.used_unmoved
+    finally:
+        for h in handles:
+            h.remove()
+        ex5.HostBatch.used_unmoved = []
+    assert seen[:6] == ["pre", (False, False, torch.float32, 10)] * 2 + [
+        "pre", (False, False, torch.float32, 3)]
+    assert model.training is False  # evaluation left it in eval mode
+    with torch.no_grad():
+        want = (model(X).argmax(dim=1) == y).float().mean().item()
+    assert abs(got - want) < 1e-6
+
+
+def test_nonsense_about_an_optimizer_ends_the_conversation():
+    """Student code that rewrites the subject's answer about the optimizer (found through the
+    garbage collector) gets the call refused as a dead subject (its test cell scores 0)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    forge = STUDENT + '''
+
+def forge_optimizer_answers():
+    import gc
+    for cls in [o for o in gc.get_objects() if isinstance(o, type) and o.__name__ == "_Call"]:
+        cls.optimizer_states = lambda self, out: [{"groups": [], "state": [[[0, "0.weight"], 1]]}]
+'''
+    sub = Subject(Limits(cell_timeout=20), sandbox=False)
+    try:
+        sub.client.request({"op": "init", "cells": [["student", forge]]},
+                           first_timeout=proxy.STARTUP_SECONDS)
+        sub.client.lookup("forge_optimizer_answers")()
+        X, y, model = _problem(4)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        with pytest.raises(proxy.SubjectDied, match="nonsense"):
+            sub.client.lookup("epoch")(model, DataLoader(TensorDataset(X, y), batch_size=8),
+                                       optimizer, torch.device("cpu"))
+        assert not optimizer.state
+        with pytest.raises(proxy.SubjectDied):  # and it stays dead
+            sub.client.lookup("epoch")
+    finally:
+        sub.close()
+
+
+def test_taking_the_graders_hooks_off_fails_the_check(subject):
+    """The grader counts forward passes with hooks on its model; a function that clears them
+    there (to hide steps over a budget) is refused, not counted as zero steps."""
+    model = nn.Sequential(nn.Linear(4, 2))
+    steps = []
+    handle = model.register_forward_pre_hook(lambda m, inputs: steps.append(1))
+    try:
+        with pytest.raises(AssertionError, match="removed hooks"):
+            subject.client.lookup("uncounted")(model, 5)
+    finally:
+        handle.remove()
+    assert steps == []

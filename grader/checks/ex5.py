@@ -5,6 +5,11 @@ Grading runs on a CPU, so GPU behaviour is checked through what the code does:
 * `pick_device`: `torch.cuda.is_available` / `torch.backends.mps.is_available` (and the generic
   `torch.accelerator` queries) are replaced for the duration of the check (and restored after) to
   play a CUDA machine, a Mac and a plain CPU box.
+
+Under trusted verdicts the student's functions are proxies (grader.proxy): each call runs in the
+subject on a description of the model, loader, optimizer and machine (grader.instruments), and
+what it changed and observed comes back as data; references stay here. The checks read the same
+either way.
 * batches come from a loader whose tensors record whether they were moved with `.to(device)`
   before the model or the loss used them (a no-op on CPU, but a crash on a GPU).
 * `train_one_epoch` is compared with a reference epoch run now on a copy of the same model with
@@ -36,6 +41,14 @@ from grader.checks.common import (
     fresh_seed,
     quiet,
 )
+from grader.instruments import (  # noqa: F401 - HostBatch and DeviceResult: the checks' API
+    DeviceResult,
+    HostBatch,
+    host_collate,
+    mark_device,
+    play_machine,
+    restore,
+)
 
 # ---------------------------------------------------------------------------------------------
 # pick_device
@@ -48,44 +61,19 @@ SCENARIOS = [  # (cuda available, mps available, expected device type)
 ]
 
 
-def _play_machine(cuda: bool, mps: bool) -> list:
-    """Replace the availability queries; return what is needed to restore them."""
-    saved = [(torch.cuda, "is_available", torch.cuda.is_available),
-             (torch.cuda, "device_count", torch.cuda.device_count),
-             (torch.backends.mps, "is_available", torch.backends.mps.is_available),
-             (torch.backends.mps, "is_built", torch.backends.mps.is_built)]
-    torch.cuda.is_available = lambda: cuda
-    torch.cuda.device_count = lambda: 1 if cuda else 0
-    torch.backends.mps.is_available = lambda: mps
-    torch.backends.mps.is_built = lambda: mps
-    # the device-generic API (torch.accelerator) must tell the same story
-    accelerator = torch.device("cuda") if cuda else torch.device("mps") if mps else None
-    saved += [(torch.accelerator, name, getattr(torch.accelerator, name))
-              for name in ("current_accelerator", "is_available", "device_count")]
-    torch.accelerator.current_accelerator = lambda check_available=False: accelerator
-    torch.accelerator.is_available = lambda: accelerator is not None
-    torch.accelerator.device_count = lambda: 0 if accelerator is None else 1
-    return saved
-
-
-def _restore(saved: list) -> None:
-    for owner, name, original in saved:
-        setattr(owner, name, original)
-
-
 def check_pick_device(pick_device) -> None:
     random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(pick_device, "pick_device")
     for cuda, mps, want in random.sample(SCENARIOS, len(SCENARIOS)):
         machine = f"on a machine where CUDA is {'' if cuda else 'not '}available and Apple " \
                   f"MPS is {'' if mps else 'not '}available"
-        saved = _play_machine(cuda, mps)
+        saved = play_machine(cuda, mps)  # restored below
         try:
             got = pick_device()
         except Exception as exc:
             got = exc
         finally:
-            _restore(saved)
+            restore(saved)
         if isinstance(got, Exception):
             fail(f"pick_device() raised an error {machine}", f"{type(got).__name__}: {got}",
                  f"torch.device('{want}')")
@@ -96,108 +84,12 @@ def check_pick_device(pick_device) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Batches that notice whether they were moved to the device
+# Batches that notice whether they were moved to the device (grader.instruments.HostBatch)
 # ---------------------------------------------------------------------------------------------
-class HostBatch(torch.Tensor):
-    """A batch tensor still "on the host": it records being combined with other tensors (the
-    model's weights, its logits) before `.to(device)`; that is a device-mismatch error on a GPU.
-
-    Operations on batches alone (`X.float()`, `X / 255`, `len(y)`, `X.shape`) keep it tracked
-    and are fine; `.to(device)` gives an ordinary tensor.
-    """
-
-    used_unmoved: list[str] = []
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", str(func))
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-        if name == "to" and _names_device(args[1:], kwargs):
-            # Moved: from now on an ordinary tensor (a new Python object sharing memory).
-            return out.as_subclass(torch.Tensor) if isinstance(out, torch.Tensor) else out
-        tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
-        if all(isinstance(t, HostBatch) for t in tensors):
-            return _rewrap(out)  # batch-only work (conversion, indexing, metadata): still host
-        cls.used_unmoved.append(name)
-        return out
-
-
-def _flatten(value) -> list:
-    if isinstance(value, (list, tuple)):
-        return [x for v in value for x in _flatten(v)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in _flatten(v)]
-    return [value]
-
-
-def _rewrap(out):
-    """Tensors computed from batches alone are still on the host: keep them tracked."""
-    if isinstance(out, torch.Tensor) and not isinstance(out, HostBatch):
-        return out.as_subclass(HostBatch)
-    if isinstance(out, (tuple, list)):
-        return type(out)([_rewrap(o) for o in out])
-    return out
-
-
-class DeviceResult(torch.Tensor):
-    """The model's output, "on the device": combining it with a batch tensor that is still on the
-    host (labels never moved) is a device-mismatch error on a GPU, and is recorded as such.
-
-    Bringing it back with `.cpu()` (or `.to("cpu")`, a device other than the one under test)
-    makes it a host tensor again, which may then meet host labels: `preds.cpu() == y` is correct.
-    """
-
-    device_under_test: torch.device | None = None
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", str(func))
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-        if name == "cpu" or (name == "to" and _names_host(args[1:], kwargs)):
-            return _rewrap(out)  # back on the host, like the batches
-        tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
-        if any(isinstance(t, HostBatch) for t in tensors):
-            HostBatch.used_unmoved.append(name)
-            return out
-        return _wrap(out, cls)
-
-
-def _wrap(out, cls):
-    if isinstance(out, torch.Tensor) and not isinstance(out, cls):
-        return out.as_subclass(cls)
-    if isinstance(out, (tuple, list)):
-        return type(out)([_wrap(o, cls) for o in out])
-    return out
-
-
-def _names_host(args, kwargs) -> bool:
-    """`.to(...)` names the host: "cpu", or a CPU device that is not the device under test."""
-    for value in list(args) + [kwargs.get("device")]:
-        if isinstance(value, str) and value.startswith("cpu"):
-            return True
-        if isinstance(value, torch.device) and value.type == "cpu" \
-                and value is not DeviceResult.device_under_test:
-            return True
-    return False
-
-
-def _names_device(args, kwargs) -> bool:
-    values = list(args) + [kwargs.get("device")]
-    return any(isinstance(v, (torch.device, str, torch.Tensor)) for v in values)
-
-
 def host_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader:
     """A DataLoader (fixed order) whose batches are HostBatch tensors."""
-    def collate(items):
-        X_b = torch.stack([x for x, _ in items])
-        y_b = torch.stack([t for _, t in items])
-        return [X_b.as_subclass(HostBatch), y_b.as_subclass(HostBatch)]
     return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=False,
-                      collate_fn=collate)
+                      collate_fn=host_collate)
 
 
 def _expect_moved(name: str) -> None:
@@ -354,8 +246,7 @@ def check_evaluate(evaluate) -> None:
             seen.append((module.training, torch.is_grad_enabled()))
         hooks = [m.register_forward_hook(record) for m in (model[1], model[3])]
         # the logits count as "on the device" until moved back to the host
-        hooks.append(model.register_forward_hook(
-            lambda module, inputs, output: output.as_subclass(DeviceResult)))
+        hooks.append(model.register_forward_hook(mark_device))
         device = DeviceResult.device_under_test = torch.device("cpu")
         HostBatch.used_unmoved = []
         try:
@@ -411,11 +302,8 @@ def _digits() -> tuple[torch.Tensor, torch.Tensor]:
 
 def shuffled_host_loader(X, y, batch_size: int, generator: torch.Generator) -> DataLoader:
     """Like host_loader, reshuffled every epoch."""
-    def collate(items):
-        return [torch.stack([x for x, _ in items]).as_subclass(HostBatch),
-                torch.stack([t for _, t in items]).as_subclass(HostBatch)]
     return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=True,
-                      generator=generator, collate_fn=collate)
+                      generator=generator, collate_fn=host_collate)
 
 
 def check_train_digits(train_digits) -> None:
