@@ -1,6 +1,7 @@
-"""Library code the book displays (``literalinclude`` or, in the self-study edition,
-``graded-source`` with ``:pyobject:``) fits an 80-column
-code block, so no chapter makes its reader scroll sideways. No book build needed."""
+"""Code the book displays fits an 80-column code block, so no chapter makes its reader
+scroll sideways: the library code it includes (``literalinclude`` or, in the self-study
+edition, ``graded-source`` with ``:pyobject:``) and the chapters' own code cells.
+No book build needed."""
 
 import ast
 import re
@@ -10,6 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 80
+# A MyST code cell: its fence line, then options and code up to the closing fence.
+CODE_CELL = re.compile(r"^```\{code-cell\}.*\n((?:.*\n)*?)```\s*$", re.MULTILINE)
 INCLUDE = re.compile(r"```\{(?:literalinclude|graded-source)\}\s+(\S+)\n((?::[\w-]+:.*\n)*)")
 
 
@@ -53,3 +56,27 @@ def test_displayed_code_fits_80_columns(chapter, source, name):
     long = [f"{source.name}:{i} ({len(text)} chars)"
             for i, text in object_lines(source, name) if len(text) > WIDTH]  # fmt: skip
     assert long == [], f"{chapter} shows {name} with lines over {WIDTH} characters"
+
+
+def code_cell_lines(chapter: Path) -> list[tuple[int, str]]:
+    """(line number in the chapter, text) of every line inside its code cells."""
+    text = chapter.read_text(encoding="utf-8")
+    found = []
+    for match in CODE_CELL.finditer(text):
+        first = text.count("\n", 0, match.start(1)) + 1  # line number of the cell's first line
+        found += [(first + i, line) for i, line in enumerate(match.group(1).splitlines())]
+    return found
+
+
+CHAPTERS = sorted(path for path in (ROOT / "book").glob("*.md") if code_cell_lines(path))
+
+
+def test_the_book_has_code_cells():
+    assert len(CHAPTERS) >= 8  # the pattern still finds the chapters' cells
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
+def test_code_cells_fit_80_columns(chapter):
+    long = [f"{chapter.name}:{i} ({len(text)} chars)"
+            for i, text in code_cell_lines(chapter) if len(text) > WIDTH]  # fmt: skip
+    assert long == [], f"code cells with lines over {WIDTH} characters: {long}"
