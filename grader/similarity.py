@@ -50,6 +50,8 @@ from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
+from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
+
 # Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
 # independent correct answers (solution, variants, library) score at most 0.775, renamed,
 # reordered and reformatted copies (of the library as it is now, the solution, other students,
@@ -68,8 +70,8 @@ COMMON_LIMIT = 10
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # larger hand-ins are not compared
 MAX_CELL_CHARS = 200_000  # only the start of a longer cell is compared
 
-REFERENCE_FLAG = "similar-to-reference"
-STUDENT_FLAG = "similar-to-student"
+REFERENCE_FLAG = SIMILAR_TO_REFERENCE  # flag names: grader.flags
+STUDENT_FLAG = SIMILAR_TO_STUDENT
 STUDENT = "student"
 SOLUTION = "solution"
 LIBRARY = "library"
