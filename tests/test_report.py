@@ -54,7 +54,9 @@ def test_headers_are_the_design_contract():
 
 @pytest.mark.parametrize("value, text", [(3.0, "3"), (2.5, "2.5"), (0.0, "0"), (6.5, "6.5"),
                                          (1 / 3, "0.333333"), (2.0000001, "2"),
-                                         (10.0, "10"), (100.25, "100.25")])
+                                         (10.0, "10"), (100.25, "100.25"),
+                                         (12.3456789, "12.345679"), (1234567.5, "1234567.5"),
+                                         (1e-7, "0")])  # six decimals, never an exponent
 def test_number_format(value, text):
     assert number(value) == text
 
