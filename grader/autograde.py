@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbformat.warnings import MissingIDFieldWarning
-from nbgrader.api import Gradebook
 from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import capture_log, setenv
@@ -32,7 +31,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import manual, resume, verdict
+from grader import gradebook, manual, resume, verdict
 from grader import shard as sharding
 from grader.course import (
     Roots,
@@ -55,12 +54,12 @@ from grader.report import (
     save_run_record,
     write_placeholder_feedback,
     write_reports,
+    write_review_list,
 )
 from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
 from grader.sanitize import sanitize_file
 from grader.similarity import flag_similar
-from grader.tamper import write_review_list, zero_autograded
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
@@ -136,9 +135,7 @@ def register_students(settings: GradingSettings, student_ids: list[str]) -> None
     """Add every student to the gradebook before workers start. nbgrader's Autograde creates a
     missing student with find-then-insert, so two workers grading the same new student's two
     assignments at once could both insert it (UNIQUE constraint failed: student.id)."""
-    with Gradebook(settings.db_url) as gb:
-        for student_id in sorted(set(student_ids)):
-            gb.update_or_create_student(student_id)
+    gradebook.register_students(settings.db_url, student_ids)
 
 
 def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) -> Outcome:
@@ -174,7 +171,7 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
         judged = e
     if outcome.autograded and isinstance(judged, Exception):
-        zero_autograded(settings.db_url, student_id, assignment_id)
+        gradebook.zero_autograded(settings.db_url, student_id, assignment_id)
         outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
         log += f"\ntrusted verdict failed: {judged!r}\n"
     elif outcome.autograded:  # the scores that count: checks run here on the subject's data
@@ -219,17 +216,7 @@ def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str
 def record_zero(settings: GradingSettings, student_id: str, assignment_id: str) -> None:
     """Give every cell of a submission nbgrader could not run 0 points (as nbgrader does for a
     missing notebook), so the gradebook and the CSVs have a row for it."""
-    with Gradebook(settings.db_url) as gb, warnings.catch_warnings():
-        # nbgrader's add_submission trips SQLAlchemy autoflush warnings; the rows are right
-        warnings.simplefilter("ignore", SAWarning)
-        gb.update_or_create_student(student_id)
-        submission = gb.update_or_create_submission(assignment_id, student_id)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                grade.auto_score = 0.0
-                grade.manual_score = None
-                grade.needs_manual_grade = False
-        gb.db.commit()
+    gradebook.record_zero(settings.db_url, student_id, assignment_id)
 
 
 def stage(submissions: Path, course_root: Path, student_id: str,
@@ -316,13 +303,11 @@ def refused_rows(db_url: str, refused: dict[str, str], assignments: list[str],
     """One 0-point `bad-name` row per refused student folder and assignment, the name spelled
     safely (grader.files.safe_name); nothing of these folders is read or graded."""
     rows = []
-    with Gradebook(db_url) as gb:
-        for name, why in sorted(refused.items()):
-            log(f"skipped student folder {safe_name(name)}: {why} [{flag_names.BAD_NAME}]")
-            for aid in assignments:
-                rows.append(SubmissionGrade(safe_name(name), aid, 0.0,
-                                            float(gb.find_assignment(aid).max_score), False,
-                                            (flag_names.BAD_NAME,)))
+    max_scores = gradebook.max_scores(db_url, assignments) if refused else {}
+    for name, why in sorted(refused.items()):
+        log(f"skipped student folder {safe_name(name)}: {why} [{flag_names.BAD_NAME}]")
+        rows += [SubmissionGrade(safe_name(name), aid, 0.0, max_scores[aid], False,
+                                 (flag_names.BAD_NAME,)) for aid in assignments]
     return rows
 
 
@@ -425,7 +410,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
             hand_grades[student_id, aid] = manual.unchanged_hand_grades(
                 settings.db_url, workdir, submissions, student_id, aid)
             staged_flags, problem = stage(submissions, workdir, student_id, aid)
-            if set(staged_flags) - {flag_names.UNSAFE_FILE}:
+            if flag_names.NOT_GRADABLE & set(staged_flags):
                 outcomes[student_id, aid] = Outcome(student_id, aid, staged_flags,
                                                     problem=problem)
                 log(_describe(outcomes[student_id, aid]))

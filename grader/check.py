@@ -17,6 +17,7 @@ from pathlib import Path
 
 from grader.autograde import GradingSettings, autograde
 from grader.course import Roots, sqlite_url
+from grader.flags import review_path
 from grader.nbgrader_config import DEFAULT_TIMEOUT
 from grader.release import check_committed_release
 from grader.report import CellGrade, number, read_cell_grades
@@ -64,7 +65,7 @@ def _cell_errors(workdir: Path, student_id: str, assignment_id: str) -> dict[str
 def _flag_details(workdir: Path, student_id: str, assignment_id: str) -> str:
     """The review note (tamper reasons) and the log's last error lines, indented."""
     lines = []
-    review = workdir / "review" / student_id / f"{assignment_id}.txt"
+    review = review_path(workdir, student_id, assignment_id)
     if review.is_file():
         lines += review.read_text(encoding="utf-8").splitlines()[:10]
     log = workdir / "logs" / student_id / f"{assignment_id}.log"

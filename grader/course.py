@@ -14,9 +14,30 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
-
 ROOT_ENV = "GRADER_ROOT"
+
+# The one rule on the course library: answer code may not touch it at all. Students implement
+# the contracts, never import them, and a release runs where only torch, numpy, matplotlib and
+# scikit-learn are installed. Applied by the sandbox (the library is not mounted where graded
+# code runs), the tamper scan (an import of it is flagged), the hidden checks (objects from it
+# fail) and tests/test_exercises_portable.py (no release names it). The grader package is the
+# instructor's and off limits to answers as well.
+LIBRARY_PACKAGE = "resnet_course"
+COURSE_PACKAGES = (LIBRARY_PACKAGE, "grader")
+LIBRARY_MODULES_FOR_ANSWERS: tuple[str, ...] = ()  # modules of it answers may import: none
+
+
+def answer_may_import(module: str) -> bool:
+    """Whether answer code may import `module` (dotted): anything but the course packages,
+    except the library modules listed in LIBRARY_MODULES_FOR_ANSWERS."""
+    if module.split(".")[0] not in COURSE_PACKAGES:
+        return True
+    return any(module == m or module.startswith(f"{m}.") for m in LIBRARY_MODULES_FOR_ANSWERS)
+
+
+def library_visible_to_answers() -> bool:
+    """Whether the process that runs answer code (kernel, subject) can see the library."""
+    return bool(LIBRARY_MODULES_FOR_ANSWERS)
 
 
 @dataclass(frozen=True)
@@ -95,6 +116,8 @@ def remove_tree(path: Path) -> None:
 
 def notebook_problem(path: Path) -> str | None:
     """Why `path` is not a gradable Jupyter notebook (empty, not JSON, not nbformat 4), or None."""
+    import nbformat
+
     from grader.files import UnsafeFile, read_bytes
 
     try:
@@ -120,8 +143,11 @@ def notebook_problem(path: Path) -> str | None:
     return None
 
 
-def write_normalized(nb: nbformat.NotebookNode, path: Path) -> None:
-    """Write a notebook deterministically: no outputs or execution counts, sorted JSON keys."""
+def write_normalized(nb, path: Path) -> None:
+    """Write a notebook (an nbformat NotebookNode) deterministically: no outputs or execution
+    counts, sorted JSON keys."""
+    import nbformat
+
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []

@@ -16,9 +16,8 @@ from pathlib import Path
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
 from grader.course import put_venv_on_path
 from grader.lms_export import WRITERS
-from grader.report import refused_rows_from, write_reports
+from grader.report import refused_rows_from, write_reports, write_review_list
 from grader.shard import load_class_record, load_class_refused
-from grader.tamper import write_review_list
 
 
 def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] = print,

@@ -1,13 +1,21 @@
 """Per-submission flags: the one place that decides what went wrong with a submission.
 
-A flag is a short name written to the `flags` column of grades.csv (`;`-separated). Staging
-flags (missing / invalid notebook) are found before grading; the rest come from the checks in
-`FLAG_CHECKS`, which run after nbgrader's autograde, in the process that graded the submission.
-Add a check (e.g. tamper detection) by appending a function `(SubmissionContext) -> flags`.
+A flag is a short name written to the `flags` column of grades.csv and review.csv
+(`;`-separated, sorted). Every flag name is a constant here, and every decision is a function
+here; the modules that find the facts (staging, grader.sandbox's run report, grader.tamper_scan,
+grader.verdict, grader.similarity) import them.
+
+* Staging flags (missing / invalid notebook, unsafe file, bad name) are found before grading.
+* After nbgrader's autograde, `collect_flags` runs the checks in `FLAG_CHECKS` on one
+  `SubmissionContext`, which reads the autograded notebook (and its run report, written by
+  grader.sandbox.SandboxedExecute into the notebook's metadata) once for all of them.
+* Why a submission was flagged (tamper reasons, verdict differences) is written to
+  DIR/review/<student>/<assignment>.txt (`review_path`), which review.csv points at.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -24,10 +32,18 @@ UNSAFE_FILE = "unsafe-file"            # the hand-in held links or special files
 BAD_NAME = "bad-name"                  # the student folder's name is refused (not graded)
 DISK_LIMIT = "disk-limit"              # the notebook filled its scratch folder, /tmp or /dev/shm
 VERDICT_MISMATCH = "verdict-mismatch"  # the kernel's test results differ from the trusted verdict
+SIMILAR_TO_REFERENCE = "similar-to-reference"  # an answer cell close to the solution or library
+SIMILAR_TO_STUDENT = "similar-to-student"      # an answer cell close to another student's
+
+# Staging flags after which nothing of the hand-in can be run (graded 0, placeholder feedback);
+# an unsafe-file flag alone leaves the rest of the hand-in to grade.
+NOT_GRADABLE = frozenset({MISSING_NOTEBOOK, INVALID_NOTEBOOK})
 
 # nbgrader's Execute appends an error output with this name to a cell that timed out.
 TIMEOUT_ENAME = "CellTimeoutError"
 KERNEL_DIED_TEXT = ("DeadKernelError", "Kernel died", "kernel became unresponsive")
+# The executed notebook's metadata key where grader.sandbox.SandboxedExecute records its run.
+RUN_METADATA_KEY = "grader_run"
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,10 @@ class SubmissionContext:
         return self.course_root / "source" / self.assignment_id / f"{self.assignment_id}.ipynb"
 
     @property
+    def released_notebook(self) -> Path:
+        return self.course_root / "release" / self.assignment_id / f"{self.assignment_id}.ipynb"
+
+    @property
     def submitted_notebook(self) -> Path:
         return (self.course_root / "submitted" / self.student_id / self.assignment_id
                 / f"{self.assignment_id}.ipynb")
@@ -54,31 +74,106 @@ class SubmissionContext:
         return (self.course_root / "autograded" / self.student_id / self.assignment_id
                 / f"{self.assignment_id}.ipynb")
 
+    @functools.cached_property
+    def autograded(self) -> dict | None:
+        """The autograded notebook as JSON, read once; None when absent or unreadable."""
+        try:
+            nb = json.loads(self.autograded_notebook.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return nb if isinstance(nb, dict) else None
+
+    @property
+    def run_report(self) -> dict:
+        """What the sandboxed executor recorded ({} when the notebook did not run)."""
+        return run_report(self.autograded or {})
+
+
+def run_report(nb) -> dict:
+    """The run report of an executed notebook (a NotebookNode or its JSON); {} when none."""
+    report = (nb.get("metadata") or {}).get(RUN_METADATA_KEY) or {}
+    return dict(report) if isinstance(report, dict) else {}
+
+
+def run_flags(report: dict) -> list[str]:
+    """Flags from a run report: timeout (a cell, or the notebook's watchdog), kernel-died (not
+    when a limit stopped it), output-truncated, disk-limit, tamper-suspected (the kernel's
+    integrity report named a reason)."""
+    flags = []
+    if report.get("watchdog") or report.get("cell_timeouts"):
+        flags.append(TIMEOUT)
+    if report.get("kernel_died") and not (report.get("watchdog")
+                                          or report.get("kernel_stopped")):
+        flags.append(KERNEL_DIED)
+    if report.get("output_truncated"):
+        flags.append(OUTPUT_TRUNCATED)
+    if report.get("disk_full"):
+        flags.append(DISK_LIMIT)
+    if report.get("tamper_runtime"):
+        flags.append(TAMPER_SUSPECTED)
+    return flags
+
 
 def execution_flags(ctx: SubmissionContext) -> list[str]:
-    """timeout / kernel-died / grading-error, from the autograded notebook and nbgrader's log."""
+    """timeout / kernel-died / grading-error from nbgrader's result and log, the autograded
+    notebook's error outputs and the sandbox's run report (its tamper reasons: tamper_flags)."""
     if not ctx.autograde_succeeded:
         died = any(text in ctx.log for text in KERNEL_DIED_TEXT)
         return [KERNEL_DIED if died else GRADING_ERROR]
-    nb = json.loads(ctx.autograded_notebook.read_text(encoding="utf-8"))
+    nb = ctx.autograded
+    if nb is None:
+        return [GRADING_ERROR]  # nbgrader reported success but left no readable notebook
+    flags = [f for f in run_flags(run_report(nb)) if f != TAMPER_SUSPECTED]
     for cell in nb.get("cells", []):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error" and output.get("ename") == TIMEOUT_ENAME:
-                return [TIMEOUT]
-    return []
+                flags.append(TIMEOUT)
+    return flags
 
 
-def _sandbox_and_tamper_flags(ctx: SubmissionContext) -> list[str]:
-    # timeout / kernel-died / output-truncated from the sandbox's run report; tamper-suspected
-    # from the static scan and the kernel's integrity report (imported late: no import cycle)
-    from grader.sandbox import sandbox_flags
-    from grader.tamper import tamper_flags
+def review_path(course_root: Path, student_id: str, assignment_id: str) -> Path:
+    """DIR/review/<student>/<assignment>.txt: why this submission was flagged."""
+    return Path(course_root) / "review" / student_id / f"{assignment_id}.txt"
 
-    return sandbox_flags(ctx) + tamper_flags(ctx)
+
+def tamper_flags(ctx: SubmissionContext) -> list[str]:
+    """tamper-suspected when the static scan of the hand-in (cells that differ from the release)
+    or the kernel's runtime report names a reason; the reasons go to the review file (which is
+    removed when there are none). A review aid: no score depends on it."""
+    import nbformat
+
+    from grader.tamper_scan import submission_reasons
+
+    try:
+        submitted = nbformat.read(ctx.submitted_notebook, as_version=4)
+        released = nbformat.read(ctx.released_notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - unreadable notebooks are flagged by other checks
+        return []
+    reasons = submission_reasons(submitted, released, ctx.run_report)
+    path = review_path(ctx.course_root, ctx.student_id, ctx.assignment_id)
+    if not reasons:
+        path.unlink(missing_ok=True)
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    return [TAMPER_SUSPECTED]
+
+
+def verdict_flags(course_root: Path, student_id: str, assignment_id: str,
+                  differences: list[str]) -> list[str]:
+    """verdict-mismatch when the kernel's scores differed from the trusted verdicts; each
+    difference is appended to the review file (after any tamper reasons)."""
+    if not differences:
+        return []
+    path = review_path(course_root, student_id, assignment_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
+    path.write_text(old + "".join(f"verdict: {d}\n" for d in differences), encoding="utf-8")
+    return [VERDICT_MISMATCH]
 
 
 FlagCheck = Callable[[SubmissionContext], Iterable[str]]
-FLAG_CHECKS: list[FlagCheck] = [execution_flags, _sandbox_and_tamper_flags]
+FLAG_CHECKS: list[FlagCheck] = [execution_flags, tamper_flags]
 
 
 def collect_flags(ctx: SubmissionContext, checks: Iterable[FlagCheck] | None = None) -> list[str]:
@@ -90,4 +185,5 @@ def collect_flags(ctx: SubmissionContext, checks: Iterable[FlagCheck] | None = N
 
 
 def format_flags(flags: Iterable[str]) -> str:
+    """The text of a `flags` column: sorted, de-duplicated, `;`-separated ('' for none)."""
     return ";".join(sorted(set(flags)))

@@ -14,11 +14,9 @@ a page is found as well as a verbatim one.
 from __future__ import annotations
 
 import ast
-import builtins
 import fnmatch
 import functools
 import io
-import keyword
 import math
 import textwrap
 import tokenize
@@ -26,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from grader.similarity import normalise_token
 
 # Library objects that implement a contract a student writes in an assignment (same behaviour as
 # an answer cell, or the reference of a graded task), by module of src/resnet_course/.
@@ -119,14 +119,15 @@ def _top_level(source: str, origin: str) -> list[Definition]:
 def normalised_tokens(code: str) -> tuple[str, ...]:
     """Tokens of `code` without comments, docstrings, layout and `def`/`class` headers (the
     signatures are the public contract, shown on purpose), and with every name that is not an
-    attribute (after a dot), a keyword argument, a keyword or a builtin replaced by `_`: local
-    names and parameters do not matter, the operations and APIs used do."""
+    attribute (after a dot), a keyword argument, a keyword or a builtin replaced by `V`, numbers
+    by NUM and strings by STR (grader.similarity.normalise_token): local names, parameters and
+    constants do not matter, the operations and APIs used do."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(_dedent(code)).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         tokens = _lenient_tokens(code)
     out: list[str] = []
-    prev = ""
+    prev = None  # the last token that is not layout
     header_depth = None  # bracket depth while inside a def/class header, else None
     depth = 0  # bracket depth elsewhere: a `name=` inside brackets is a keyword argument (API)
     for i, (tok, statement_start) in enumerate(_with_statement_start(tokens)):
@@ -149,22 +150,26 @@ def normalised_tokens(code: str) -> tuple[str, ...]:
         elif tok.type == tokenize.OP and tok.string in ")]}":
             depth -= 1
         keyword_arg = depth > 0 and _next_is(tokens, i, "=")
-        out.append(tok.string if keyword_arg else _token_text(tok, prev))
-        prev = tok.string
+        # names, numbers and strings as grader.similarity normalises them (no bound names: every
+        # name but an attribute or a builtin is V)
+        after = _next(tokens, i) if tok.string == "," or tok.type == tokenize.STRING else None
+        text = tok.string if keyword_arg else normalise_token(tok, prev, after, None)
+        if text is not None:
+            out.append(text)
+        prev = tok
     return tuple(out)
 
 
 _LAYOUT = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
            tokenize.ENCODING, tokenize.ENDMARKER}
-_BUILTINS = set(dir(builtins))
 
 
-def _token_text(tok: tokenize.TokenInfo, prev: str) -> str:
-    if tok.type == tokenize.NAME and not keyword.iskeyword(tok.string):
-        return tok.string if prev == "." or tok.string in _BUILTINS else "_"
-    if tok.type == tokenize.STRING:
-        return "'s'"  # string contents (messages) are not the implementation
-    return tok.string
+def _next(tokens: list[tokenize.TokenInfo], i: int) -> tokenize.TokenInfo | None:
+    """The next token after i that is not layout (a trailing comma is judged by it)."""
+    for j in range(i + 1, len(tokens)):
+        if tokens[j].type not in _LAYOUT:
+            return tokens[j]
+    return None
 
 
 def _with_statement_start(tokens):

@@ -61,11 +61,9 @@ def student_names(db_url: str | None, students: list[str]) -> dict[str, tuple[st
     """student id -> (first name, last name) from the gradebook ('' when not set)."""
     if not db_url:
         return {}
-    from nbgrader.api import Gradebook
+    from grader.gradebook import student_names as names_in
 
-    with Gradebook(db_url) as gb:
-        return {s.id: (s.first_name or "", s.last_name or "") for s in gb.students
-                if s.id in set(students)}
+    return names_in(db_url, students)
 
 
 def write_canvas(workdir: Path, db_url: str | None = None) -> Path:

@@ -12,13 +12,12 @@ old manual score is kept as a starting point, and the instructor looks again.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+
+from grader import gradebook
 
 
 @dataclass(frozen=True)
@@ -44,15 +43,8 @@ def unchanged_hand_grades(db_url: str, course_root: Path, submissions: Path, stu
                           assignment_id: str) -> list[HandGrade]:
     """Call BEFORE the new hand-in replaces DIR/submitted: confirmed hand grades whose cell is
     the same in SUBMISSIONS/<student>/<assignment>/ as in the copy graded last time."""
-    with Gradebook(db_url) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)
-        try:
-            submission = gb.find_submission(assignment_id, student_id)
-        except MissingEntry:
-            return []  # never graded: nothing to keep
-        confirmed = [HandGrade(nb.name, g.name, g.auto_score)
-                     for nb in submission.notebooks for g in nb.grades
-                     if g.manual_score is not None and not g.needs_manual_grade]
+    confirmed = [HandGrade(*row) for row in
+                 gradebook.confirmed_hand_grades(db_url, student_id, assignment_id)]
     kept = []
     for notebook in sorted({h.notebook for h in confirmed}):
         name = f"{notebook}.ipynb"
@@ -67,17 +59,7 @@ def unchanged_hand_grades(db_url: str, course_root: Path, submissions: Path, stu
 
 def keep_hand_grades(db_url: str, student_id: str, assignment_id: str,
                      hand_grades: list[HandGrade]) -> None:
-    """Call AFTER re-grading: undo nbgrader's "needs manual grade" for the unchanged cells."""
-    if not hand_grades:
-        return
-    with Gradebook(db_url) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)
-        for h in hand_grades:
-            try:
-                grade = gb.find_grade(h.grade_id, h.notebook, assignment_id, student_id)
-            except MissingEntry:
-                continue
-            # a zeroed (now unreadable) hand-in has no manual score left: nothing to keep
-            if grade.manual_score is not None and grade.auto_score == h.auto_score:
-                grade.needs_manual_grade = False
-        gb.db.commit()
+    """Call AFTER re-grading: undo nbgrader's "needs manual grade" for the unchanged cells
+    (a zeroed, now unreadable hand-in has no manual score left: nothing to keep)."""
+    gradebook.confirm_hand_grades(db_url, student_id, assignment_id,
+                                  [(h.notebook, h.grade_id, h.auto_score) for h in hand_grades])

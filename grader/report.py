@@ -1,4 +1,5 @@
-"""Grades out of the gradebook into grades.csv / grades_by_cell.csv, and placeholder feedback."""
+"""Grades out of the gradebook into grades.csv / grades_by_cell.csv, the list of flagged
+submissions (review.csv), the record of a run (for `export`), and placeholder feedback."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import Gradebook
 
-from grader.flags import format_flags
+from grader import gradebook
+from grader.flags import format_flags, review_path
 
 GRADES_HEADER = ["student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags"]
 CELLS_HEADER = ["student_id", "assignment", "notebook", "grade_id", "score", "max_score"]
+REVIEW_HEADER = ["student_id", "assignment", "flags", "details"]
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,19 @@ def cell_order(course_root: Path, assignment_id: str) -> dict[tuple[str, str], i
 def read_cell_grades(db_url: str, course_root: Path, student_id: str,
                      assignment_id: str) -> list[CellGrade]:
     """Every graded cell of one submission, in notebook order."""
-    order = cell_order(course_root, assignment_id)
-    with Gradebook(db_url) as gb:
-        submission = gb.find_submission(assignment_id, student_id)
-        cells = [CellGrade(student_id, assignment_id, nb.name, grade.name,
-                           float(grade.score or 0.0), float(grade.max_score),
-                           grade.auto_score, bool(grade.needs_manual_grade))
-                 for nb in submission.notebooks for grade in nb.grades]
+    with gradebook.open_gradebook(db_url) as gb:
+        return _cell_grades(gb, cell_order(course_root, assignment_id), student_id,
+                            assignment_id)
+
+
+def _cell_grades(gb, order: dict[tuple[str, str], int], student_id: str,
+                 assignment_id: str) -> list[CellGrade]:
+    """read_cell_grades on an open gradebook, with the assignment's cell_order."""
+    submission = gb.find_submission(assignment_id, student_id)
+    cells = [CellGrade(student_id, assignment_id, nb.name, grade.name,
+                       float(grade.score or 0.0), float(grade.max_score),
+                       grade.auto_score, bool(grade.needs_manual_grade))
+             for nb in submission.notebooks for grade in nb.grades]
     return sorted(cells, key=lambda c: (c.notebook, order.get((c.notebook, c.grade_id), 10**9),
                                         c.grade_id))
 
@@ -106,11 +114,28 @@ def write_reports(db_url: str, workdir: Path,
     gradebook: hand grades given in formgrader count as they are (nbgrader's Grade.score).
     `extra` rows (refused folders, never in the gradebook) go into grades.csv as they are."""
     grades, cells = list(extra), []
-    for student_id, assignment_id, flags in sorted(submissions, key=lambda t: t[:2]):
-        sub_cells = read_cell_grades(db_url, workdir, student_id, assignment_id)
-        cells += sub_cells
-        grades.append(summarize(sub_cells, student_id, assignment_id, list(flags)))
+    orders: dict[str, dict] = {}  # assignment -> cell_order, read once per assignment
+    with gradebook.open_gradebook(db_url) as gb:  # once per run, not once per submission
+        for student_id, assignment_id, flags in sorted(submissions, key=lambda t: t[:2]):
+            if assignment_id not in orders:
+                orders[assignment_id] = cell_order(workdir, assignment_id)
+            sub_cells = _cell_grades(gb, orders[assignment_id], student_id, assignment_id)
+            cells += sub_cells
+            grades.append(summarize(sub_cells, student_id, assignment_id, list(flags)))
     write_csvs(workdir, grades, cells)
+
+
+def write_review_list(course_root: Path, rows: Iterable[tuple[str, str, str]]) -> None:
+    """DIR/review.csv: student_id, assignment, flags of every flagged submission, and the file
+    that explains the flags (DIR/review/<student>/<assignment>.txt, when there is one)."""
+    course_root = Path(course_root)
+    with (course_root / "review.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(REVIEW_HEADER)
+        for student_id, assignment_id, flags in sorted(rows):
+            details = review_path(course_root, student_id, assignment_id)
+            writer.writerow([student_id, assignment_id, flags,
+                             str(details.relative_to(course_root)) if details.exists() else ""])
 
 
 RUN_RECORD = Path("state") / "last_run.json"

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from grader import gradebook
+
 STATE_VERSION = 1
 
 
@@ -77,21 +79,9 @@ def previous_outcome(settings, submissions: Path, student_id: str,
         return None
     root = Path(settings.course_root)
     feedback = root / "feedback" / student_id / assignment_id / f"{assignment_id}.html"
-    if not feedback.exists() or not _in_gradebook(settings.db_url, student_id, assignment_id):
+    if not feedback.exists():
+        return None
+    if not gradebook.has_submission(settings.db_url, student_id, assignment_id):
         return None
     return record["outcome"]
 
-
-def _in_gradebook(db_url: str, student_id: str, assignment_id: str) -> bool:
-    import warnings
-
-    from nbgrader.api import Gradebook, MissingEntry
-    from sqlalchemy.exc import SAWarning
-
-    try:
-        with Gradebook(db_url) as gb, warnings.catch_warnings():
-            warnings.simplefilter("ignore", SAWarning)
-            gb.find_submission(assignment_id, student_id)
-    except MissingEntry:
-        return False
-    return True

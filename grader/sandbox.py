@@ -3,7 +3,7 @@
 How a graded kernel is started (``SandboxKernelManager``)::
 
     bwrap  --unshare-pid/net/ipc/uts --die-with-parent --new-session   (Debian's bubblewrap)
-           read-only: /usr, the Python install, the venv, the grader and library packages
+           read-only: /usr, the Python install, the venv, the grader package (not the library)
            writable:  a runtime folder with the IPC sockets (locked once the kernel is up)
            sized tmpfs: /tmp, /dev/shm and the scratch folder /home/student ($HOME and the
                       working folder); nothing else of the machine (no solutions/, gradebook,
@@ -48,9 +48,10 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
+from grader.course import LIBRARY_PACKAGE, library_visible_to_answers
+from grader.flags import RUN_METADATA_KEY
 from grader.limits import Limits
 
-RUN_METADATA_KEY = "grader_run"  # notebook metadata written by SandboxedExecute
 UID_BASE, UID_SLOTS = 61000, 1000  # uids for sandboxes when grading as root (one per kernel)
 LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
 # The grader's settings for kernels pass through; nothing else of the instructor's environment
@@ -73,13 +74,12 @@ def _package_dir(name: str) -> Path:
 
 
 def readonly_paths() -> list[Path]:
-    """What the kernel may read besides /usr: Python, the venv, the grader and library packages."""
+    """What the kernel may read besides /usr: Python, the venv, the grader package (and the
+    course library only where grader.course lets answers use it: today it does not)."""
     paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
              Path(sys.executable).resolve().parent, _package_dir("grader")]
-    try:
-        paths.append(_package_dir("resnet_course"))  # notebooks load data with it
-    except ImportError:
-        pass
+    if library_visible_to_answers():  # grader.course: answers may not use the library
+        paths.append(_package_dir(LIBRARY_PACKAGE))
     unique: list[Path] = []
     for p in paths:
         if p.exists() and p not in unique and not any(p.is_relative_to(q) for q in unique):
@@ -759,30 +759,6 @@ def _mark_not_run(cell: NotebookNode) -> None:
                    "before this cell could run"])]
 
 
-def run_report(nb: NotebookNode) -> dict:
-    """What SandboxedExecute recorded for an executed notebook ({} when it did not run)."""
-    return dict(nb.metadata.get(RUN_METADATA_KEY, {}))
-
-
-def run_flags(report: dict) -> list[str]:
-    """Flags for grades.csv from a run report (names from grader.flags)."""
-    from grader import flags as names
-
-    flags = []
-    if report.get("watchdog") or report.get("cell_timeouts"):
-        flags.append(names.TIMEOUT)
-    if report.get("kernel_died") and not (report.get("watchdog")
-                                          or report.get("kernel_stopped")):
-        flags.append(names.KERNEL_DIED)
-    if report.get("output_truncated"):
-        flags.append(names.OUTPUT_TRUNCATED)
-    if report.get("disk_full"):
-        flags.append(names.DISK_LIMIT)
-    if report.get("tamper_runtime"):
-        flags.append(names.TAMPER_SUSPECTED)
-    return flags
-
-
 class SandboxUnavailable(ValueError):
     """The sandbox cannot be set up here; the message says why and what to do."""
 
@@ -794,20 +770,6 @@ def require_sandbox() -> None:
             f"cannot isolate the students' notebooks on this machine: {why}. Install Debian's "
             "bubblewrap (apt-get install bubblewrap), or pass --no-sandbox to grade without "
             "isolation (only for code you trust).")
-
-
-def sandbox_flags(ctx) -> list[str]:
-    """Flag check for grader.flags: timeout / kernel-died / output-truncated from the run
-    report SandboxedExecute stored in the autograded notebook."""
-    if not ctx.autograde_succeeded or not ctx.autograded_notebook.exists():
-        return []
-    import nbformat
-
-    try:
-        nb = nbformat.read(ctx.autograded_notebook, as_version=4)
-    except Exception:  # noqa: BLE001 - execution_flags reports unreadable output
-        return []
-    return [f for f in run_flags(run_report(nb)) if f != "tamper-suspected"]
 
 
 def configure(config, limits: Limits, sandbox: bool = True) -> None:

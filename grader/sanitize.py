@@ -27,6 +27,7 @@ from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbformat import NotebookNode
 
 from grader.files import read_bytes, write_atomic
+from grader.flags import RUN_METADATA_KEY
 
 EXTRA_TAGS = {"p", "div", "span", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
               "sub", "sup", "table", "thead", "tbody", "tr", "th", "td", "img", "details",
@@ -141,10 +142,10 @@ def sanitize_notebook(nb: NotebookNode) -> NotebookNode:
         cell.metadata = _clean_cell_metadata(cell.get("metadata") or {})
         if "id" in cell and not SAFE_ID.fullmatch(str(cell.id)):
             cell.id = f"cell-{index}"
-    run_report = nb.metadata.get("grader_run")
+    run_report = nb.metadata.get(RUN_METADATA_KEY)
     nb.metadata = NotebookNode(copy.deepcopy(PAGE_METADATA))
     if isinstance(run_report, dict):
-        nb.metadata["grader_run"] = run_report
+        nb.metadata[RUN_METADATA_KEY] = run_report
     return nb
 
 

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import gradebook
 from grader.report import RUN_RECORD, load_run_record
 
 SHARDS_DIR = Path("state") / "shards"
@@ -122,13 +123,7 @@ def already_registered(solutions: Path, workdir: Path, db_url: str, assignment_i
         return False
     if _tree_bytes(src) != _tree_bytes(dest):
         return False
-    from nbgrader.api import Gradebook, MissingEntry
-
-    try:
-        with Gradebook(db_url) as gb:
-            return bool(gb.find_assignment(assignment_id).notebooks)
-    except MissingEntry:
-        return False
+    return gradebook.assignment_registered(db_url, assignment_id)
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes] | None:

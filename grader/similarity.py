@@ -50,6 +50,8 @@ from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
+from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
+
 # Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
 # independent correct answers (solution, variants, library) score at most 0.775, renamed,
 # reordered and reformatted copies (of the library as it is now, the solution, other students,
@@ -68,8 +70,8 @@ COMMON_LIMIT = 10
 MAX_NOTEBOOK_BYTES = 20 * 2**20  # larger hand-ins are not compared
 MAX_CELL_CHARS = 200_000  # only the start of a longer cell is compared
 
-REFERENCE_FLAG = "similar-to-reference"
-STUDENT_FLAG = "similar-to-student"
+REFERENCE_FLAG = SIMILAR_TO_REFERENCE  # flag names: grader.flags
+STUDENT_FLAG = SIMILAR_TO_STUDENT
 STUDENT = "student"
 SOLUTION = "solution"
 LIBRARY = "library"
@@ -255,7 +257,7 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
             continue
         before = raw[i - 1] if i else None
         after = raw[i + 1] if i + 1 < len(raw) else None
-        text = _normalise(tok, before, after, bound)
+        text = normalise_token(tok, before, after, bound)
         if text is None:
             continue
         if text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
@@ -285,7 +287,12 @@ def _is_statement_start(tok: tokenize.TokenInfo | None) -> bool:
     return tok is None or tok.type == token_types.NEWLINE or tok.string == ";"
 
 
-def _normalise(tok: tokenize.TokenInfo, before, after, bound: set[str] | None) -> str | None:
+def normalise_token(tok: tokenize.TokenInfo, before, after,
+                    bound: set[str] | None) -> str | None:
+    """The text a token stands for in a normalised stream (None: left out), given the tokens
+    before and after it (None at the ends). `bound`: names the code binds (they become V);
+    None keeps only builtins and attribute names, every other name becoming V (for code that
+    does not parse, and for grader.graded, which does not care whose names they are)."""
     if tok.type == token_types.NEWLINE or tok.string == ";":
         return NEWLINE
     if tok.type == token_types.STRING:

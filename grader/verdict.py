@@ -32,9 +32,9 @@ from pathlib import Path
 
 import nbformat
 
-from grader import instruments, proxy, subject, wire
+from grader import gradebook, instruments, proxy, subject, wire
 from grader.checks import common
-from grader.flags import VERDICT_MISMATCH
+from grader.flags import verdict_flags
 from grader.limits import Limits
 from grader.sandbox import SandboxSpec, UidLease, _prepare_ownership, chown_tree
 
@@ -267,29 +267,15 @@ def record(db_url: str, student_id: str, assignment_id: str,
            verdicts: list[CellVerdict]) -> list[str]:
     """Write the trusted scores into the gradebook; return a line per cell where the kernel's
     score (already recorded by nbgrader) differed."""
-    import warnings
-
-    from nbgrader.api import Gradebook
-    from sqlalchemy.exc import SAWarning
-
     by_id = {v.grade_id: v for v in verdicts}
+    changed = gradebook.set_auto_scores(db_url, student_id, assignment_id,
+                                        {v.grade_id: v.score for v in verdicts})
     differences = []
-    with Gradebook(db_url) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)  # nbgrader's autoflush noise; rows are right
-        submission = gb.find_submission(assignment_id, student_id)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                v = by_id.get(grade.name)
-                if v is None or grade.auto_score is None:
-                    continue
-                if float(grade.auto_score) != v.score:
-                    differences.append(f"{grade.name}: the notebook's kernel reported "
-                                       f"{grade.auto_score:g}, the grader's own run gives "
-                                       f"{v.score:g} / {v.max_score:g}"
-                                       + (f" ({v.message.splitlines()[0][:300]})"
-                                          if v.message else ""))
-                grade.auto_score = v.score
-        gb.db.commit()
+    for grade_id, kernel_score, _ in changed:
+        v = by_id[grade_id]
+        differences.append(f"{grade_id}: the notebook's kernel reported {kernel_score:g}, the "
+                           f"grader's own run gives {v.score:g} / {v.max_score:g}"
+                           + (f" ({v.message.splitlines()[0][:300]})" if v.message else ""))
     return differences
 
 
@@ -310,8 +296,4 @@ def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_
     differences = record(db_url, student_id, assignment_id, verdicts)
     if not differences:
         return []
-    path = course_root / "review" / student_id / f"{assignment_id}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
-    path.write_text(old + "".join(f"verdict: {d}\n" for d in differences), encoding="utf-8")
-    return [VERDICT_MISMATCH]
+    return verdict_flags(course_root, student_id, assignment_id, differences)

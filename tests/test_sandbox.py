@@ -13,8 +13,9 @@ from submissions import pids_under
 from traitlets.config import Config
 
 from grader import sandbox
+from grader.flags import run_flags, run_report
 from grader.limits import GIB, Limits
-from grader.sandbox import SandboxedExecute, SandboxSpec, run_flags, run_report
+from grader.sandbox import SandboxedExecute, SandboxSpec
 
 REPO = Path(__file__).resolve().parents[1]
 needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_available()[0],

@@ -1,5 +1,5 @@
-"""grader.tamper: the static scan flags tampering and leaves ordinary answers alone; the runtime
-report notices rebinding by identity against the baseline."""
+"""grader.tamper_scan, grader.tamper: the static scan flags tampering and leaves ordinary
+answers alone; the runtime report notices rebinding by identity against the baseline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import tamper
+from grader import tamper, tamper_scan
 
 CLEAN = [
     # ordinary answers, in several styles, must not be flagged
@@ -25,7 +25,6 @@ CLEAN = [
     "    model.train(was_training)\n    return wrong\n",
     "import numpy as np\nvalues = np.array([1.0, 2.0])\nassert np.allclose(values, values)\n"
     "total = 0\nfor v in values:\n    total += v\nprint(len(values), isinstance(total, float))\n",
-    "from resnet_course.data import spirals\nX, y = spirals(n_per_class=10)\n",
     "%matplotlib inline\nimport sys\nprint('torch' in sys.modules)\n",
     "class Net(torch.nn.Module):\n    def __repr__(self):\n        return 'Net()'\n",
 ]
@@ -50,6 +49,7 @@ TAMPERED = {
     "get_ipython().ast_transformers.append(object())": "ast_transformers",
     "import resnet_course.models as m\nplain_mlp = m.plain_mlp": "resnet_course.models",
     "from resnet_course.train import evaluate": "resnet_course.train",
+    "from resnet_course.data import spirals\nX, y = spirals(n_per_class=10)": "resnet_course.data",
     "import grader.checks.common": "grader",
     "exec('torch.allclose = None')": "exec",
     "import importlib\nm = importlib.import_module('resnet_' + 'course')": "importlib",
@@ -66,18 +66,18 @@ TAMPERED = {
 
 @pytest.mark.parametrize("source", CLEAN)
 def test_ordinary_answers_are_not_flagged(source):
-    assert tamper.scan_source(source) == []
+    assert tamper_scan.scan_source(source) == []
 
 
 @pytest.mark.parametrize("source,needle", sorted(TAMPERED.items()))
 def test_tampering_is_flagged(source, needle):
-    reasons = tamper.scan_source(source)
+    reasons = tamper_scan.scan_source(source)
     assert reasons, source
     assert any(needle in r for r in reasons), (needle, reasons)
 
 
 def test_syntax_errors_are_not_tampering():
-    assert tamper.scan_source("def broken(:\n    pass") == []
+    assert tamper_scan.scan_source("def broken(:\n    pass") == []
 
 
 def test_scan_notebook_skips_release_cells_and_restored_tests():
@@ -90,7 +90,7 @@ def test_scan_notebook_skips_release_cells_and_restored_tests():
                       metadata={"nbgrader": {"grade_id": "test_x", "grade": True,
                                              "solution": False}}),
     ])
-    reasons = tamper.scan_notebook(nb, trusted_sources=[given], restored_ids=["test_x"])
+    reasons = tamper_scan.scan_notebook(nb, trusted_sources=[given], restored_ids=["test_x"])
     assert len(reasons) == 1 and reasons[0].startswith("answer: ")
 
 
@@ -100,7 +100,7 @@ def test_trusted_cells_of_a_release():
                                  "grade_id": "a", "solution": True}}),
                              new_code_cell("assert x", metadata={"nbgrader": {
                                  "grade_id": "t", "grade": True, "solution": False}})])
-    sources, ids = tamper.trusted_cells(nbformat.from_dict(nb))
+    sources, ids = tamper_scan.trusted_cells(nbformat.from_dict(nb))
     assert sources == ["import torch", "assert x"] and ids == ["t"]
 
 

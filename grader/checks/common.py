@@ -22,8 +22,11 @@ from contextlib import contextmanager
 
 import torch
 
-# Modules whose objects a student must not hand in as their own implementation.
-FORBIDDEN_MODULE_PREFIXES = ("resnet_course", "grader")
+from grader.course import COURSE_PACKAGES
+
+# Modules whose objects a student must not hand in as their own implementation (the one rule
+# on the course packages, grader.course).
+FORBIDDEN_MODULE_PREFIXES = COURSE_PACKAGES
 
 
 class CheckFailure(AssertionError):

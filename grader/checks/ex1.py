@@ -67,11 +67,8 @@ def check_plain_mlp(plain_mlp) -> None:
     for depth in (1, 2, randint(3, 7)):
         in_features, width, num_classes = randint(2, 6), randint(7, 12), randint(3, 5)
         args = f"plain_mlp({in_features}, {width}, {depth}, {num_classes})"
-        with quiet():
-            model = plain_mlp(in_features, width, depth, num_classes)
-        expect(isinstance(model, nn.Module), f"{args} must return a torch module",
-               type(model).__name__, "nn.Sequential")
-        expect_own_implementation(model, "plain_mlp")
+        model = _build_mlp(plain_mlp, "plain_mlp", args, in_features, width, depth,
+                           num_classes)
         linears = linear_layers(model)
         expect(len(linears) == depth, f"{args}: number of nn.Linear layers", len(linears),
                f"{depth} (depth counts every Linear layer, the output layer included)")
@@ -205,12 +202,14 @@ def _reference_bn_mlp(X, linears, norms, training: bool) -> torch.Tensor:
     return h
 
 
-def _build_bn_mlp(plain_bn_mlp, args: str, *sizes: int) -> nn.Module:
+def _build_mlp(build, name: str, args: str, *sizes: int) -> nn.Module:
+    """The student's `build(*sizes)` (the call spelled `args`), checked to be their own
+    torch module."""
     with quiet():
-        model = plain_bn_mlp(*sizes)
+        model = build(*sizes)
     expect(isinstance(model, nn.Module), f"{args} must return a torch module",
            type(model).__name__, "nn.Sequential")
-    expect_own_implementation(model, "plain_bn_mlp")
+    expect_own_implementation(model, name)
     return model
 
 
@@ -221,7 +220,7 @@ def check_plain_bn_mlp(plain_bn_mlp) -> None:
         in_features, width, num_classes = randint(2, 6), randint(7, 12), randint(3, 5)
         args = f"plain_bn_mlp({in_features}, {width}, {depth}, {num_classes})"
         model = randomize_(copy.deepcopy(
-            _build_bn_mlp(plain_bn_mlp, args, in_features, width, depth, num_classes)))
+            _build_mlp(plain_bn_mlp, "plain_bn_mlp", args, in_features, width, depth, num_classes)))
         X = torch.randn(randint(8, 20), in_features)
         linears, norms = _called_in_order(model, X)
         sizes = [in_features] + [width] * (depth - 1) + [num_classes]
@@ -251,7 +250,7 @@ def _expect_he_init(plain_bn_mlp) -> None:
     """Weights of every Linear layer followed by a ReLU: mean 0, variance 2 / fan_in."""
     in_features, width, depth = randint(2, 6), randint(48, 96), randint(5, 8)
     args = f"plain_bn_mlp({in_features}, {width}, {depth}, 3)"
-    model = _build_bn_mlp(plain_bn_mlp, args, in_features, width, depth, 3)
+    model = _build_mlp(plain_bn_mlp, "plain_bn_mlp", args, in_features, width, depth, 3)
     linears, _ = _called_in_order(model, torch.randn(4, in_features))
     # each weight divided by He's standard deviation sqrt(2 / fan_in): about N(0, 1) or U(+-sqrt3)
     z = torch.cat([(m.weight.detach() / (2.0 / m.in_features) ** 0.5).flatten()

@@ -126,19 +126,27 @@ def check_zero_init_residual(zero_init_residual_) -> None:
         expect_close(block(a), F.relu(a), "a zero-initialised block must compute relu(a)")
 
 
-def check_residual_mlp(residual_mlp) -> None:
-    expect_own_implementation(residual_mlp, "residual_mlp")
+def _built_mlps(build, name: str):
+    """Yield (model, args, in_features, width, num_blocks, num_classes) for 1 and for 2-4
+    blocks: the student's `build(in_features, width, num_blocks, num_classes)`, checked to be
+    their own nn.Module, as a copy with fresh random parameters. `args` names the call."""
+    expect_own_implementation(build, name)
     fresh_seed()
     for num_blocks in (1, randint(2, 4)):
-        # distinct sizes, so each Linear layer's role is clear from its shape
+        # distinct sizes, so each layer's role is clear from its shape
         in_features, width, num_classes = randint(2, 4), randint(10, 16), randint(5, 8)
-        args = f"residual_mlp({in_features}, {width}, {num_blocks}, {num_classes})"
+        args = f"{name}({in_features}, {width}, {num_blocks}, {num_classes})"
         with quiet():
-            model = residual_mlp(in_features, width, num_blocks, num_classes)
+            model = build(in_features, width, num_blocks, num_classes)
         expect(isinstance(model, nn.Module), f"{args} must return an nn.Module",
                type(model).__name__, "nn.Module")
-        expect_own_implementation(model, "residual_mlp")
-        model = randomize_(copy.deepcopy(model))
+        expect_own_implementation(model, name)
+        yield randomize_(copy.deepcopy(model)), args, in_features, width, num_blocks, num_classes
+
+
+def check_residual_mlp(residual_mlp) -> None:
+    for model, args, in_features, width, num_blocks, num_classes in _built_mlps(
+            residual_mlp, "residual_mlp"):
         linears = _expect_residual_mlp_layers(model, args, in_features, width, num_blocks,
                                               num_classes)
         X = torch.randn(randint(4, 12), in_features)
@@ -292,18 +300,8 @@ def _expect_preact_gradient(block: nn.Module, a: torch.Tensor, what: str) -> Non
 
 
 def check_preact_mlp(preact_mlp) -> None:
-    expect_own_implementation(preact_mlp, "preact_mlp")
-    fresh_seed()
-    for num_blocks in (1, randint(2, 4)):
-        # distinct sizes, so each layer's role is clear from its shape
-        in_features, width, num_classes = randint(2, 4), randint(10, 16), randint(5, 8)
-        args = f"preact_mlp({in_features}, {width}, {num_blocks}, {num_classes})"
-        with quiet():
-            model = preact_mlp(in_features, width, num_blocks, num_classes)
-        expect(isinstance(model, nn.Module), f"{args} must return an nn.Module",
-               type(model).__name__, "nn.Module")
-        expect_own_implementation(model, "preact_mlp")
-        model = randomize_(copy.deepcopy(model))
+    for model, args, in_features, width, num_blocks, num_classes in _built_mlps(
+            preact_mlp, "preact_mlp"):
         parts = _preact_mlp_parts(model, args, in_features, width, num_blocks, num_classes)
         X = torch.randn(randint(6, 12), in_features)
         for training in (True, False):

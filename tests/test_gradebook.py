@@ -1,0 +1,74 @@
+"""grader.gradebook without a kernel: the grader's queries and updates on a toy SQLite gradebook
+(tests/toy_gradebook.py), and the trusted verdicts written through it (grader.verdict.record)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from toy_gradebook import AID, MAX_SCORE, add_submission, grade_row, make_course
+
+from grader import gradebook
+from grader.verdict import CellVerdict, record
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = make_course(tmp_path)
+    add_submission(url, "ann", {"test_b": 2.0, "test_a": 0.0}, manual={"answer_text": 2.5})
+    return url
+
+
+def test_lookups(url):
+    assert gradebook.has_submission(url, "ann", AID)
+    assert not gradebook.has_submission(url, "bo", AID)
+    assert gradebook.assignment_registered(url, AID)
+    assert not gradebook.assignment_registered(url, "other")
+    assert gradebook.max_scores(url, [AID]) == {AID: MAX_SCORE}
+    with gradebook.open_gradebook(url) as gb:
+        assert [g.name for g in gradebook.grades(gb, "ann", AID)] == [
+            "test_b", "answer_text", "test_a"]
+
+
+def test_register_students_once_each(url):
+    gradebook.register_students(url, ["cy", "ann", "cy"])
+    with gradebook.open_gradebook(url) as gb:
+        assert sorted(s.id for s in gb.students) == ["ann", "cy"]
+    assert gradebook.student_names(url, ["cy", "nobody"]) == {"cy": ("", "")}
+
+
+def test_zero_autograded_keeps_hand_grades(url):
+    gradebook.zero_autograded(url, "ann", AID)
+    assert grade_row(url, "ann", "test_b") == (0.0, None, False)
+    assert grade_row(url, "ann", "answer_text") == (None, 2.5, False)
+
+
+def test_record_zero_makes_a_row_for_an_unrun_submission(url):
+    gradebook.record_zero(url, "bo", AID)  # never added: created with 0 everywhere
+    for grade_id in ("test_b", "answer_text", "test_a"):
+        assert grade_row(url, "bo", grade_id) == (0.0, None, False)
+    gradebook.record_zero(url, "ann", AID)  # an unreadable new hand-in: the hand grade goes
+    assert grade_row(url, "ann", "answer_text") == (0.0, None, False)
+
+
+def test_set_auto_scores_reports_changes_only(url):
+    changed = gradebook.set_auto_scores(url, "ann", AID, {"test_b": 2.0, "test_a": 1.5,
+                                                          "answer_text": 3.0, "nope": 1.0})
+    assert changed == [("test_a", 0.0, 1.5)]
+    assert grade_row(url, "ann", "test_a")[0] == 1.5
+    assert grade_row(url, "ann", "answer_text") == (None, 2.5, False)  # not autograded
+
+
+def test_verdicts_replace_the_kernels_scores(url):
+    verdicts = [CellVerdict("test_b", 0.0, 2.0, "AssertionError: wrong shape\nmore"),
+                CellVerdict("test_a", 0.0, 1.5)]
+    differences = record(url, "ann", AID, verdicts)
+    assert differences == ["test_b: the notebook's kernel reported 2, the grader's own run "
+                           "gives 0 / 2 (AssertionError: wrong shape)"]
+    assert grade_row(url, "ann", "test_b")[0] == 0.0
+    assert record(url, "ann", AID, verdicts) == []  # nothing differs any more
+
+
+def test_confirmed_hand_grades(url):
+    assert gradebook.confirmed_hand_grades(url, "ann", AID) == [(AID, "answer_text", None)]
+    assert gradebook.confirmed_hand_grades(url, "bo", AID) == []
