@@ -104,6 +104,18 @@ def test_wrong_variant_fails(assignment, name, variant):
     assert "observed" in message and "expected" in message
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment,name,variant", _cases("wrong"))
+def test_wrong_variant_fails_on_more_random_draws(assignment, name, variant):
+    # a check that catches a mistake only on some draws lets it through on others (an answer
+    # ignoring groups passed whenever no random conv was grouped)
+    variants, checks = ASSIGNMENTS[assignment]
+    namespace = load_answers(assignment, {name: variants.WRONG[name][variant]})
+    for _ in range(4):
+        with pytest.raises(CheckFailure):
+            checks[name](namespace[name])
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_contract_name_has_variants(assignment):
     variants, checks = ASSIGNMENTS[assignment]

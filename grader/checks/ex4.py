@@ -335,21 +335,25 @@ def reference_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
     return total
 
 
-def _conv(cin: int, cout: int) -> nn.Conv2d:
+def _conv(cin: int, cout: int, groups: int | None = None) -> nn.Conv2d:
     k = random.choice([1, 3, 5])
-    groups = random.choice([g for g in (1, 2) if cin % g == 0 and cout % g == 0])
+    if groups is None:
+        groups = random.choice([g for g in (1, 2) if cin % g == 0 and cout % g == 0])
     # padding k // 2: the map never shrinks below 1x1, however many stride-2 layers follow
     return nn.Conv2d(cin, cout, k, stride=random.choice([1, 2]), padding=k // 2, groups=groups,
                      bias=random.random() < 0.5)
 
 
 def _random_convnet(cin: int) -> nn.Module:
-    """Convs of random kernel, stride, padding and groups, BN, ReLU, pooling, two Linear."""
+    """Convs of random kernel, stride, padding and groups (one grouped conv at least: an answer
+    that ignores groups must fail every draw), BN, ReLU, pooling, two Linear."""
     layers: list[nn.Module] = []
     c = cin
-    for _ in range(random.randint(2, 4)):
+    convs = random.randint(2, 4)
+    grouped = random.randrange(1, convs)  # one conv after the first (even channels) has groups=2
+    for i in range(convs):
         cout = 2 * random.randint(2, 6)
-        layers += [_conv(c, cout), nn.BatchNorm2d(cout), nn.ReLU()]
+        layers += [_conv(c, cout, 2 if i == grouped else None), nn.BatchNorm2d(cout), nn.ReLU()]
         c = cout
     hidden = random.randint(5, 12)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, hidden), nn.ReLU(),
