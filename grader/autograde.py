@@ -20,6 +20,7 @@ import copy
 import logging
 import multiprocessing
 import os
+import re
 import time
 import traceback
 import warnings
@@ -81,6 +82,7 @@ DB_LOCKED = "database is locked"
 DB_RETRIES = 3
 VERDICT_KEY = "grader_verdict"  # a test cell's failed trusted verdict, in the stored notebook
 MAX_VERDICT_CHARS = 1500  # of that message, on the feedback page
+UNDEFINED_NAME = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,8 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
         elif outcome.autograded:  # the scores that count: checks run here on the subject's data
             outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
                 settings.course_root, settings.db_url, student_id, assignment_id, judged)})
+            outcome.flags = sorted({*outcome.flags, *_flag_undefined_names(
+                settings.course_root, student_id, assignment_id, judged)})
         if outcome.autograded:
             fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id, child=child)
             log += fb_log
@@ -309,6 +313,30 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
     write_atomic(folder / f"{assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
 
 
+def undefined_names(judged: list | None) -> list[str]:
+    """Names a failed trusted verdict found undefined: the subject runs the given cells and
+    the answer cells only, so a helper the student wrote in another cell is missing there."""
+    return sorted({name for v in judged or [] if v.score < v.max_score
+                   for name in UNDEFINED_NAME.findall(v.message)})
+
+
+def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str,
+                          judged: list | None) -> list[str]:
+    """Flag `undefined-names` and say which in DIR/review/<s>/<id>.txt (rather than losing
+    the points silently where the kernel, which ran every cell, found them)."""
+    names = undefined_names(judged)
+    if not names:
+        return []
+    folder = make_folders(course_root, "review", student_id)
+    path = folder / f"{assignment_id}.txt"
+    old = read_bytes(path) if lstat_kind(path) == "file" else b""
+    line = (f"undefined: the grader's run of the given and answer cells had no "
+            f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
+            f"kernel, which ran every cell, may have found it)\n")
+    write_atomic(path, old + line.encode("utf-8"))
+    return [flag_names.UNDEFINED_NAMES]
+
+
 def generate_feedback(settings: GradingSettings, student_id: str, assignment_id: str,
                       child: nbgrader_steps.StepsChild | None = None) -> tuple[bool, str]:
     """nbgrader's generate_feedback for one autograded submission: DIR/feedback/... HTML with
@@ -360,10 +388,12 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
         if cell.cell_type != "code" or not isinstance(message, str) or not message:
             continue
         clean = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in message)
+        hint = ("\nThe grader runs the given cells and your answer cells only: define helpers "
+                "inside an answer cell.\n" if UNDEFINED_NAME.search(message) else "")
         cell.outputs.append(nbformat.v4.new_output(
             "stream", name="stdout",
             text=f"[grader] Checked by the grader on your code: this cell failed.\n"
-                 f"{clean[:MAX_VERDICT_CHARS]}\n"))
+                 f"{clean[:MAX_VERDICT_CHARS]}\n{hint}"))
     return nb
 
 

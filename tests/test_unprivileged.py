@@ -12,7 +12,9 @@ page from the child's data. Checked here:
   student's grade is intact, and the kernel ran as the leased user;
 * the normal-user mode: `python -m grader autograde` run as an unprivileged user on the toy
   course grades it, and leaves nothing in DIR owned by anyone else;
-* a failed trusted verdict's message reaches the student's feedback page, escaped.
+* a failed trusted verdict's message reaches the student's feedback page, escaped;
+* item 3: a helper written outside the answer cells (not run by the grader's subject) gives
+  the flag `undefined-names`, the names in DIR/review/ and a hint on the feedback page.
 Runtime: about 2-3 min on 2 loaded cores (two toy autograde runs), so marked slow.
 """
 
@@ -33,10 +35,17 @@ import pytest
 from test_grader_cli import FIXTURE, _submission
 
 from grader import nbgrader_steps
-from grader.autograde import MAX_VERDICT_CHARS, VERDICT_KEY, with_verdict_messages
+from grader.autograde import (
+    MAX_VERDICT_CHARS,
+    VERDICT_KEY,
+    _flag_undefined_names,
+    undefined_names,
+    with_verdict_messages,
+)
 from grader.cli import main
 from grader.limits import Limits
 from grader.sandbox import UID_BASE, UID_SLOTS, sandbox_available, user_processes
+from grader.verdict import CellVerdict
 
 REPO = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0
@@ -126,7 +135,33 @@ def _put(submissions: Path, student: str, nb) -> None:
     nbformat.write(nb, submissions / student / "toy" / "toy.ipynb")
 
 
+def _with_helper_cell(root: Path):
+    """A correct notebook whose double() calls a helper defined in a cell the student added."""
+    nb = _submission(root, {"double": "def double(x):\n    return helper(x)"})
+    at = next(i for i, c in enumerate(nb.cells)
+              if c.metadata.get("nbgrader", {}).get("grade_id") == "double")
+    nb.cells.insert(at, nbformat.v4.new_code_cell("def helper(x):\n    return 2 * x"))
+    return nb
+
+
 # ----------------------------------------------------------------------------- unit tests
+
+
+def test_undefined_names_are_flagged_and_written_without_following_links(tmp_path):
+    judged = [CellVerdict("a", 0.0, 1.0, "NameError: name 'helper' is not defined"),
+              CellVerdict("b", 0.0, 1.0, "SubjectError: NameError: name '_util' is not defined"),
+              CellVerdict("c", 1.0, 1.0, ""),
+              CellVerdict("d", 0.0, 1.0, "AssertionError: observed 1, expected 2")]
+    assert undefined_names(judged) == ["_util", "helper"]
+    assert _flag_undefined_names(tmp_path, "s", "toy", judged[2:]) == []
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    (tmp_path / "review" / "s").mkdir(parents=True)
+    (tmp_path / "review" / "s" / "toy.txt").symlink_to(victim)
+    assert _flag_undefined_names(tmp_path, "s", "toy", judged) == ["undefined-names"]
+    assert victim.read_text() == "keep\n"
+    review = tmp_path / "review" / "s" / "toy.txt"
+    assert not review.is_symlink() and "had no _util, helper " in review.read_text()
 
 
 def test_verdict_messages_become_escaped_text_outputs():
@@ -225,7 +260,9 @@ def _as_user_command(args: list[str], home: Path) -> list[str]:
     hidden = [p for p in base.parents if p != Path("/") and not os.stat(p).st_mode & 0o001]
     if hidden:
         top = hidden[-1]
+        inner = [p for p in reversed(base.parents) if p.is_relative_to(top) and p != top]
         cmd = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", str(top),
+               *[arg for p in inner for arg in ("--perms", "0755", "--dir", str(p))],
                "--ro-bind", str(base), str(base), "--", *cmd]
     return cmd
 
@@ -240,6 +277,7 @@ def test_normal_user_mode_grades_and_owns_everything():
         _put(submissions, "alice", _submission(root))
         _put(submissions, "bob", _submission(root, {"double": "def double(x):\n"
                                                               "    return x + 2"}))
+        _put(submissions, "helen", _with_helper_cell(root))
         for path in [folder, *folder.rglob("*")]:
             os.chown(path, USER, USER, follow_symlinks=False)
         work = folder / "work"
@@ -251,6 +289,13 @@ def test_normal_user_mode_grades_and_owns_everything():
         grades = _grades(work)
         assert (grades["alice"]["score"], grades["alice"]["flags"]) == ("3", "")
         assert (grades["bob"]["score"], grades["bob"]["flags"]) == ("2", "")
+        # helen's double() calls a helper from a cell of her own: the kernel ran it, the
+        # grader's subject did not. Flagged, named in review/, hinted at on her page.
+        assert (grades["helen"]["score"], grades["helen"]["flags"]) == \
+            ("2", "undefined-names;verdict-mismatch")
+        assert "had no helper " in (work / "review" / "helen" / "toy.txt").read_text()
+        assert "define helpers inside an answer cell" in \
+            (work / "feedback" / "helen" / "toy" / "toy.html").read_text()
         assert [p for p in work.rglob("*") if os.lstat(p).st_uid != USER] == []
         # the failed hidden check of bob's double() is explained on his page, not on alice's
         bob = (work / "feedback" / "bob" / "toy" / "toy.html").read_text()
