@@ -313,18 +313,30 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
     write_atomic(folder / f"{assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
 
 
-def undefined_names(judged: list | None) -> list[str]:
-    """Names a failed trusted verdict found undefined: the subject runs the given cells and
-    the answer cells only, so a helper the student wrote in another cell is missing there."""
+def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[str]:
+    """Names a failed trusted verdict found undefined, but for `known` ones (what the
+    instructor's notebook defines: an answer that crashed leaves those undefined too). The
+    subject runs the given cells and the answer cells only, so a helper the student wrote in
+    another cell is missing there."""
     return sorted({name for v in judged or [] if v.score < v.max_score
-                   for name in UNDEFINED_NAME.findall(v.message)})
+                   for name in UNDEFINED_NAME.findall(v.message)} - set(known))
+
+
+def _instructor_names(course_root: Path, assignment_id: str) -> set[str]:
+    """Top-level names defined by any code cell of the source notebook (the instructor's)."""
+    path = course_root / "source" / assignment_id / f"{assignment_id}.ipynb"
+    nb = nbformat.reads(read_bytes(path).decode("utf-8"), as_version=4)
+    return {name for cell in nb.cells if cell.cell_type == "code"
+            for name in verdict._defined_names(cell.source)}
 
 
 def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str,
                           judged: list | None) -> list[str]:
     """Flag `undefined-names` and say which in DIR/review/<s>/<id>.txt (rather than losing
     the points silently where the kernel, which ran every cell, found them)."""
-    names = undefined_names(judged)
+    if not undefined_names(judged):
+        return []
+    names = undefined_names(judged, _instructor_names(course_root, assignment_id))
     if not names:
         return []
     folder = make_folders(course_root, "review", student_id)
@@ -388,8 +400,9 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
         if cell.cell_type != "code" or not isinstance(message, str) or not message:
             continue
         clean = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in message)
-        hint = ("\nThe grader runs the given cells and your answer cells only: define helpers "
-                "inside an answer cell.\n" if UNDEFINED_NAME.search(message) else "")
+        hint = ("\nIf that name is a helper you wrote in another cell: the grader runs the given "
+                "cells and your answer cells only, so define helpers inside an answer cell.\n"
+                if UNDEFINED_NAME.search(message) else "")
         cell.outputs.append(nbformat.v4.new_output(
             "stream", name="stdout",
             text=f"[grader] Checked by the grader on your code: this cell failed.\n"

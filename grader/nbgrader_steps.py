@@ -32,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -51,7 +52,14 @@ from traitlets.config import Config
 from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, write_atomic
 from grader.limits import Limits
 from grader.nbgrader_config import KERNEL_ENV, build_config
-from grader.sandbox import FORWARDED_ENV, SandboxSpec, UidLease, _prepare_ownership, chown_tree
+from grader.sandbox import (
+    FORWARDED_ENV,
+    SandboxSpec,
+    UidLease,
+    _prepare_ownership,
+    chown_tree,
+    readonly_paths,
+)
 
 MAX_LOG_CHARS = 400_000  # the tail of nbgrader's log that comes back (errors are at the end)
 MAX_HTML_BYTES = 64 * 1024**2  # a feedback page: the capped notebook, rendered
@@ -93,10 +101,16 @@ class ForkServer:
         os.chmod(self.root, 0o711)  # a child may reach its own folder, list no other
         self.sock, theirs = socket.socketpair()
         cmd = [sys.executable, "-P", "-m", "grader.nbgrader_steps", str(theirs.fileno())]
-        if os.geteuid() == 0 and shutil.which("bwrap"):
+        self.drops = os.geteuid() == 0  # its children become leased users
+        if self.drops and shutil.which("bwrap"):
             spec = _ServerSpec(None, self.root, limits, 0, host_proc=True)
             _prepare_ownership(spec)
             cmd = spec.argv(cmd)
+        elif self.drops and not all(_reachable_by_others(p) for p in readonly_paths()):
+            self.drops = False  # another user could not even run this Python
+            print("warning: grading as root without bubblewrap, and this Python install is not "
+                  "readable by other users: nbgrader's steps run as root (only for code you "
+                  "trust; run the grader as a normal user instead)", file=sys.stderr)
         self.process = subprocess.Popen(cmd, env=child_env(self.root), cwd=self.root,
                                         pass_fds=[theirs.fileno()], start_new_session=True,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
@@ -156,7 +170,7 @@ class StepsChild:
         self.settings = settings  # grading_config's arguments but the paths (JSON-able)
         self.timeout = timeout
         self.server = fork_server(Limits(**settings["limits"]))
-        self.lease = UidLease() if os.geteuid() == 0 else None
+        self.lease = UidLease() if self.server.drops else None
         self.uid = None if self.lease is None else self.lease.uid
         self.runtime = Path(tempfile.mkdtemp(dir=self.server.root))
         self.folder = self.runtime / "work"  # W
@@ -243,6 +257,11 @@ class StepsChild:
                 return
             time.sleep(0.02)
         self._kill()
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Every folder from / down to `path` can be entered by any user."""
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [*reversed(path.parents), path])
 
 
 def _is_zombie(pid: int) -> bool:

@@ -154,6 +154,13 @@ def test_undefined_names_are_flagged_and_written_without_following_links(tmp_pat
               CellVerdict("d", 0.0, 1.0, "AssertionError: observed 1, expected 2")]
     assert undefined_names(judged) == ["_util", "helper"]
     assert _flag_undefined_names(tmp_path, "s", "toy", judged[2:]) == []
+    # a name the instructor's notebook defines is missing because the answer crashed: no flag
+    source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def double(x):\n"
+                                                                       "    pass")])
+    (tmp_path / "source" / "toy").mkdir(parents=True)
+    nbformat.write(source, tmp_path / "source" / "toy" / "toy.ipynb")
+    crashed = [CellVerdict("e", 0.0, 1.0, "NameError: name 'double' is not defined")]
+    assert _flag_undefined_names(tmp_path, "s", "toy", crashed) == []
     victim = tmp_path / "victim.txt"
     victim.write_text("keep\n")
     (tmp_path / "review" / "s").mkdir(parents=True)
