@@ -10,17 +10,21 @@ private working folder W owned by that user::
     W/gradebook.db              a private gradebook: the assignment registered, no student
     W/autograded/, W/feedback/  nbgrader's output; only the child reads it
 
-The child answers JSON requests, one line each over a pipe, with data only: nbgrader's log, the
-executed notebook's text, the feedback page's HTML (each size-bounded). The trusted parent
-(grader.autograde) writes the real gradebook, grades.csv, the notebook and the page from that
-data, through grader.files (never through a link); nothing the child leaves in W is read by the
-parent, and W is removed with rmtree, which follows no link. Feedback needs no gradebook in the
-child: the parent reads the scores and comments and sends them (``GivenGrades``).
+Children are forked by a ``ForkServer`` (one per grading process: nbgrader is imported once,
+not once per submission); as root it runs in a bubblewrap view of Python, the venv, the
+grader's packages and its folder R (W lies in R), keeping only CAP_SETUID/CAP_SETGID for the
+children. A child answers JSON requests, one line each over its own socket, with data only:
+nbgrader's log, the executed notebook's text, the feedback page's HTML (each size-bounded). The
+trusted parent (grader.autograde) writes the real gradebook, grades.csv, the notebook and the
+page from that data, through grader.files (never through a link); nothing the child leaves in W
+is read by the parent, and W is removed with rmtree, which follows no link. Feedback needs no
+gradebook in the child: the parent reads the scores and comments and sends them
+(``GivenGrades``).
 
-Not root: there is no other user to become, so the child runs as the grader's own user (still
-in its own process and folder).
+Not root: there is no other user to become, so the children run as the grader's own user (still
+in their own process and folder).
 
-``python -m grader.nbgrader_steps`` is the child's side (it reads requests from stdin).
+``python -m grader.nbgrader_steps FD`` is the fork server (FD: its socket to the parent).
 """
 
 from __future__ import annotations
