@@ -140,6 +140,11 @@ class ForkServer:
     def close(self) -> None:
         if self.sock.fileno() == -1:
             return  # closed already
+        try:  # the server sees the end now (close() alone waits for self.answers too)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.answers.close()
         self.sock.close()
         try:
             self.process.wait(timeout=10)
