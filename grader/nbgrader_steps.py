@@ -101,6 +101,7 @@ class ForkServer:
 
     def __init__(self, limits: Limits):
         # R: the children's folders (gsz-<pid>-*: a leftover names the process that left it)
+        remove_stale_folders()
         self.root = Path(tempfile.mkdtemp(prefix=f"gsz-{os.getpid()}-"))
         os.chmod(self.root, 0o711)  # a child may reach its own folder, list no other
         self.sock, theirs = socket.socketpair()
@@ -152,6 +153,19 @@ class ForkServer:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_stale_folders() -> None:
+    """Remove the folders R of this user's fork servers whose grading process has ended (one
+    that was killed runs no atexit); rmtree follows no link."""
+    for folder in Path(tempfile.gettempdir()).glob("gsz-*-*"):
+        pid = folder.name.split("-")[1]
+        try:
+            mine = os.lstat(folder).st_uid == os.geteuid()
+        except OSError:
+            continue
+        if mine and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _SERVER: ForkServer | None = None
