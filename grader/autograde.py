@@ -5,33 +5,40 @@ DIR becomes an nbgrader course directory:
   DIR/release/<id>/         generate_assignment's output (registers the source cells)
   DIR/submitted/<s>/<id>/   COPIED from SUBMISSIONS (the originals are never touched)
   DIR/autograded/, DIR/feedback/, DIR/logs/, DIR/gradebook.db, DIR/nbgrader_config.py
-Each submission is run by nbgrader's Autograde converter in-process (one per worker process
-with --jobs N); the autograded scores are then replaced by the trusted verdicts of
-grader.verdict (checks in this process, student code in a sandboxed subject), and
-GenerateFeedback writes its HTML.
+  DIR/state/.templates/<id>.db  the private gradebook nbgrader's child process starts from
+Each submission is graded by one worker (a process each with --jobs N). nbgrader's Autograde and
+GenerateFeedback run in a child process of the worker, as an unprivileged user when the grader
+is root (grader.nbgrader_steps), on a private copy of the hand-in; the worker records the
+gradebook from the data the child returns and writes the executed notebook and the feedback
+page without following links. The autograded scores are then replaced by the trusted verdicts
+of grader.verdict (checks in this process, student code in a sandboxed subject).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing
 import os
+import re
 import time
-import warnings
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbformat.warnings import MissingIDFieldWarning
-from nbgrader.converters import Autograde, GenerateAssignment, GenerateFeedback
+import nbformat
+from nbformat import NotebookNode
+from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.utils import capture_log, setenv
-from sqlalchemy.exc import SAWarning
+from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+from nbgrader.utils import capture_log, parse_utc
+from sqlalchemy.exc import OperationalError
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import gradebook, manual, resume, verdict
+from grader import gradebook, manual, nbgrader_steps, resume, verdict
 from grader import shard as sharding
 from grader.course import (
     Roots,
@@ -43,10 +50,19 @@ from grader.course import (
     replace_tree,
     sqlite_url,
 )
-from grader.files import copy_hand_in, lstat_kind, name_problem, safe_name
+from grader.files import (
+    copy_hand_in,
+    lstat_kind,
+    make_folders,
+    name_problem,
+    read_bytes,
+    safe_name,
+    write_atomic,
+)
 from grader.flags import SubmissionContext, collect_flags
 from grader.limits import Limits
-from grader.nbgrader_config import DEFAULT_TIMEOUT, KERNEL_ENV, build_config, config_file_text
+from grader.nbgrader_config import DEFAULT_TIMEOUT, config_file_text
+from grader.nbgrader_steps import grading_config
 from grader.progress import Progress
 from grader.report import (
     SubmissionGrade,
@@ -56,13 +72,15 @@ from grader.report import (
     write_reports,
     write_review_list,
 )
-from grader.sandbox import configure as configure_sandbox
 from grader.sandbox import require_sandbox, sandbox_available
-from grader.sanitize import sanitize_file
+from grader.sanitize import sanitize_notebook
 from grader.similarity import flag_similar
 
 DB_LOCKED = "database is locked"
 DB_RETRIES = 3
+VERDICT_KEY = "grader_verdict"  # a test cell's failed trusted verdict, in the stored notebook
+MAX_VERDICT_CHARS = 1500  # of that message, on the feedback page
+UNDEFINED_NAME = re.compile(r"NameError: name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
 
 
 @dataclass(frozen=True)
@@ -80,12 +98,12 @@ class GradingSettings:
     submissions_root: Path | None = None  # for grader.resume's fingerprint of the hand-in
 
     def config(self) -> Config:
-        c = build_config(self.course_root, self.db_url, self.timeout, self.kernel_manager_class)
-        # SandboxedExecute replaces nbgrader's Execute (sandbox or not: the watchdog, output
-        # caps, dead-kernel handling and the integrity probe always apply).
-        limits = Limits(**{**self.limits.__dict__, "cell_timeout": self.timeout})
-        configure_sandbox(c, limits, self.sandbox)
-        return c
+        return grading_config(self.course_root, self.db_url, **self.child_settings())
+
+    def child_settings(self) -> dict:
+        """grading_config's arguments but the paths: what nbgrader's child process needs."""
+        return {"timeout": self.timeout, "kernel_manager_class": self.kernel_manager_class,
+                "sandbox": self.sandbox, "limits": dict(self.limits.__dict__)}
 
     def coursedir(self, assignment_id: str, student_id: str = ".") -> CourseDirectory:
         coursedir = CourseDirectory(config=self.config())
@@ -131,6 +149,24 @@ def register_assignment(settings: GradingSettings, assignment_id: str) -> None:
                            f"{_log_text(result)}")
 
 
+def write_template(settings: GradingSettings, assignment_id: str) -> None:
+    """The private gradebook nbgrader's child process starts from (grader.nbgrader_steps): the
+    assignment registered from DIR/source in a scratch course, no student in it."""
+    import dataclasses
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="grader-template-") as tmp:
+        scratch = Path(tmp)
+        replace_tree(settings.course_root / "source" / assignment_id,
+                     scratch / "source" / assignment_id)
+        register_assignment(dataclasses.replace(settings, course_root=scratch,
+                                                db_url=sqlite_url(scratch)), assignment_id)
+        data = (scratch / "gradebook.db").read_bytes()
+    path = nbgrader_steps.template_path(settings.course_root, assignment_id)
+    make_folders(settings.course_root, *path.parent.relative_to(settings.course_root).parts)
+    write_atomic(path, data, mode=0o600)
+
+
 def register_students(settings: GradingSettings, student_ids: list[str]) -> None:
     """Add every student to the gradebook before workers start. nbgrader's Autograde creates a
     missing student with find-then-insert, so two workers grading the same new student's two
@@ -139,7 +175,12 @@ def register_students(settings: GradingSettings, student_ids: list[str]) -> None
 
 
 def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) -> Outcome:
-    """nbgrader autograde + generate_feedback for one submission (runs in a worker process)."""
+    """nbgrader autograde + generate_feedback for one submission (runs in a worker process).
+
+    nbgrader's steps on the student's files run in a child process as an unprivileged user
+    (grader.nbgrader_steps); this process runs no student code and reads nothing a student's
+    process wrote: it records the gradebook from the child's data and writes the executed
+    notebook and the feedback page without following links."""
     start = time.monotonic()
     put_venv_on_path()
     limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
@@ -149,45 +190,36 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
                               assignment_id, limits, settings.sandbox)
     judging.shutdown(wait=False)
-    for _ in range(DB_RETRIES):
-        app = Autograde(coursedir=settings.coursedir(assignment_id, student_id),
-                        config=settings.config())
-        app.force = True
-        app.create_student = False  # register_students added them before the workers started
-        with setenv(**KERNEL_ENV), warnings.catch_warnings():
-            # nbgrader's add_submission trips SQLAlchemy autoflush warnings; the rows are right
-            warnings.simplefilter("ignore", SAWarning)
-            # a test cell the student deleted comes back without a cell id (add_missing_cells)
-            warnings.simplefilter("ignore", MissingIDFieldWarning)
-            result = _run(app)
-        if result["success"] or DB_LOCKED not in _log_text(result):
-            break
-    log = _log_text(result)
-    ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
-                            autograde_succeeded=bool(result["success"]), log=log)
-    outcome = Outcome(student_id, assignment_id, collect_flags(ctx), bool(result["success"]))
-    try:
-        judged = verdicts.result()
-    except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
-        judged = e
-    if outcome.autograded and isinstance(judged, Exception):
-        gradebook.zero_autograded(settings.db_url, student_id, assignment_id)
-        outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
-        log += f"\ntrusted verdict failed: {judged!r}\n"
-    elif outcome.autograded:  # the scores that count: checks run here on the subject's data
-        outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
-            settings.course_root, settings.db_url, student_id, assignment_id, judged)})
-    if outcome.autograded:
-        # feedback and formgrader render this notebook: no student script may run there
-        sanitize_file(ctx.autograded_notebook)
-        fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id)
-        log += fb_log
-        if not fb_ok:
+    with nbgrader_steps.StepsChild(settings.child_settings(), _child_seconds(limits)) as child:
+        log, executed = _autograde_in_child(settings, child, student_id, assignment_id, limits)
+        try:
+            judged = verdicts.result()
+        except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
+            judged = e
+        if executed is not None:  # the stored copy: sanitised, with the verdicts' messages
+            _write_autograded(settings.course_root, student_id, assignment_id, executed,
+                              None if isinstance(judged, Exception) else judged)
+        ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
+                                autograde_succeeded=executed is not None, log=log)
+        outcome = Outcome(student_id, assignment_id, collect_flags(ctx), executed is not None)
+        if outcome.autograded and isinstance(judged, Exception):
+            gradebook.zero_autograded(settings.db_url, student_id, assignment_id)
             outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
-    else:
-        died = flag_names.KERNEL_DIED in outcome.flags
-        outcome.problem = ("the kernel died while running your notebook" if died
-                           else "the grader failed on this notebook")
+            log += f"\ntrusted verdict failed: {judged!r}\n"
+        elif outcome.autograded:  # the scores that count: checks run here on the subject's data
+            outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
+                settings.course_root, settings.db_url, student_id, assignment_id, judged)})
+            outcome.flags = sorted({*outcome.flags, *_flag_undefined_names(
+                settings.course_root, student_id, assignment_id, judged)})
+        if outcome.autograded:
+            fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id, child=child)
+            log += fb_log
+            if not fb_ok:
+                outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
+        else:
+            died = flag_names.KERNEL_DIED in outcome.flags
+            outcome.problem = ("the kernel died while running your notebook" if died
+                               else "the grader failed on this notebook")
     _write_log(settings.course_root, student_id, assignment_id, log)
     outcome.seconds = time.monotonic() - start
     if outcome.graded:  # a later run (after a kill, or a second run) reuses this result
@@ -195,16 +227,182 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     return outcome
 
 
-def generate_feedback(settings: GradingSettings, student_id: str,
-                      assignment_id: str) -> tuple[bool, str]:
+def _child_seconds(limits: Limits) -> float:
+    """How long nbgrader's child may take for one request before it is killed."""
+    return limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
+
+
+def _autograde_in_child(settings: GradingSettings, child: nbgrader_steps.StepsChild,
+                        student_id: str, assignment_id: str,
+                        limits: Limits) -> tuple[str, NotebookNode | None]:
+    """nbgrader's Autograde in the child; its scores recorded in the gradebook here.
+    Returns (log, the executed notebook as the child sent it, or None when it failed)."""
+    try:
+        child.stage(settings.course_root, student_id, assignment_id)
+        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes)
+    except (RuntimeError, OSError, ValueError) as e:
+        return f"nbgrader's child process failed: {e}\n", None
+    if not ran["ok"]:
+        return ran["log"], None
+    try:
+        executed = nbformat.reads(ran["notebook"], as_version=4)
+        record_autograde(settings, student_id, assignment_id, executed)
+    except Exception:  # noqa: BLE001 - the submission is flagged grading-error, the run goes on
+        return ran["log"] + "\n" + traceback.format_exc(), None
+    return ran["log"], executed
+
+
+def record_autograde(settings: GradingSettings, student_id: str, assignment_id: str,
+                     executed: NotebookNode) -> None:
+    """Write what nbgrader's Autograde writes to the gradebook (the submission, each cell's
+    autograded score, the late penalty), from the executed notebook the child returned: the
+    same nbgrader preprocessors, on data. Scores are then clamped to each cell's points as the
+    gradebook (not the notebook) has them."""
+    resources = {"nbgrader": {"notebook": assignment_id, "assignment": assignment_id,
+                              "student": student_id, "db_url": settings.db_url}}
+    staged = settings.course_root / "submitted" / student_id / assignment_id
+    timestamp = _staged_timestamp(staged / "timestamp.txt")
+    config = settings.config()
+    for attempt in range(DB_RETRIES):
+        try:
+            # (open_gradebook silences the autoflush warnings add_submission trips; rows are right)
+            with gradebook.open_gradebook(settings.db_url) as gb:
+                extra = {"timestamp": timestamp} if timestamp else {}
+                gb.update_or_create_submission(assignment_id, student_id, **extra)
+                SaveAutoGrades(config=config).preprocess(copy.deepcopy(executed), resources)
+                AssignLatePenalties(config=config).preprocess(copy.deepcopy(executed), resources)
+                notebook = gb.find_submission_notebook(assignment_id, assignment_id, student_id)
+                for grade in notebook.grades:
+                    if grade.auto_score is not None:
+                        grade.auto_score = min(max(float(grade.auto_score), 0.0),
+                                               float(grade.max_score))
+                gb.db.commit()
+            return
+        except OperationalError as e:  # SQLite with --jobs N: another worker holds the lock
+            if DB_LOCKED not in str(e) or attempt == DB_RETRIES - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
+def _staged_timestamp(path: Path):
+    """The hand-in's timestamp.txt (nbgrader's late penalties), as Autograde reads it."""
+    if lstat_kind(path) != "file":
+        return None
+    text = read_bytes(path, limit=1000).decode("utf-8", "replace").strip()
+    return parse_utc(text) if text else None
+
+
+def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
+                      executed: NotebookNode, judged: list | None) -> None:
+    """DIR/autograded/<s>/<id>/<id>.ipynb, which formgrader and the feedback page render:
+    sanitised, each failed trusted verdict's message in its cell's metadata (the grader's
+    own key: whatever the child sent under it is dropped), written without following links."""
+    nb = sanitize_notebook(copy.deepcopy(executed))
+    failed = {v.grade_id: v.message for v in judged or [] if v.score < v.max_score}
+    for cell in nb.cells:
+        cell.metadata.pop(VERDICT_KEY, None)
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "code" and gid in failed:
+            cell.metadata[VERDICT_KEY] = failed[gid][:MAX_VERDICT_CHARS]
+    folder = make_folders(course_root, "autograded", student_id, assignment_id)
+    write_atomic(folder / f"{assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
+
+
+def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[str]:
+    """Names a failed trusted verdict found undefined, but for `known` ones (what the
+    instructor's notebook defines: an answer that crashed leaves those undefined too). The
+    subject runs the given cells and the answer cells only, so a helper the student wrote in
+    another cell is missing there."""
+    return sorted({name for v in judged or [] if v.score < v.max_score
+                   for name in UNDEFINED_NAME.findall(v.message)} - set(known))
+
+
+def _instructor_names(course_root: Path, assignment_id: str) -> set[str]:
+    """Top-level names defined by any code cell of the source notebook (the instructor's)."""
+    path = course_root / "source" / assignment_id / f"{assignment_id}.ipynb"
+    nb = nbformat.reads(read_bytes(path).decode("utf-8"), as_version=4)
+    return {name for cell in nb.cells if cell.cell_type == "code"
+            for name in verdict._defined_names(cell.source)}
+
+
+def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str,
+                          judged: list | None) -> list[str]:
+    """Flag `undefined-names` and say which in DIR/review/<s>/<id>.txt (rather than losing
+    the points silently where the kernel, which ran every cell, found them)."""
+    if not undefined_names(judged):
+        return []
+    names = undefined_names(judged, _instructor_names(course_root, assignment_id))
+    if not names:
+        return []
+    folder = make_folders(course_root, "review", student_id)
+    path = folder / f"{assignment_id}.txt"
+    old = read_bytes(path) if lstat_kind(path) == "file" else b""
+    line = (f"undefined: the grader's run of the given and answer cells had no "
+            f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
+            f"kernel, which ran every cell, may have found it)\n")
+    write_atomic(path, old + line.encode("utf-8"))
+    return [flag_names.UNDEFINED_NAMES]
+
+
+def generate_feedback(settings: GradingSettings, student_id: str, assignment_id: str,
+                      child: nbgrader_steps.StepsChild | None = None) -> tuple[bool, str]:
     """nbgrader's generate_feedback for one autograded submission: DIR/feedback/... HTML with
-    the gradebook's current scores and comments (hand grades included). Runs no student code."""
-    feedback = GenerateFeedback(coursedir=settings.coursedir(assignment_id, student_id),
-                                config=settings.config())
-    feedback.update_config(Config({"HTMLExporter": {"template_name": "feedback"}}))
-    feedback.force = True
-    result = _run(feedback)
-    return bool(result["success"]), _log_text(result)
+    the gradebook's current scores and comments (hand grades included), and the message of each
+    failed trusted verdict under its cell. nbgrader renders the page in `child` (or a new one),
+    as an unprivileged user; this process reads the stored notebook and the gradebook and
+    writes the page, never through a link. Runs no student code."""
+    stored = (settings.course_root / "autograded" / student_id / assignment_id
+              / f"{assignment_id}.ipynb")
+    try:
+        nb = nbformat.reads(read_bytes(stored).decode("utf-8"), as_version=4)
+        grades = feedback_grades(settings.db_url, student_id, assignment_id)
+        text = nbformat.writes(with_verdict_messages(nb))
+        if child is None:
+            limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
+            with nbgrader_steps.StepsChild(settings.child_settings(),
+                                           _child_seconds(limits)) as own:
+                page = nbgrader_steps.feedback(own, student_id, assignment_id, text, grades)
+        else:
+            page = nbgrader_steps.feedback(child, student_id, assignment_id, text, grades)
+        if page["ok"]:
+            folder = make_folders(settings.course_root, "feedback", student_id, assignment_id)
+            write_atomic(folder / f"{assignment_id}.html", page["html"].encode("utf-8"))
+    except (RuntimeError, OSError, ValueError) as e:
+        return False, f"feedback failed: {e}\n"
+    return page["ok"], page["log"]
+
+
+def feedback_grades(db_url: str, student_id: str, assignment_id: str) -> dict:
+    """What nbgrader's GetGrades reads, as data: each cell's score, points and comment, the
+    notebook's score, points and late penalty (grader.nbgrader_steps.GivenGrades)."""
+    with gradebook.open_gradebook(db_url) as gb:
+        notebook = gb.find_submission_notebook(assignment_id, assignment_id, student_id)
+        cells: dict[str, dict] = {}
+        for grade in notebook.grades:
+            cells.setdefault(grade.name, {}).update(score=grade.score,
+                                                    max_score=grade.max_score)
+        for comment in notebook.comments:
+            cells.setdefault(comment.name, {})["comment"] = comment.comment
+        return {"cells": cells, "score": notebook.score, "max_score": notebook.max_score,
+                "late_penalty": notebook.late_submission_penalty or 0}
+
+
+def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
+    """The notebook with each failed trusted verdict's message shown as a text output under its
+    test cell (plain text, escaped when the page renders it; control characters removed)."""
+    for cell in nb.cells:
+        message = cell.get("metadata", {}).get(VERDICT_KEY)
+        if cell.cell_type != "code" or not isinstance(message, str) or not message:
+            continue
+        clean = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in message)
+        hint = ("\nIf that name is a helper you wrote in another cell: the grader runs the given "
+                "cells and your answer cells only, so define helpers inside an answer cell.\n"
+                if UNDEFINED_NAME.search(message) else "")
+        cell.outputs.append(nbformat.v4.new_output(
+            "stream", name="stdout",
+            text=f"[grader] Checked by the grader on your code: this cell failed.\n"
+                 f"{clean[:MAX_VERDICT_CHARS]}\n{hint}"))
+    return nb
 
 
 def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str) -> None:
@@ -389,6 +587,9 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
             if not sharding.already_registered(roots.solutions, workdir, settings.db_url, aid):
                 replace_tree(roots.solutions / aid, workdir / "source" / aid)
                 register_assignment(settings, aid)
+                write_template(settings, aid)
+            elif lstat_kind(nbgrader_steps.template_path(workdir, aid)) != "file":
+                write_template(settings, aid)
     progress = progress or Progress()
     progress.start(sum(shard.owns(s, a) for s in students for a in assignments))
 

@@ -9,6 +9,8 @@ functions here are the only way the grader touches such paths:
 * ``read_bytes(path)``     O_NOFOLLOW | O_NONBLOCK, regular files only, bounded size
 * ``write_atomic(path, data)``  a new file in the same folder, then rename(): never through a
                            link that someone left at `path`
+* ``make_folders(root, *parts)``  root/part1/part2/... made one level at a time, each a plain
+                           folder (a link in the way is refused, never followed)
 """
 
 from __future__ import annotations
@@ -115,6 +117,25 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_folders(root: Path, *parts: str) -> Path:
+    """root/parts[0]/parts[1]/... as plain folders, made where missing: UnsafeFile when one of
+    them (or root) is a link or not a folder. Returns the last one."""
+    path = Path(root)
+    if lstat_kind(path) != "dir":
+        raise UnsafeFile(f"{path}: not a plain folder")
+    for part in parts:
+        if part in ("", ".", "..") or "/" in part:
+            raise UnsafeFile(f"{part!r}: not a folder name")
+        path = path / part
+        try:
+            os.mkdir(path, 0o755)  # mkdir never follows a link at `path`: it fails
+        except FileExistsError:
+            pass
+        if lstat_kind(path) != "dir":
+            raise UnsafeFile(f"{path}: not a plain folder")
+    return path
 
 
 def copy_hand_in(src: Path, dest: Path) -> list[str]:

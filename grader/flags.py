@@ -32,6 +32,7 @@ UNSAFE_FILE = "unsafe-file"            # the hand-in held links or special files
 BAD_NAME = "bad-name"                  # the student folder's name is refused (not graded)
 DISK_LIMIT = "disk-limit"              # the notebook filled its scratch folder, /tmp or /dev/shm
 VERDICT_MISMATCH = "verdict-mismatch"  # the kernel's test results differ from the trusted verdict
+UNDEFINED_NAMES = "undefined-names"    # a trusted verdict failed on a name the answer cells lack
 SIMILAR_TO_REFERENCE = "similar-to-reference"  # an answer cell close to the solution or library
 SIMILAR_TO_STUDENT = "similar-to-student"      # an answer cell close to another student's
 

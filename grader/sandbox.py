@@ -52,7 +52,7 @@ from grader.course import LIBRARY_PACKAGE, library_visible_to_answers
 from grader.flags import RUN_METADATA_KEY
 from grader.limits import Limits
 
-UID_BASE, UID_SLOTS = 61000, 1000  # uids for sandboxes when grading as root (one per kernel)
+UID_BASE, UID_SLOTS = 61000, 1000  # uids when grading as root (one per sandbox or nbgrader child)
 LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
 # The grader's settings for kernels pass through; nothing else of the instructor's environment
 # (tokens, database passwords, NBGRADER_* that tell a notebook it is being graded) reaches it.
@@ -69,8 +69,14 @@ KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 
 
 def _package_dir(name: str) -> Path:
-    module = __import__(name)
-    return Path(module.__file__).resolve().parent
+    """The folder of a top-level package, found without importing it (resnet_course would
+    import torch: seconds, in every nbgrader child). ImportError when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"no package {name}")
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
 def readonly_paths() -> list[Path]:
@@ -124,15 +130,22 @@ class SandboxSpec:
     """One sandbox: its writable folder, runtime folder (sockets), limits and user id."""
 
     def __init__(self, workdir: Path | None, runtime_dir: Path, limits: Limits, uid: int | None,
-                 extra_readonly: list[Path] | None = None):
+                 extra_readonly: list[Path] | None = None, host_proc: bool = False):
         # workdir None (graded kernels): the process works in the scratch tmpfs SCRATCH. A folder
         # given here is bound writable and becomes the working folder instead (its owner must
         # treat what comes back as data).
         self.workdir = None if workdir is None else Path(workdir).resolve()
         self.runtime_dir = Path(runtime_dir).resolve()
         self.limits = limits
-        self.uid = uid  # None: not root, so bwrap maps the caller's uid in a user namespace
+        # None: not root, so bwrap maps the caller's uid in a user namespace. 0: stays root with
+        # only CAP_SETUID and CAP_SETGID (grader.nbgrader_steps's fork server, whose children
+        # become leased users). Else: the leased user id, set by setpriv.
+        self.uid = uid
         self.extra_readonly = [Path(p).resolve() for p in (extra_readonly or [])]
+        # host_proc: the host's PID namespace and /proc (no overmounts), so that a sandbox can
+        # start inside this one (nbgrader's child starts the kernel's): a new /proc, which bwrap
+        # partly overmounts read-only, is "too revealing" for a nested user namespace's mount
+        self.host_proc = host_proc
 
     def env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.prefix) / "bin")
@@ -143,8 +156,9 @@ class SandboxSpec:
                 **{k: v for k, v in os.environ.items() if k in FORWARDED_ENV}}
 
     def argv(self, cmd: list[str]) -> list[str]:
-        a = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+        a = ["bwrap", *([] if self.host_proc else ["--unshare-pid"]), "--unshare-net",
+             "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+             "--new-session", "--hostname", "sandbox"]
         if self.uid is None:
             a += ["--unshare-user"]
         else:  # root: keep only what setpriv needs to become the sandbox user, then drop it
@@ -164,7 +178,8 @@ class SandboxSpec:
               "--ro-bind", str(self.runtime_dir / "group"), "/etc/group"]
         # sized tmpfs (their pages are RAM that RLIMIT_AS does not count: see Limits)
         tmpfs, disk = str(self.limits.tmpfs_bytes), str(self.limits.disk_bytes)
-        a += ["--proc", "/proc", "--dev", "/dev",
+        a += ["--bind", "/proc", "/proc"] if self.host_proc else ["--proc", "/proc"]
+        a += ["--dev", "/dev",
               "--perms", "1777", "--size", tmpfs, "--tmpfs", "/dev/shm",  # DataLoader workers
               "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
               "--perms", "0755", "--dir", "/home",
@@ -185,7 +200,7 @@ class SandboxSpec:
         for key, value in self.env().items():
             a += ["--setenv", key, value]
         a += ["--"]
-        if self.uid is not None:
+        if self.uid:
             a += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                   "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         return a + ["prlimit", *self.limits.rlimit_args(), "--", *cmd]

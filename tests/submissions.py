@@ -144,6 +144,28 @@ def pids_under(folder: Path) -> list[int]:
     return pids
 
 
+def orphaned_grading_pids() -> list[int]:
+    """Live processes working in the folder of a grader's nbgrader fork server (R =
+    $TMPDIR/gsz-<pid>-*, see grader.nbgrader_steps) whose grader process <pid> has ended: the
+    kernels (whose outer sandbox process keeps nbgrader's folder W inside R as its working
+    folder) and anything they left running."""
+    import re
+    import tempfile
+
+    pattern = re.compile(re.escape(tempfile.gettempdir()) + r"/gsz-(\d+)-")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+            except OSError:
+                continue
+            match = pattern.match(cwd)
+            if match and not os.path.exists(f"/proc/{match.group(1)}"):
+                pids.append(int(entry))
+    return pids
+
+
 def read_grades_by_cell(workdir: Path, assignment_id: str | None = None):
     """(student_id, grade_id) -> (score, max_score) from DIR/grades_by_cell.csv."""
     grades = {}

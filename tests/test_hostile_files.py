@@ -357,14 +357,18 @@ EXPECTED = {
     # kernel's later cells score 0); the trusted verdict (grader.verdict) judges the answer's
     # behaviour in its own sandboxed process, so the kernel's view differs: flagged for review
     "fill_inodes": ("disk-limit;verdict-mismatch", 3),
-    # as root the runtime folder is locked once the kernel is up; otherwise the monitor sees
-    # it grow and stops the kernel. The payload reads the kernel's own argv (`-f`), which the
+    # the kernel's runtime folder lies in the /tmp of nbgrader's child (as root a sized tmpfs);
+    # the child is never root, so the folder is not locked: the monitor sees it grow and stops
+    # the kernel (disk-limit). The payload reads the kernel's own argv (`-f`), which the
     # trusted verdict's process does not have: there its answer cell stops at that line and the
-    # function after it is never defined (2 of 3), while the kernel claimed 3: flagged
-    "fill_runtime": ("verdict-mismatch", 2) if AS_ROOT else ("disk-limit", 2),
+    # function after it is never defined (2 of 3), while the kernel, if it got to the test
+    # before the monitor stopped it, claimed 3 (verdict-mismatch; see RACY)
+    "fill_runtime": ("disk-limit;verdict-mismatch", 2),
     "env_probe": ("", 3),
     "xss": ("", 3),
 }
+# flags that may also come out: the kernel's race with the monitor's 0.25 s polls
+RACY = {("fill_runtime", "disk-limit")}
 BAD_FOLDERS = {"*": "star", "[gx]ood": "glob", "a b": "space", "-rf": "dash"}
 BAD_BYTES = b"bad\xff\xfe"  # not UTF-8
 
@@ -431,7 +435,7 @@ def test_run_exits_0(graded):
 def test_flags_and_scores(graded, student):
     flags, points = EXPECTED[student]
     row = read_csv(graded["work"] / "grades.csv")[student]
-    assert row["flags"] == flags, (student, row)
+    assert row["flags"] == flags or (student, row["flags"]) in RACY, (student, row)
     cells = [r for r in csv.DictReader((graded["work"] / "grades_by_cell.csv").open())
              if r["student_id"] == student and r["grade_id"].startswith("test_")]
     assert sum(float(r["score"]) for r in cells) == points, (student, cells)
@@ -512,13 +516,16 @@ def test_kernel_sees_no_nbgrader_env_and_no_hidden_tests(graded):
 
 
 @needs_sandbox
-def test_runtime_folder_is_not_writable_once_the_kernel_runs(graded):
-    if not AS_ROOT:
-        pytest.skip("as a normal user the monitor stops the kernel instead (see EXPECTED)")
+def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
+    """The kernel's runtime folder (IPC sockets) lies in nbgrader's child's /tmp (as root a
+    sized tmpfs; as a normal user the machine's): the monitor sees it grow, stops the kernel
+    and reports it."""
     nb = nbformat.read(graded["work"] / "autograded" / "fill_runtime" / "toy" / "toy.ipynb",
                        as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert "runtime folder refused 13" in text, text
+    assert "runtime folder" in text, text  # the payload ran
+    flags = read_csv(graded["work"] / "grades.csv")["fill_runtime"]["flags"].split(";")
+    assert "disk-limit" in flags
 
 
 @needs_sandbox

@@ -1,0 +1,329 @@
+"""Issue 10, item 2: started as root, the grader does all work on student files as another user.
+
+nbgrader's steps (Autograde's copies, the kernel run, the executed notebook's writing, the
+permission step, GenerateFeedback) run in a child of grader.nbgrader_steps' fork server as a
+leased sandbox user; the root process only writes the gradebook, the CSVs, the notebook and the
+page from the child's data. Checked here:
+
+* the child's identity: the leased uid, no groups, its own folder, DIR and solutions unseen;
+* a root run (--no-sandbox, so the notebook can reach nbgrader's folder W through its parent's
+  /proc entry) whose notebook plants links and a FIFO there, aimed at a root-only decoy tree:
+  the decoy hashes the same (bytes and modes), DIR holds no link and no decoy text, the other
+  student's grade is intact, and the kernel ran as the leased user;
+* the normal-user mode: `python -m grader autograde` run as an unprivileged user on the toy
+  course grades it, and leaves nothing in DIR owned by anyone else;
+* a failed trusted verdict's message reaches the student's feedback page, escaped;
+* item 3: a helper written outside the answer cells (not run by the grader's subject) gives
+  the flag `undefined-names`, the names in DIR/review/ and a hint on the feedback page.
+Runtime: about 2-3 min on 2 loaded cores (two toy autograde runs), so marked slow.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_grader_cli import FIXTURE, _submission
+
+from grader import nbgrader_steps
+from grader.autograde import (
+    MAX_VERDICT_CHARS,
+    VERDICT_KEY,
+    _flag_undefined_names,
+    undefined_names,
+    with_verdict_messages,
+)
+from grader.cli import main
+from grader.limits import Limits
+from grader.sandbox import UID_BASE, UID_SLOTS, sandbox_available, user_processes
+from grader.verdict import CellVerdict
+
+REPO = Path(__file__).resolve().parents[1]
+AS_ROOT = os.geteuid() == 0
+USER = 62345  # the "normal user" of the normal-user test: outside the sandbox uid range
+SECRET = "ROOT-ONLY-DECOY-0815"
+needs_root_and_sandbox = pytest.mark.skipif(
+    not AS_ROOT or not sandbox_available()[0] or shutil.which("setpriv") is None,
+    reason="needs root, bubblewrap and setpriv")
+
+# The planter's answer cell: as the notebook runs (no sandbox), find nbgrader's folder W (its
+# parent's working folder), print who it is, and leave links and a FIFO there aimed at DECOY.
+# (The trusted verdict's subject runs the cell too; under --no-sandbox as root it plants nothing.)
+PLANT = '''import os
+
+
+def square(x):
+    return x * x
+
+
+def _plant(decoy):
+    print(f"uid={os.getuid()} ")
+    if os.getuid() == 0:  # root (the trusted verdict's subject under --no-sandbox): no harm
+        return
+    try:
+        work = os.readlink(f"/proc/{os.getppid()}/cwd")
+    except OSError as err:
+        print("no work folder", err)
+        return
+    for rel, target in [("autograded/planter/toy/notes.txt", decoy + "/secret.txt"),
+                        ("autograded/planter/toy/sub", decoy + "/sub"),
+                        ("feedback", decoy), ("toy.html", decoy + "/secret.txt"),
+                        ("gradebook-copy.db", decoy + "/secret.txt")]:
+        path = os.path.join(work, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            os.symlink(target, path)
+        except OSError as err:
+            print("link", rel, err)
+    try:
+        os.mkfifo(os.path.join(work, "autograded", "planter", "toy", "pipe"))
+    except OSError as err:
+        print("fifo", err)
+    try:
+        print(open(decoy + "/secret.txt").read())
+    except OSError as err:
+        print("cannot read the decoy:", type(err).__name__)
+
+
+_plant(DECOY)
+'''
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """Every entry under root: its mode, owner and bytes (links as their text, not followed)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            info = os.lstat(path)
+            data = (os.readlink(path).encode() if stat.S_ISLNK(info.st_mode)
+                    else path.read_bytes() if stat.S_ISREG(info.st_mode) else b"")
+            out[str(path.relative_to(root))] = (info.st_mode, info.st_uid,
+                                                hashlib.sha256(data).hexdigest())
+    return out
+
+
+def _grades(workdir: Path) -> dict[str, dict]:
+    with open(workdir / "grades.csv", newline="") as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
+
+
+def _toy_course(folder: Path) -> Path:
+    root = folder / "course"
+    shutil.copytree(FIXTURE, root)
+    assert main(["release", "--root", str(root)]) == 0
+    return root
+
+
+def _put(submissions: Path, student: str, nb) -> None:
+    (submissions / student / "toy").mkdir(parents=True)
+    nbformat.write(nb, submissions / student / "toy" / "toy.ipynb")
+
+
+def _with_helper_cell(root: Path):
+    """A correct notebook whose double() calls a helper defined in a cell the student added."""
+    nb = _submission(root, {"double": "def double(x):\n    return helper(x)"})
+    at = next(i for i, c in enumerate(nb.cells)
+              if c.metadata.get("nbgrader", {}).get("grade_id") == "double")
+    nb.cells.insert(at, nbformat.v4.new_code_cell("def helper(x):\n    return 2 * x"))
+    return nb
+
+
+# ----------------------------------------------------------------------------- unit tests
+
+
+def test_undefined_names_are_flagged_and_written_without_following_links(tmp_path):
+    judged = [CellVerdict("a", 0.0, 1.0, "NameError: name 'helper' is not defined"),
+              CellVerdict("b", 0.0, 1.0, "SubjectError: NameError: name '_util' is not defined"),
+              CellVerdict("c", 1.0, 1.0, ""),
+              CellVerdict("d", 0.0, 1.0, "AssertionError: observed 1, expected 2")]
+    assert undefined_names(judged) == ["_util", "helper"]
+    assert _flag_undefined_names(tmp_path, "s", "toy", judged[2:]) == []
+    # a name the instructor's notebook defines is missing because the answer crashed: no flag
+    source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def double(x):\n"
+                                                                       "    pass")])
+    (tmp_path / "source" / "toy").mkdir(parents=True)
+    nbformat.write(source, tmp_path / "source" / "toy" / "toy.ipynb")
+    crashed = [CellVerdict("e", 0.0, 1.0, "NameError: name 'double' is not defined")]
+    assert _flag_undefined_names(tmp_path, "s", "toy", crashed) == []
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    (tmp_path / "review" / "s").mkdir(parents=True)
+    (tmp_path / "review" / "s" / "toy.txt").symlink_to(victim)
+    assert _flag_undefined_names(tmp_path, "s", "toy", judged) == ["undefined-names"]
+    assert victim.read_text() == "keep\n"
+    review = tmp_path / "review" / "s" / "toy.txt"
+    assert not review.is_symlink() and "had no _util, helper " in review.read_text()
+
+
+def test_verdict_messages_become_escaped_text_outputs():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("assert double(2) == 4")
+    cell.metadata[VERDICT_KEY] = ("AssertionError: observed <script>alert(1)</script>\x1b[31m "
+                                  + "x" * 5000)
+    nb.cells = [cell, nbformat.v4.new_code_cell("pass")]
+    with_verdict_messages(nb)
+    assert nb.cells[1].outputs == []
+    (out,) = nb.cells[0].outputs
+    assert out.output_type == "stream" and "Checked by the grader" in out.text
+    assert "\x1b" not in out.text and len(out.text) < MAX_VERDICT_CHARS + 200
+    from nbconvert import HTMLExporter
+
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_stale_fork_server_folders_are_removed():
+    dead = _dead_pid()
+    stale = Path(tempfile.mkdtemp(prefix=f"gsz-{dead}-"))
+    (stale / "work").mkdir()
+    live = Path(tempfile.mkdtemp(prefix=f"gsz-{os.getpid()}-"))
+    try:
+        nbgrader_steps.remove_stale_folders()
+        assert not stale.exists() and live.exists()
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@needs_root_and_sandbox
+def test_child_is_the_leased_user_in_its_own_folder(tmp_path):
+    settings = {"timeout": 30, "kernel_manager_class": None, "sandbox": True,
+                "limits": dict(Limits().__dict__)}
+    secret = tmp_path / "instructor-only"
+    secret.mkdir()
+    with nbgrader_steps.StepsChild(settings, 120) as child:
+        answer = child.request({"op": "identity", "paths": [str(secret), str(REPO / "solutions"),
+                                                            str(child.folder)]}, 100_000)
+        uid, folder = child.uid, child.folder
+        assert UID_BASE <= uid < UID_BASE + UID_SLOTS
+        assert (answer["uid"], answer["euid"], answer["gid"]) == (uid, uid, uid)
+        assert answer["groups"] == []
+        assert answer["cwd"] == str(folder) and os.lstat(folder).st_uid == uid
+        assert answer["sees"] == {str(secret): False, str(REPO / "solutions"): False,
+                                  str(folder): True}
+    assert not folder.exists() and user_processes(uid) == []
+
+
+# ----------------------------------------------------------------------------- a root run
+
+
+@pytest.mark.slow
+@needs_root_and_sandbox
+def test_root_never_follows_what_the_notebook_left(tmp_path):
+    decoy = tmp_path / "decoy"  # root-only, outside DIR
+    (decoy / "sub").mkdir(parents=True)
+    (decoy / "secret.txt").write_text(SECRET)
+    (decoy / "sub" / "deep.txt").write_text(SECRET)
+    for path in (decoy / "secret.txt", decoy / "sub" / "deep.txt"):
+        path.chmod(0o600)
+    decoy.chmod(0o700)
+    before = _tree(decoy)
+    root = _toy_course(tmp_path)
+    submissions = tmp_path / "submissions"
+    _put(submissions, "alice", _submission(root))
+    _put(submissions, "planter", _submission(root, {"square": f"DECOY = {str(decoy)!r}\n"
+                                                              + PLANT}))
+    work = tmp_path / "work"
+    proc = subprocess.Popen(  # --jobs 1: its fork server's folder is gsz-<this pid>-*
+        [sys.executable, "-m", "grader", "autograde", str(submissions), "--workdir", str(work),
+         "--root", str(root), "--cell-timeout", "10", "--no-sandbox"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"})
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out + err
+    assert _tree(decoy) == before  # nothing followed a link into it: bytes, modes, owners
+    grades = _grades(work)
+    assert grades["alice"]["score"] == "3" and grades["alice"]["flags"] == ""
+    assert float(grades["planter"]["score"]) <= 3
+    for path in work.rglob("*"):
+        assert not path.is_symlink(), path
+        info = os.lstat(path)
+        assert info.st_uid == 0, path  # written by the grader itself, none by a child
+        if stat.S_ISREG(info.st_mode):
+            assert SECRET.encode() not in path.read_bytes(), path
+    executed = work / "autograded" / "planter" / "toy" / "toy.ipynb"
+    if executed.exists():  # the kernel ran as the leased user, and could not read the decoy
+        text = executed.read_text()
+        assert "uid=0 " not in text and "uid=" in text
+        assert "cannot read the decoy" in text
+    assert not list(Path(tempfile.gettempdir()).glob(f"gsz-{proc.pid}-*"))  # R (and W) removed
+
+
+# ----------------------------------------------------------------------------- normal user
+
+
+def _as_user_command(args: list[str], home: Path) -> list[str]:
+    """`python -m grader ARGS` as USER. Where the Python install is root-only (a pyenv under
+    /root here), a root bubblewrap first makes just that install reachable, as it would be on
+    a machine where an instructor's account runs the grader."""
+    drop = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "--"]
+    env = ["env", f"HOME={home}", f"PATH={Path(sys.executable).parent}:/usr/bin:/bin",
+           "LANG=C.UTF-8"]
+    cmd = [*drop, *env, sys.executable, "-m", "grader", *args]
+    base = Path(sys.base_prefix).resolve()
+    hidden = [p for p in base.parents if p != Path("/") and not os.stat(p).st_mode & 0o001]
+    if hidden:
+        top = hidden[-1]
+        inner = [p for p in reversed(base.parents) if p.is_relative_to(top) and p != top]
+        cmd = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", str(top),
+               *[arg for p in inner for arg in ("--perms", "0755", "--dir", str(p))],
+               "--ro-bind", str(base), str(base), "--", *cmd]
+    return cmd
+
+
+@pytest.mark.slow
+@needs_root_and_sandbox
+def test_normal_user_mode_grades_and_owns_everything():
+    folder = Path(tempfile.mkdtemp(prefix="grader-user-"))  # not under root's 0700 tmp
+    try:
+        root = _toy_course(folder)
+        submissions = folder / "submissions"
+        _put(submissions, "alice", _submission(root))
+        _put(submissions, "bob", _submission(root, {"double": "def double(x):\n"
+                                                              "    return x + 2"}))
+        _put(submissions, "helen", _with_helper_cell(root))
+        for path in [folder, *folder.rglob("*")]:
+            os.chown(path, USER, USER, follow_symlinks=False)
+        work = folder / "work"
+        proc = subprocess.run(
+            _as_user_command(["autograde", str(submissions), "--workdir", str(work), "--root",
+                              str(root), "--cell-timeout", "10"], folder),
+            cwd=REPO, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        grades = _grades(work)
+        assert (grades["alice"]["score"], grades["alice"]["flags"]) == ("3", "")
+        assert (grades["bob"]["score"], grades["bob"]["flags"]) == ("2", "")
+        # helen's double() calls a helper from a cell of her own: the kernel ran it, the
+        # grader's subject did not. Flagged, named in review/, hinted at on her page.
+        assert (grades["helen"]["score"], grades["helen"]["flags"]) == \
+            ("2", "undefined-names;verdict-mismatch")
+        assert "had no helper " in (work / "review" / "helen" / "toy.txt").read_text()
+        assert "define helpers inside an answer cell" in \
+            (work / "feedback" / "helen" / "toy" / "toy.html").read_text()
+        assert [p for p in work.rglob("*") if os.lstat(p).st_uid != USER] == []
+        # the failed hidden check of bob's double() is explained on his page, not on alice's
+        bob = (work / "feedback" / "bob" / "toy" / "toy.html").read_text()
+        alice = (work / "feedback" / "alice" / "toy" / "toy.html").read_text()
+        assert "Checked by the grader on your code" in bob
+        assert "double(-1.5) should be -3.0" in bob
+        assert "Checked by the grader on your code" not in alice
+        assert not [p for p in Path(tempfile.gettempdir()).glob("gsz-*")
+                    if os.lstat(p).st_uid == USER]  # the user's fork-server folders: removed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
