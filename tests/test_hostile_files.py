@@ -424,12 +424,14 @@ def graded(tmp_path_factory) -> dict:
             "before": before}
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_run_exits_0(graded):
     result = graded["result"]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_flags_and_scores(graded, student):
@@ -441,12 +443,14 @@ def test_flags_and_scores(graded, student):
     assert sum(float(r["score"]) for r in cells) == points, (student, cells)
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_decoy_and_submissions_unchanged(graded):
     assert tree_hash(graded["decoy"]) == graded["before"]["decoy"]
     assert tree_hash(graded["submissions"]) == graded["before"]["submissions"]
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_nothing_the_kernel_or_hand_in_left_reaches_dir(graded):
     """No link, FIFO or device anywhere in DIR; autograded/ and feedback/ hold only the
@@ -468,6 +472,7 @@ def test_nothing_the_kernel_or_hand_in_left_reaches_dir(graded):
             assert SECRET not in path.read_text(errors="replace"), path
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_refused_hand_in_entries_are_listed_for_review(graded):
     review = read_csv(graded["work"] / "review.csv")
@@ -480,6 +485,7 @@ def test_refused_hand_in_entries_are_listed_for_review(graded):
                                                             "dirlink", "hard.txt")), log
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_outputs_are_capped_in_notebook_and_feedback(graded):
     work = graded["work"]
@@ -496,6 +502,7 @@ def test_outputs_are_capped_in_notebook_and_feedback(graded):
     assert errors and errors[0].ename == "ValueError"  # kept, shortened
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_disk_filling_is_bounded(graded):
     nb = nbformat.read(graded["work"] / "autograded" / "fill_disk" / "toy" / "toy.ipynb",
@@ -507,6 +514,7 @@ def test_disk_filling_is_bounded(graded):
     assert set(report["disk_full"]) == {"/tmp", "/dev/shm", "/home/student"}
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_kernel_sees_no_nbgrader_env_and_no_hidden_tests(graded):
     nb = nbformat.read(graded["work"] / "autograded" / "env_probe" / "toy" / "toy.ipynb",
@@ -515,6 +523,7 @@ def test_kernel_sees_no_nbgrader_env_and_no_hidden_tests(graded):
     assert "NBGRADER: [] NOTEBOOKS: [] HIDDEN: [] CWD: /home/student ['.ipython']" in text, text
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
     """The kernel's runtime folder (IPC sockets) lies in nbgrader's child's /tmp (as root a
@@ -528,6 +537,7 @@ def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
     assert "disk-limit" in flags
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_bad_names_are_skipped_flagged_and_written_safely(graded):
     work = graded["work"]
@@ -651,6 +661,7 @@ def open_and_poke(folder: Path, static: str = "") -> dict:
     return seen
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed "
                     "(make system-deps)")
@@ -672,6 +683,7 @@ def test_xss_does_not_execute_in_feedback_or_formgrader(graded, page, tmp_path):
     assert "click me" in seen["text"] and "html link" in seen["text"]
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed "
                     "(make system-deps)")
@@ -686,6 +698,7 @@ def test_the_browser_check_sees_payloads_that_were_not_sanitised(graded, tmp_pat
     assert seen["title"].startswith("PWNED") and seen["hits"] and seen["dialogs"]
 
 
+@pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_export_keeps_the_bad_name_rows(graded):
     """`export` (after hand grading) rewrites grades.csv from the gradebook and the run record:
