@@ -41,6 +41,7 @@ from grader import flags as flag_names
 from grader import gradebook, manual, nbgrader_steps, resume, verdict
 from grader import shard as sharding
 from grader.course import (
+    CourseLayout,
     Roots,
     list_assignments,
     notebook_problem,
@@ -260,7 +261,7 @@ def record_autograde(settings: GradingSettings, student_id: str, assignment_id: 
     gradebook (not the notebook) has them."""
     resources = {"nbgrader": {"notebook": assignment_id, "assignment": assignment_id,
                               "student": student_id, "db_url": settings.db_url}}
-    staged = settings.course_root / "submitted" / student_id / assignment_id
+    staged = CourseLayout(settings.course_root).submitted(student_id, assignment_id)
     timestamp = _staged_timestamp(staged / "timestamp.txt")
     config = settings.config()
     for attempt in range(DB_RETRIES):
@@ -304,7 +305,7 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if cell.cell_type == "code" and gid in failed:
             cell.metadata[VERDICT_KEY] = failed[gid][:MAX_VERDICT_CHARS]
-    folder = make_folders(course_root, "autograded", student_id, assignment_id)
+    folder = make_folders(course_root, CourseLayout.AUTOGRADED, student_id, assignment_id)
     write_atomic(folder / f"{assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
 
 
@@ -319,7 +320,7 @@ def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[
 
 def _instructor_names(course_root: Path, assignment_id: str) -> set[str]:
     """Top-level names defined by any code cell of the source notebook (the instructor's)."""
-    path = course_root / "source" / assignment_id / f"{assignment_id}.ipynb"
+    path = CourseLayout(course_root).source_notebook(assignment_id)
     nb = nbformat.reads(read_bytes(path).decode("utf-8"), as_version=4)
     return {name for cell in nb.cells if cell.cell_type == "code"
             for name in verdict._defined_names(cell.source)}
@@ -334,13 +335,11 @@ def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str
     names = undefined_names(judged, _instructor_names(course_root, assignment_id))
     if not names:
         return []
-    folder = make_folders(course_root, "review", student_id)
-    path = folder / f"{assignment_id}.txt"
-    old = read_bytes(path) if lstat_kind(path) == "file" else b""
-    line = (f"undefined: the grader's run of the given and answer cells had no "
-            f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
-            f"kernel, which ran every cell, may have found it)\n")
-    write_atomic(path, old + line.encode("utf-8"))
+    flag_names.write_review_note(
+        course_root, student_id, assignment_id,
+        f"undefined: the grader's run of the given and answer cells had no "
+        f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
+        f"kernel, which ran every cell, may have found it)\n")
     return [flag_names.UNDEFINED_NAMES]
 
 
@@ -351,8 +350,7 @@ def generate_feedback(settings: GradingSettings, student_id: str, assignment_id:
     failed trusted verdict under its cell. nbgrader renders the page in `child` (or a new one),
     as an unprivileged user; this process reads the stored notebook and the gradebook and
     writes the page, never through a link. Runs no student code."""
-    stored = (settings.course_root / "autograded" / student_id / assignment_id
-              / f"{assignment_id}.ipynb")
+    stored = CourseLayout(settings.course_root).autograded_notebook(student_id, assignment_id)
     try:
         nb = nbformat.reads(read_bytes(stored).decode("utf-8"), as_version=4)
         grades = feedback_grades(settings.db_url, student_id, assignment_id)
@@ -365,7 +363,8 @@ def generate_feedback(settings: GradingSettings, student_id: str, assignment_id:
         else:
             page = nbgrader_steps.feedback(child, student_id, assignment_id, text, grades)
         if page["ok"]:
-            folder = make_folders(settings.course_root, "feedback", student_id, assignment_id)
+            folder = make_folders(settings.course_root, CourseLayout.FEEDBACK, student_id,
+                                  assignment_id)
             write_atomic(folder / f"{assignment_id}.html", page["html"].encode("utf-8"))
     except (RuntimeError, OSError, ValueError) as e:
         return False, f"feedback failed: {e}\n"
@@ -406,7 +405,7 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
 
 
 def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str) -> None:
-    path = course_root / "logs" / student_id / f"{assignment_id}.log"
+    path = CourseLayout(course_root).log(student_id, assignment_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
 
@@ -422,11 +421,11 @@ def stage(submissions: Path, course_root: Path, student_id: str,
     """Copy one submission into DIR/submitted (links and special files refused, never
     followed); return (staging flags, problem text)."""
     src = submissions / student_id / assignment_id
-    for sub in ("submitted", "autograded", "feedback"):
+    for sub in (CourseLayout.SUBMITTED, CourseLayout.AUTOGRADED, CourseLayout.FEEDBACK):
         old = course_root / sub / student_id / assignment_id
         if lstat_kind(old) != "missing":
             remove_tree(old)  # results of an earlier run must not survive
-    staged = course_root / "submitted" / student_id / assignment_id
+    staged = CourseLayout(course_root).submitted(student_id, assignment_id)
     flags, refused = [], []
     if lstat_kind(submissions / student_id) == "dir" and lstat_kind(src) == "dir":
         staged.parent.mkdir(parents=True, exist_ok=True)
@@ -630,7 +629,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
     progress.close()
 
     for (student_id, aid), outcome in sorted(outcomes.items()):
-        feedback = workdir / "feedback" / student_id / aid / f"{aid}.html"
+        feedback = CourseLayout(workdir).feedback_page(student_id, aid)
         if not outcome.autograded:
             record_zero(settings, student_id, aid)
             write_placeholder_feedback(feedback, student_id, aid, outcome.problem)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from grader.autograde import GradingSettings, autograde
-from grader.course import Roots, sqlite_url
+from grader.course import CourseLayout, Roots, sqlite_url
 from grader.flags import review_path
 from grader.nbgrader_config import DEFAULT_TIMEOUT
 from grader.release import check_committed_release
@@ -49,7 +49,7 @@ def _cell_verdict(student_id: str, cell: CellGrade) -> str | None:
 
 def _cell_errors(workdir: Path, student_id: str, assignment_id: str) -> dict[str, str]:
     """grade_id -> "ename: evalue" of the first error in that cell of the autograded notebook."""
-    path = workdir / "autograded" / student_id / assignment_id / f"{assignment_id}.ipynb"
+    path = CourseLayout(workdir).autograded_notebook(student_id, assignment_id)
     if not path.is_file():
         return {}
     errors = {}
@@ -68,7 +68,7 @@ def _flag_details(workdir: Path, student_id: str, assignment_id: str) -> str:
     review = review_path(workdir, student_id, assignment_id)
     if review.is_file():
         lines += review.read_text(encoding="utf-8").splitlines()[:10]
-    log = workdir / "logs" / student_id / f"{assignment_id}.log"
+    log = CourseLayout(workdir).log(student_id, assignment_id)
     if log.is_file():
         lines += [line for line in log.read_text(encoding="utf-8").splitlines()
                   if "ERROR" in line or "Error" in line][-5:]

@@ -61,6 +61,48 @@ class Roots:
         return self.exercises / assignment_id / f"{assignment_id}.ipynb"
 
 
+@dataclass(frozen=True)
+class CourseLayout:
+    """DIR, the nbgrader course directory that `autograde` writes: the one place its layout is
+    spelled. nbgrader's folders hold <student>/<assignment>/ (source/ and release/ hold
+    <assignment>/); the grader adds logs/, review/ and state/ (<student>/<assignment>.* each)
+    and the CSVs at the top."""
+
+    root: Path
+
+    SUBMITTED, AUTOGRADED, FEEDBACK = "submitted", "autograded", "feedback"  # nbgrader's
+    LOGS, REVIEW, STATE = "logs", "review", "state"  # the grader's, one file per submission
+
+    def source_notebook(self, assignment_id: str) -> Path:
+        return self.root / "source" / assignment_id / f"{assignment_id}.ipynb"
+
+    def released_notebook(self, assignment_id: str) -> Path:
+        return self.root / "release" / assignment_id / f"{assignment_id}.ipynb"
+
+    def submitted(self, student_id: str, assignment_id: str) -> Path:
+        return self.root / self.SUBMITTED / student_id / assignment_id
+
+    def submitted_notebook(self, student_id: str, assignment_id: str) -> Path:
+        return self.submitted(student_id, assignment_id) / f"{assignment_id}.ipynb"
+
+    def autograded_notebook(self, student_id: str, assignment_id: str) -> Path:
+        return self.root / self.AUTOGRADED / student_id / assignment_id / f"{assignment_id}.ipynb"
+
+    def feedback_page(self, student_id: str, assignment_id: str) -> Path:
+        return self.root / self.FEEDBACK / student_id / assignment_id / f"{assignment_id}.html"
+
+    def log(self, student_id: str, assignment_id: str) -> Path:
+        return self.root / self.LOGS / student_id / f"{assignment_id}.log"
+
+    def review_note(self, student_id: str, assignment_id: str) -> Path:
+        """Why this submission was flagged (plain text, appended to)."""
+        return self.root / self.REVIEW / student_id / f"{assignment_id}.txt"
+
+    def state(self, student_id: str, assignment_id: str) -> Path:
+        """The resume record of one submission (grader.resume)."""
+        return self.root / self.STATE / student_id / f"{assignment_id}.json"
+
+
 def list_assignments(solutions: Path) -> list[str]:
     """Assignment ids: folders `solutions/<id>/` that hold `<id>.ipynb`, sorted."""
     if not solutions.is_dir():

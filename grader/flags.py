@@ -21,6 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.course import CourseLayout
+from grader.files import lstat_kind, make_folders, read_bytes, write_atomic
+
 MISSING_NOTEBOOK = "missing-notebook"  # SUBMISSIONS/<student>/<id>/<id>.ipynb absent
 INVALID_NOTEBOOK = "invalid-notebook"  # empty, not JSON, or not an nbformat-4 notebook
 TIMEOUT = "timeout"                    # a cell ran longer than Execute.timeout
@@ -63,17 +66,17 @@ class SubmissionContext:
 
     @property
     def released_notebook(self) -> Path:
-        return self.course_root / "release" / self.assignment_id / f"{self.assignment_id}.ipynb"
+        return CourseLayout(self.course_root).released_notebook(self.assignment_id)
 
     @property
     def submitted_notebook(self) -> Path:
-        return (self.course_root / "submitted" / self.student_id / self.assignment_id
-                / f"{self.assignment_id}.ipynb")
+        return CourseLayout(self.course_root).submitted_notebook(self.student_id,
+                                                                 self.assignment_id)
 
     @property
     def autograded_notebook(self) -> Path:
-        return (self.course_root / "autograded" / self.student_id / self.assignment_id
-                / f"{self.assignment_id}.ipynb")
+        return CourseLayout(self.course_root).autograded_notebook(self.student_id,
+                                                                  self.assignment_id)
 
     @functools.cached_property
     def autograded(self) -> dict | None:
@@ -134,7 +137,17 @@ def execution_flags(ctx: SubmissionContext) -> list[str]:
 
 def review_path(course_root: Path, student_id: str, assignment_id: str) -> Path:
     """DIR/review/<student>/<assignment>.txt: why this submission was flagged."""
-    return Path(course_root) / "review" / student_id / f"{assignment_id}.txt"
+    return CourseLayout(Path(course_root)).review_note(student_id, assignment_id)
+
+
+def write_review_note(course_root: Path, student_id: str, assignment_id: str, text: str,
+                      append: bool = True) -> None:
+    """Add `text` to (or, append=False, replace) the review note; folders and the file are
+    made and replaced without following a link (grader.files)."""
+    make_folders(Path(course_root), CourseLayout.REVIEW, student_id)
+    path = review_path(course_root, student_id, assignment_id)
+    old = read_bytes(path) if append and lstat_kind(path) == "file" else b""
+    write_atomic(path, old + text.encode("utf-8"))
 
 
 def tamper_flags(ctx: SubmissionContext) -> list[str]:
@@ -155,8 +168,8 @@ def tamper_flags(ctx: SubmissionContext) -> list[str]:
     if not reasons:
         path.unlink(missing_ok=True)
         return []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(reasons) + "\n", encoding="utf-8")
+    write_review_note(ctx.course_root, ctx.student_id, ctx.assignment_id,
+                      "\n".join(reasons) + "\n", append=False)
     return [TAMPER_SUSPECTED]
 
 
@@ -166,10 +179,8 @@ def verdict_flags(course_root: Path, student_id: str, assignment_id: str,
     difference is appended to the review file (after any tamper reasons)."""
     if not differences:
         return []
-    path = review_path(course_root, student_id, assignment_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text(encoding="utf-8") if path.is_file() and not path.is_symlink() else ""
-    path.write_text(old + "".join(f"verdict: {d}\n" for d in differences), encoding="utf-8")
+    write_review_note(course_root, student_id, assignment_id,
+                      "".join(f"verdict: {d}\n" for d in differences))
     return [VERDICT_MISMATCH]
 
 

@@ -53,6 +53,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 from traitlets.config import Config
 
+from grader.course import CourseLayout
 from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, write_atomic
 from grader.limits import Limits
 from grader.nbgrader_config import KERNEL_ENV, build_config
@@ -211,8 +212,8 @@ class StepsChild:
         """W for autograding: the hand-in staged in DIR/submitted (regular files only, copied
         without following links), the source's other files, the template gradebook."""
         course_root = Path(course_root)
-        copy_hand_in(course_root / "submitted" / student_id / assignment_id,
-                     self.folder / "submitted" / student_id / assignment_id)
+        copy_hand_in(CourseLayout(course_root).submitted(student_id, assignment_id),
+                     CourseLayout(self.folder).submitted(student_id, assignment_id))
         source = self.folder / "source" / assignment_id
         copy_hand_in(course_root / "source" / assignment_id, source)
         (source / f"{assignment_id}.ipynb").unlink(missing_ok=True)  # the gradebook has it

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from grader import gradebook
+from grader.course import CourseLayout
 
 STATE_VERSION = 1
 
@@ -46,7 +47,7 @@ def fingerprint(settings, submissions: Path, student_id: str, assignment_id: str
 
 
 def state_path(course_root: Path, student_id: str, assignment_id: str) -> Path:
-    return Path(course_root) / "state" / student_id / f"{assignment_id}.json"
+    return CourseLayout(Path(course_root)).state(student_id, assignment_id)
 
 
 def mark_done(settings, student_id: str, assignment_id: str, outcome) -> None:
@@ -77,8 +78,7 @@ def previous_outcome(settings, submissions: Path, student_id: str,
     if record.get("fingerprint") != fingerprint(settings, submissions, student_id,
                                                 assignment_id):
         return None
-    root = Path(settings.course_root)
-    feedback = root / "feedback" / student_id / assignment_id / f"{assignment_id}.html"
+    feedback = CourseLayout(Path(settings.course_root)).feedback_page(student_id, assignment_id)
     if not feedback.exists():
         return None
     if not gradebook.has_submission(settings.db_url, student_id, assignment_id):

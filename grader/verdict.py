@@ -34,6 +34,7 @@ import nbformat
 
 from grader import gradebook, instruments, proxy, subject, wire
 from grader.checks import common
+from grader.course import CourseLayout
 from grader.flags import verdict_flags
 from grader.limits import Limits
 from grader.sandbox import SandboxSpec, UidLease, _prepare_ownership, chown_tree
@@ -283,9 +284,9 @@ def judge_submission(course_root: Path, student_id: str, assignment_id: str, lim
                      sandbox: bool) -> list[CellVerdict]:
     """The trusted verdicts of one staged submission. Needs no kernel run, so autograde runs it
     while nbgrader executes the notebook."""
-    name = f"{assignment_id}.ipynb"
-    return judge(course_root / "source" / assignment_id / name,
-                 course_root / "submitted" / student_id / assignment_id / name, limits, sandbox)
+    layout = CourseLayout(course_root)
+    return judge(layout.source_notebook(assignment_id),
+                 layout.submitted_notebook(student_id, assignment_id), limits, sandbox)
 
 
 def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_id: str,
