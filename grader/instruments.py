@@ -76,9 +76,7 @@ class HostBatch(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", str(func))
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
+        name, out = _plain_call(func, args, kwargs)
         if name == "to" and _names_device(args[1:], kwargs):
             # Moved: from now on an ordinary tensor (a new Python object sharing memory).
             return out.as_subclass(torch.Tensor) if isinstance(out, torch.Tensor) else out
@@ -87,6 +85,14 @@ class HostBatch(torch.Tensor):
             return _rewrap(out)  # batch-only work (conversion, indexing, metadata): still host
         cls.used_unmoved.append(name)
         return out
+
+
+def _plain_call(func, args, kwargs: dict) -> tuple[str, object]:
+    """(func's name, its result computed as on ordinary tensors): the subclasses' own
+    __torch_function__ is off inside, so they only look at what went in and came out."""
+    with torch._C.DisableTorchFunctionSubclass():
+        out = func(*args, **kwargs)
+    return getattr(func, "__name__", str(func)), out
 
 
 def _flatten(value) -> list:
@@ -119,9 +125,7 @@ class DeviceResult(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", str(func))
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
+        name, out = _plain_call(func, args, kwargs)
         if name == "cpu" or (name == "to" and _names_host(args[1:], kwargs)):
             return _rewrap(out)  # back on the host, like the batches
         tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
