@@ -531,8 +531,12 @@ def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
     and reports it."""
     nb = nbformat.read(graded["work"] / "autograded" / "fill_runtime" / "toy" / "toy.ipynb",
                        as_version=4)
-    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
-    assert "runtime folder" in text, text  # the payload ran
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs)
+    # the payload ran to its print, or (a loaded machine writes slowly) the monitor stopped the
+    # kernel in the middle of its write: the cell ends in an error output then
+    stopped = any(o.get("output_type") == "error" for o in outputs)
+    assert "runtime folder" in text or stopped, text
     flags = read_csv(graded["work"] / "grades.csv")["fill_runtime"]["flags"].split(";")
     assert "disk-limit" in flags
 
