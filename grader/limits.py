@@ -11,6 +11,11 @@ from dataclasses import dataclass
 
 GIB = 1024**3
 MIB = 1024**2
+# Inside the sandbox: the scratch folder ($HOME and the working folder) and the tmpfs mounts
+# sized from these limits (tmpfs_bytes, disk_bytes); bwrap cannot size inodes: the monitor does.
+SCRATCH = "/home/student"
+SIZED_MOUNTS = ("/tmp", "/dev/shm", SCRATCH)
+MAX_INODES = 65536  # per tmpfs: a million empty files are RAM too
 
 
 @dataclass(frozen=True)

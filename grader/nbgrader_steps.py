@@ -57,14 +57,8 @@ from grader.course import CourseLayout
 from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, write_atomic
 from grader.limits import Limits
 from grader.nbgrader_config import KERNEL_ENV, build_config
-from grader.sandbox import (
-    FORWARDED_ENV,
-    SandboxSpec,
-    UidLease,
-    _prepare_ownership,
-    chown_tree,
-    readonly_paths,
-)
+from grader.sandbox import FORWARDED_ENV, SandboxSpec, _prepare_ownership, readonly_paths
+from grader.uids import UidLease, chown_tree
 
 MAX_LOG_CHARS = 400_000  # the tail of nbgrader's log that comes back (errors are at the end)
 MAX_HTML_BYTES = 64 * 1024**2  # a feedback page: the capped notebook, rendered

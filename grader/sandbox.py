@@ -24,12 +24,15 @@ budget is spent; the PID namespace guarantees that every process the notebook st
 it. ``SandboxedExecute`` is nbgrader's Execute preprocessor with that kernel manager, output
 capping, graceful handling of a dead kernel, and a record of what happened in the notebook's
 metadata (``grader_run``), which the autograde command turns into flags.
+
+Beside this module: ``grader.uids`` (spare uids as root, their leases and clean-up),
+``grader.disk_monitor`` (the tmpfs monitor) and ``grader.output_caps`` (bounds on what an
+executed notebook keeps).
 """
 
 from __future__ import annotations
 
 import ast
-import fcntl
 import functools
 import json
 import os
@@ -49,19 +52,16 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
 from grader.course import LIBRARY_PACKAGE, library_visible_to_answers
+from grader.disk_monitor import SandboxMonitor
 from grader.flags import RUN_METADATA_KEY
-from grader.limits import Limits
+from grader.limits import SCRATCH, Limits
+from grader.output_caps import cap_notebook, content_size, mark_not_run, shorten_error
+from grader.uids import UID_BASE, UID_SLOTS, UidLease, chown_tree
 
-UID_BASE, UID_SLOTS = 61000, 1000  # uids when grading as root (one per sandbox or nbgrader child)
-LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
 # The grader's settings for kernels pass through; nothing else of the instructor's environment
 # (tokens, database passwords, NBGRADER_* that tell a notebook it is being graded) reaches it.
 FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "PYTHONHASHSEED", "TZ"}
-SCRATCH = "/home/student"  # $HOME and the working folder inside the sandbox
-SIZED_MOUNTS = ("/tmp", "/dev/shm", SCRATCH)  # each a tmpfs of a fixed size
-MAX_INODES = 65536  # per tmpfs (the monitor's limit): a million empty files are RAM too
-MONITOR_SECONDS = 0.25  # how often the monitor reads the sandbox's tmpfs usage
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 
 
@@ -221,181 +221,6 @@ def _prepare_ownership(spec: SandboxSpec) -> None:
         if spec.workdir is not None:
             chown_tree(spec.workdir, spec.uid)
         chown_tree(spec.runtime_dir, spec.uid)
-
-
-def chown_tree(root: Path, uid: int) -> None:
-    """chown without following links: the notebook may have left symlinks to anything."""
-    os.chown(root, uid, uid, follow_symlinks=False)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            try:
-                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
-            except FileNotFoundError:
-                pass
-
-
-# --------------------------------------------------------------------------- process hygiene
-
-
-class UidLease:
-    """A sandbox user id held (flock) for one kernel's life, so concurrent sandboxes never share
-    one: RLIMIT_NPROC counts per user, and one fork bomb must not starve another job's kernel."""
-
-    def __init__(self) -> None:
-        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
-        start = os.getpid() % (UID_SLOTS - 1)
-        for k in range(UID_SLOTS - 1):
-            uid = UID_BASE + (start + k) % (UID_SLOTS - 1)
-            fd = os.open(LOCK_DIR / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            self.uid, self._fd = uid, fd
-            kill_user_processes(uid)  # leftovers of a grader that was killed (should be none)
-            for stale in Path(tempfile.gettempdir()).glob(f"gsb-{uid}-*"):
-                shutil.rmtree(stale, ignore_errors=True)  # its runtime folders, likewise
-            return
-        raise RuntimeError("no free sandbox user id: too many kernels at once")
-
-    def release(self) -> None:
-        if self._fd is not None:
-            kill_user_processes(self.uid)
-            os.close(self._fd)
-            self._fd = None
-
-
-def user_processes(uid: int) -> list[int]:
-    """Pids of live processes whose real uid is `uid` (read from /proc)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                pids.append(int(entry))
-            if line.startswith("Uid:"):
-                break
-    return pids
-
-
-def kill_user_processes(uid: int, wait: float = 10.0) -> None:
-    """SIGKILL every process of `uid`, then wait (up to `wait` s) until they are gone."""
-    deadline = time.monotonic() + wait
-    while True:
-        pids = user_processes(uid)
-        if not pids or time.monotonic() > deadline:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-
-
-# --------------------------------------------------------------------------- disk monitor
-
-
-class SandboxMonitor(threading.Thread):
-    """Reads, MONITOR_SECONDS apart, how full the sandbox's sized tmpfs are (through
-    /proc/<pid>/root, the sandbox's own view) and how much the runtime folder on the host
-    holds. The limits hold by themselves (ENOSPC inside); this only reports that one was hit."""
-
-    RUNTIME_ENTRIES, RUNTIME_BYTES = 64, 1024**2  # ipykernel makes ~6 sockets, no data
-
-    def __init__(self, bwrap_pid: int, limits: Limits, runtime_dir: Path | None,
-                 on_overflow=None):
-        super().__init__(daemon=True)
-        self.bwrap_pid, self.limits, self.runtime_dir = bwrap_pid, limits, runtime_dir
-        self.on_overflow = on_overflow  # stops the sandbox
-        self.full: set[str] = set()
-        self.stopped = False  # it stopped the sandbox (a limit the tmpfs could not enforce)
-        self._stop = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop.wait(MONITOR_SECONDS):
-            self.check()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def check(self) -> None:
-        root = sandbox_root(self.bwrap_pid)
-        over = []
-        if root is not None:
-            self.full.update(full_mounts(root))
-            over = over_limit(root, self.limits)  # only where the tmpfs could not be sized
-        if self.runtime_dir is not None and runtime_overflow(self.runtime_dir):
-            over.append("runtime folder")
-        if over:
-            self.full.update(over)
-            self.stopped = True
-            if self.on_overflow is not None:
-                self.on_overflow()
-
-
-def sandbox_root(bwrap_pid: int) -> Path | None:
-    """/proc/<child>/root: the filesystem as the sandbox sees it (bwrap's first child runs in
-    the new mount namespace; the launched bwrap stays outside)."""
-    try:
-        children = Path(f"/proc/{bwrap_pid}/task/{bwrap_pid}/children").read_text().split()
-    except OSError:
-        return None
-    return Path(f"/proc/{children[0]}/root") if children else None
-
-
-def full_mounts(root: Path) -> list[str]:
-    """Which of SIZED_MOUNTS under `root` have (almost) no space or inodes left. Before the
-    mount script ran they are bwrap's own unsized tmpfs: large, so never reported."""
-    full = []
-    for mount in SIZED_MOUNTS:
-        try:
-            st = os.statvfs(root / mount.lstrip("/"))
-        except OSError:
-            continue
-        size = st.f_blocks * st.f_frsize
-        if size and st.f_bavail * st.f_frsize < max(size // 50, 64 * 1024):
-            full.append(mount)
-    return full
-
-
-def over_limit(root: Path, limits: Limits) -> list[str]:
-    """SIZED_MOUNTS holding more inodes than MAX_INODES (bwrap cannot set nr_inodes), or more
-    bytes than their size (only where a tmpfs was not sized)."""
-    size = {"/tmp": limits.tmpfs_bytes, "/dev/shm": limits.tmpfs_bytes,
-            SCRATCH: limits.disk_bytes}
-    over = []
-    for mount in SIZED_MOUNTS:
-        try:
-            st = os.statvfs(root / mount.lstrip("/"))
-        except OSError:
-            continue
-        if ((st.f_blocks - st.f_bfree) * st.f_frsize > size[mount]
-                or st.f_files - st.f_ffree > MAX_INODES):
-            over.append(mount)
-    return over
-
-
-def runtime_overflow(runtime_dir: Path) -> bool:
-    """True when the runtime folder (bound from the host) holds more than sockets would."""
-    count, size = 0, 0
-    for dirpath, dirnames, filenames in os.walk(runtime_dir, followlinks=False):
-        for name in dirnames + filenames:
-            count += 1
-            try:
-                size += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-            if (count > SandboxMonitor.RUNTIME_ENTRIES
-                    or size > SandboxMonitor.RUNTIME_BYTES):
-                return True
-    return False
 
 
 # --------------------------------------------------------------------------- kernel manager
@@ -592,19 +417,19 @@ class SandboxedExecute(Execute):
             dead = False
             for index, cell in enumerate(self.nb.cells):
                 if dead:
-                    _mark_not_run(cell)
+                    mark_not_run(cell)
                     continue
                 try:
                     self.preprocess_cell(cell, resources, index)
                 except DeadKernelError:
                     dead = True
-                    _mark_not_run(cell)
+                    mark_not_run(cell)
                 except CellTimeoutError:  # interrupted but silent: the kernel is wedged
                     self._report["cell_timeouts"] += 1
                     self._report["kernel_stopped"] = True
                     manager.kill_sandbox() if hasattr(manager, "kill_sandbox") else None
                     dead = True
-                    _mark_not_run(cell)
+                    mark_not_run(cell)
             if hasattr(manager, "check_disk"):
                 manager.check_disk()  # the kernel is still up: its tmpfs still exist
             if not dead and self.tamper_probe:
@@ -637,11 +462,11 @@ class SandboxedExecute(Execute):
         room = min(self.cell_output_bytes - self._out_cell,
                    self.notebook_output_bytes - self._out_total)
         if msg["msg_type"] == "error":
-            full = _content_size(msg)
-            msg, size = _shorten_error(msg, max(room, 4000))
+            full = content_size(msg)
+            msg, size = shorten_error(msg, max(room, 4000))
             self._count(size, cut=size < full)
             return super().output(outs, msg, display_id, cell_index)
-        size = _content_size(msg)
+        size = content_size(msg)
         if size <= room and self._out_count < self.outputs_per_cell:
             self._count(size)
             return super().output(outs, msg, display_id, cell_index)
@@ -671,7 +496,7 @@ class SandboxedExecute(Execute):
         """update_display(...) rewrites every output shown with that id (in any cell): it costs
         its size once per target, and is dropped when that does not fit."""
         targets = sum(len(v) for v in self._display_id_map.get(display_id, {}).values())
-        cost = _content_size(msg) * max(targets, 1)
+        cost = content_size(msg) * max(targets, 1)
         if cost > min(self.cell_output_bytes, self.notebook_output_bytes - self._out_total):
             self._report["output_truncated"] = True
             return None
@@ -715,63 +540,6 @@ def _parse_probe(content: dict) -> list[str]:
     if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
         return ["the integrity probe's answer was unreadable"]
     return reasons
-
-
-def _content_size(msg: dict) -> int:
-    """Bytes of an output message as it would be stored: every field counts (a 50 MB
-    metadata or traceback is as large as a 50 MB print)."""
-    return len(json.dumps(msg.get("content", {}), default=str))
-
-
-def _shorten_error(msg: dict, room: int) -> tuple[dict, int]:
-    """An error output that fits `room` bytes: name and value cut, the traceback's last lines
-    kept (where the failing assert is). Returns the message and its size."""
-    content = msg.get("content", {})
-    ename = str(content.get("ename", "Error"))[:200]
-    evalue = str(content.get("evalue", ""))[:min(2000, room // 2)]
-    kept, used = [], len(ename) + len(evalue) + 100
-    for line in reversed([str(t) for t in content.get("traceback", [])][-50:]):
-        line = line[:room // 4]
-        if used + len(line) > room:
-            break
-        kept.insert(0, line)
-        used += len(line) + 4
-    short = {**msg, "content": {"ename": ename, "evalue": evalue, "traceback": kept}}
-    return short, _content_size(short)
-
-
-def cap_notebook(nb: NotebookNode, limit: int) -> bool:
-    """Keep the executed notebook under `limit` bytes as written: drop notebook widget state,
-    then replace the largest cells' outputs by a note until it fits. True when it cut."""
-    import nbformat
-
-    if len(nbformat.writes(nb)) <= limit:
-        return False
-    nb.metadata.pop("widgets", None)
-    for cell in nb.cells:  # cell metadata the notebook could have bloated via outputs: none
-        cell.get("metadata", {}).pop("widgets", None)
-    code = sorted((c for c in nb.cells if c.cell_type == "code"),
-                  key=lambda c: len(json.dumps(c.get("outputs", []))), reverse=True)
-    for cell in code:
-        if len(nbformat.writes(nb)) <= limit:
-            break
-        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
-        cell.outputs = [NotebookNode(output_type="stream", name="stdout",
-                                     text="[outputs removed by the grader: the notebook was "
-                                     f"larger than {limit} bytes]\n")]
-        cell.outputs += [NotebookNode(output_type="error", ename=str(e.get("ename"))[:200],
-                                      evalue="", traceback=[]) for e in errors[:1]]
-    return True
-
-
-def _mark_not_run(cell: NotebookNode) -> None:
-    if cell.cell_type != "code":
-        return
-    cell.outputs = [NotebookNode(
-        output_type="error", ename="KernelDied",
-        evalue="the kernel died or was stopped before this cell could run",
-        traceback=["KernelDied: the kernel died or was stopped (time or memory limit, crash) "
-                   "before this cell could run"])]
 
 
 class SandboxUnavailable(ValueError):

@@ -37,7 +37,8 @@ from grader.checks import common
 from grader.course import CourseLayout
 from grader.flags import verdict_flags
 from grader.limits import Limits
-from grader.sandbox import SandboxSpec, UidLease, _prepare_ownership, chown_tree
+from grader.sandbox import SandboxSpec, _prepare_ownership
+from grader.uids import UidLease, chown_tree
 
 MAX_MESSAGE = 2000
 

@@ -14,7 +14,7 @@ from traitlets.config import Config
 
 from grader import sandbox
 from grader.flags import run_flags, run_report
-from grader.limits import GIB, Limits
+from grader.limits import GIB, SCRATCH, Limits
 from grader.sandbox import SandboxedExecute, SandboxSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
     facts = ast.literal_eval(_text(cells[0]).strip())
     assert facts["uid"] != 0 or os.geteuid() != 0
     assert facts["pid"] < 10  # its own PID namespace
-    assert facts["cwd"] == sandbox.SCRATCH  # a scratch tmpfs, not nbgrader's folder
+    assert facts["cwd"] == SCRATCH  # a scratch tmpfs, not nbgrader's folder
     assert facts["solutions"] is False and facts["repo_files"] is False
     assert facts["grader"] is True  # hidden tests import it
     assert facts["token"] is None and facts["net"] is False and facts["nbgrader_env"] == []

@@ -44,7 +44,8 @@ from grader.autograde import (
 )
 from grader.cli import main
 from grader.limits import Limits
-from grader.sandbox import UID_BASE, UID_SLOTS, sandbox_available, user_processes
+from grader.sandbox import sandbox_available
+from grader.uids import UID_BASE, UID_SLOTS, user_processes
 from grader.verdict import CellVerdict
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,0 +1,89 @@
+"""Spare user ids for sandboxes and nbgrader's children when the grader runs as root, and the
+hygiene around them: one lease (flock) per running sandbox, every process of a released uid
+killed, trees handed over without following links."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+UID_BASE, UID_SLOTS = 61000, 1000  # uids when grading as root (one per sandbox or nbgrader child)
+LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    """chown without following links: the notebook may have left symlinks to anything."""
+    os.chown(root, uid, uid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            try:
+                os.chown(os.path.join(dirpath, name), uid, uid, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+
+
+class UidLease:
+    """A sandbox user id held (flock) for one kernel's life, so concurrent sandboxes never share
+    one: RLIMIT_NPROC counts per user, and one fork bomb must not starve another job's kernel."""
+
+    def __init__(self) -> None:
+        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+        start = os.getpid() % (UID_SLOTS - 1)
+        for k in range(UID_SLOTS - 1):
+            uid = UID_BASE + (start + k) % (UID_SLOTS - 1)
+            fd = os.open(LOCK_DIR / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid, self._fd = uid, fd
+            kill_user_processes(uid)  # leftovers of a grader that was killed (should be none)
+            for stale in Path(tempfile.gettempdir()).glob(f"gsb-{uid}-*"):
+                shutil.rmtree(stale, ignore_errors=True)  # its runtime folders, likewise
+            return
+        raise RuntimeError("no free sandbox user id: too many kernels at once")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            kill_user_processes(self.uid)
+            os.close(self._fd)
+            self._fd = None
+
+
+def user_processes(uid: int) -> list[int]:
+    """Pids of live processes whose real uid is `uid` (read from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("Uid:") and int(line.split()[1]) == uid:
+                pids.append(int(entry))
+            if line.startswith("Uid:"):
+                break
+    return pids
+
+
+def kill_user_processes(uid: int, wait: float = 10.0) -> None:
+    """SIGKILL every process of `uid`, then wait (up to `wait` s) until they are gone."""
+    deadline = time.monotonic() + wait
+    while True:
+        pids = user_processes(uid)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
