@@ -269,22 +269,53 @@ def test_root_never_follows_what_the_notebook_left(tmp_path):
 # ----------------------------------------------------------------------------- normal user
 
 
+def _hidden(path: Path) -> bool:
+    return path != Path("/") and not os.stat(path).st_mode & 0o001
+
+
+def _reveal(targets: list[Path]) -> list[str]:
+    """bubblewrap arguments that make each target reachable for USER without exposing its
+    root-only neighbours: the topmost root-only folder above (or at) a target becomes an empty
+    tmpfs (0755), the folders on the way are recreated, and the target is bound back read-only
+    (a root-only target itself: each of its entries is bound back)."""
+    args: list[str] = []
+    done: set[Path] = set()
+    for target in sorted(targets):
+        chain = [*reversed(target.parents), target]
+        hidden = [p for p in chain if _hidden(p)]
+        if not hidden:
+            continue
+        top = hidden[0]
+        if top not in done:
+            args += ["--perms", "0755", "--tmpfs", str(top)]
+            done.add(top)
+        for folder in chain[chain.index(top) + 1:-1]:
+            if folder not in done:
+                args += ["--perms", "0755", "--dir", str(folder)]
+                done.add(folder)
+        if target not in hidden:
+            args += ["--ro-bind", str(target), str(target)]
+            continue
+        if target not in done:
+            args += ["--perms", "0755", "--dir", str(target)]
+        for entry in sorted(target.iterdir()):
+            args += (["--symlink", os.readlink(entry), str(entry)] if entry.is_symlink()
+                     else ["--ro-bind", str(entry), str(entry)])
+    return args
+
+
 def _as_user_command(args: list[str], home: Path) -> list[str]:
-    """`python -m grader ARGS` as USER. Where the Python install is root-only (a pyenv under
-    /root here), a root bubblewrap first makes just that install reachable, as it would be on
-    a machine where an instructor's account runs the grader."""
+    """`python -m grader ARGS` as USER. Where the Python install or this checkout is root-only
+    (a pyenv under /root here; a clone in a `mktemp -d` folder), a root bubblewrap first makes
+    just those reachable, as they would be on a machine where an instructor's account runs
+    the grader."""
     drop = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--clear-groups", "--"]
     env = ["env", f"HOME={home}", f"PATH={Path(sys.executable).parent}:/usr/bin:/bin",
            "LANG=C.UTF-8"]
     cmd = [*drop, *env, sys.executable, "-m", "grader", *args]
-    base = Path(sys.base_prefix).resolve()
-    hidden = [p for p in base.parents if p != Path("/") and not os.stat(p).st_mode & 0o001]
-    if hidden:
-        top = hidden[-1]
-        inner = [p for p in reversed(base.parents) if p.is_relative_to(top) and p != top]
-        cmd = ["bwrap", "--dev-bind", "/", "/", "--perms", "0755", "--tmpfs", str(top),
-               *[arg for p in inner for arg in ("--perms", "0755", "--dir", str(p))],
-               "--ro-bind", str(base), str(base), "--", *cmd]
+    reveal = _reveal([Path(sys.base_prefix).resolve(), REPO.resolve()])
+    if reveal:
+        cmd = ["bwrap", "--dev-bind", "/", "/", *reveal, "--", *cmd]
     return cmd
 
 
