@@ -89,14 +89,27 @@ def check_plain_mlp(plain_mlp) -> None:
                            "depth must be at least 1")
 
 
+def _per_batch_mean(wrong: torch.Tensor, N: int, batch_size: int = 32) -> float:
+    """The mean of per-batch error rates: what an answer that averages batches returns."""
+    is_wrong = torch.zeros(N)
+    is_wrong[wrong] = 1.0
+    batches = is_wrong.split(batch_size)  # the last one is shorter when N % batch_size != 0
+    return sum(b.mean().item() for b in batches) / len(batches)
+
+
 def _labelled_data(model: nn.Module, in_features: int, num_classes: int):
-    """X, y where the model is wrong on a random subset of known size."""
-    N = randint(37, 91)
+    """X, y where the model is wrong on a random subset of known size. The size leaves a short
+    last batch (of the default 32) whose error rate differs from the whole set's, so averaging
+    per-batch rates never gives the right fraction by chance."""
+    while True:
+        N = randint(37, 91)
+        num_wrong = randint(1, N // 3)
+        wrong = torch.randperm(N)[:num_wrong]
+        if abs(_per_batch_mean(wrong, N) - num_wrong / N) > 1e-3:
+            break
     X = torch.randn(N, in_features)
     with torch.no_grad():
         predictions = model(X).argmax(dim=1)
-    num_wrong = randint(1, N // 3)
-    wrong = torch.randperm(N)[:num_wrong]
     y = predictions.clone()
     y[wrong] = (y[wrong] + torch.randint(1, num_classes, (num_wrong,))) % num_classes
     return X, y, num_wrong / N
