@@ -574,3 +574,7 @@ def configure(config, limits: Limits, sandbox: bool = True) -> None:
     config.SandboxedExecute.outputs_per_cell = limits.outputs_per_cell
     config.SandboxedExecute.notebook_bytes = limits.notebook_bytes
     config.SandboxedExecute.store_widget_state = False  # widget state is unbounded; unused
+    # Every output has arrived when the last cell's reply is in (and the integrity probe has
+    # answered): a graceful shutdown_request only waits ~1 s for ipykernel to stop itself
+    # before the sandbox is killed anyway.
+    config.SandboxedExecute.shutdown_kernel = "immediate"

@@ -66,7 +66,11 @@ def user_processes(uid: int) -> list[int]:
             status = Path(f"/proc/{entry}/status").read_text()
         except OSError:
             continue
-        for line in status.splitlines():
+        lines = status.splitlines()
+        state = next((line.split()[1] for line in lines if line.startswith("State:")), "")
+        if state == "Z":  # exited, only its exit status left: whoever reaps it (here often
+            continue      # the container's init, which does so in its own time) frees the pid
+        for line in lines:
             if line.startswith("Uid:") and int(line.split()[1]) == uid:
                 pids.append(int(entry))
             if line.startswith("Uid:"):

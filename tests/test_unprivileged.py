@@ -28,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -359,3 +360,17 @@ def test_normal_user_mode_grades_and_owns_everything():
                     if os.lstat(p).st_uid == USER]  # the user's fork-server folders: removed
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_zombie_is_not_a_live_process():
+    # an exited child nobody has reaped yet (the container's init reaps orphans in its own
+    # time) runs nothing: releasing a uid lease must not wait for it
+    proc = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    try:
+        assert proc.pid not in user_processes(os.getuid())
+    finally:
+        proc.wait()
