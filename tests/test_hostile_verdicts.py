@@ -94,12 +94,13 @@ ATTACKS = {
 
 # os.urandom replaced, so the checks' "fresh" seed is 0: training_error answers the check's data
 # for that seed with values worked out in advance (wrong everywhere else, right on the visible
-# test's 4 examples)
+# test's 4 examples). KNOWN is what a student who read grader/checks/ex1.py would work out:
+# filled in by known_at_seed_zero() from the check as it is today.
 URANDOM = '''
 import os
 
 os.urandom = lambda n: bytes(n)
-KNOWN = {67: 6 / 67, 60: 16 / 60}  # len(X) -> expected, of check_training_error at seed 0
+KNOWN = {known!r}  # len(X) -> expected, of check_training_error at seed 0
 
 
 def training_error(model, X, y):
@@ -113,6 +114,33 @@ def training_error(model, X, y):
     error = (predictions != y).float().mean().item()
     return error if len(X) == 4 else 1.0 - error
 '''
+
+
+def known_at_seed_zero() -> dict[int, float]:
+    """len(X) -> the fraction check_training_error expects, for the data it draws at seed 0."""
+    import torch
+
+    from grader.checks import ex1
+
+    seen = {}
+
+    def recording(model, X, y):  # a correct training_error that notes what it was asked
+        was_training = model.training
+        with torch.no_grad():
+            predictions = model.eval()(X).argmax(dim=1)
+        model.train(was_training)
+        seen[len(X)] = int((predictions != y).sum()) / len(X)
+        return seen[len(X)]
+
+    urandom, state = os.urandom, torch.random.get_rng_state()
+    os.urandom = lambda n: bytes(n)
+    try:
+        ex1.check_training_error(recording)
+    finally:
+        os.urandom = urandom
+        torch.random.set_rng_state(state)
+    return seen
+
 
 # training_error that reads the expected value out of the hidden check's frame
 FRAME_WALK = '''
@@ -144,7 +172,8 @@ def submissions() -> dict:
                  "frame-walk": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
                                                      "training_error": FRAME_WALK}),
                  "urandom": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
-                                                  "training_error": URANDOM})}
+                                                  "training_error": URANDOM.format(
+                                                      known=known_at_seed_zero())})}
     for name, attack in ATTACKS.items():
         notebooks[name.replace("_", "-")] = make_submission(
             AID, {"plain_mlp": WRONG_PLAIN_MLP + "\n" + attack,
