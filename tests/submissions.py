@@ -78,11 +78,6 @@ def make_submission(assignment_id: str, overrides: dict[str, str] | None = None)
     return nb
 
 
-def released_notebook(assignment_id: str):
-    """The untouched student version (every answer cell still a stub)."""
-    return nbformat.read(release_path(assignment_id), as_version=4)
-
-
 def write_submissions(root: Path, assignment_id: str, notebooks: dict[str, object]) -> Path:
     """Write ``root/<student>/<assignment_id>/<assignment_id>.ipynb`` for each student."""
     root = Path(root)

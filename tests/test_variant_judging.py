@@ -72,7 +72,7 @@ def test_every_submission_built_is_judged(assignment):
     judged = submissions_to_judge(variants.WRONG, variants.CORRECT)
     assert set(built) == set(judged)
     # no two variants share a student id (one would silently replace the other)
-    count = 2 + sum(len(v) for v in variants.WRONG.values()) + len(variants.CORRECT)
+    count = sum(len(v) for v in variants.WRONG.values()) + len(variants.CORRECT)
     assert len(judged) == count
 
 

@@ -1,9 +1,11 @@
 """End-to-end grading of an assignment's answer variants in ONE `python -m grader autograde` run.
 
-One submission per variant (the student id says which), plus the solution and the untouched
-release, so that the slow part — starting kernels — is paid once per submission and the gradebook
-is built once. Which wrong variants go end to end is `end_to_end_selection`'s choice; every one of
-them is judged in-process by tests/test_checks.py.
+One submission per variant (the student id says which), so that the slow part — starting kernels —
+is paid once per submission and the gradebook is built once. The solution and the untouched
+release are graded end to end by `grader check` (tests/test_grader_cli.py
+::test_check_passes_on_the_real_assignments: every solution full marks, every release 0), not
+a second time here. Which wrong variants go end to end is `end_to_end_selection`'s choice; every
+one of them is judged in-process by tests/test_checks.py.
 
 A wrong answer must lose points on the test cell of its own name; it may also cost the cells of
 answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks
@@ -20,7 +22,6 @@ from submissions import (
     autograde,
     autograded_cells,
     make_submission,
-    released_notebook,
     write_submissions,
 )
 
@@ -56,9 +57,8 @@ def end_to_end_selection(wrong: dict[str, dict[str, str]]) -> dict[str, dict[str
 
 
 def build_submissions(assignment_id: str, wrong: dict, correct: dict) -> dict[str, object]:
-    """student id -> notebook: `solution`, `release`, `wrong-<name>-<variant>`, `correct-<v>`."""
-    notebooks = {"solution": make_submission(assignment_id),
-                 "release": released_notebook(assignment_id)}
+    """student id -> notebook: `wrong-<name>-<variant>`, `correct-<v>`."""
+    notebooks = {}
     for name, variants in wrong.items():
         for variant, source in variants.items():
             notebooks[student_id("wrong", name, variant)] = make_submission(
@@ -80,8 +80,8 @@ def grade_variants(tmp_path: Path, assignment_id: str, wrong: dict, correct: dic
 
 def submissions_to_judge(wrong: dict, correct: dict) -> dict[str, tuple[str, str | None, str]]:
     """student id -> (kind, answer name or None, variant) for every submission `build_submissions`
-    makes; kind is `solution`, `release`, `wrong` or `correct`."""
-    judged = {"solution": ("solution", None, ""), "release": ("release", None, "")}
+    makes; kind is `wrong` or `correct` (judge() also knows `solution` and `release`)."""
+    judged = {}
     for name, variants in wrong.items():
         for variant in variants:
             judged[student_id("wrong", name, variant)] = ("wrong", name, variant)
