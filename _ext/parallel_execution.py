@@ -50,14 +50,14 @@ def _notebook(env: BuildEnvironment, docname: str):
     the cache; None otherwise."""
     nb_config = env.mystnb_config
     path = Path(env.doc2path(docname))
-    reader = create_nb_reader(str(path), env.myst_config, nb_config,
-                              path.read_text(encoding="utf-8"))  # fmt: skip
+    text = path.read_text(encoding="utf-8")
+    reader = create_nb_reader(str(path), env.myst_config, nb_config, text)
     if reader is None:  # plain Markdown: nothing to execute
         return None
     posix = PurePosixPath(path.as_posix())
     if any(posix.match(p) for p in nb_config.execution_excludepatterns):
         return None
-    notebook = reader.read(path.read_text(encoding="utf-8"))
+    notebook = reader.read(text)
     if nb_config.metadata_key in notebook.metadata:  # per-page settings, as myst-nb reads them
         overrides = nb_node_to_dict(notebook.metadata[nb_config.metadata_key])
         overrides.pop("output_folder", None)

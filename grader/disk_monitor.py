@@ -42,8 +42,9 @@ class SandboxMonitor(threading.Thread):
         root = sandbox_root(self.bwrap_pid)
         over = []
         if root is not None:
-            self.full.update(full_mounts(root))
-            over = over_limit(root, self.limits)  # only where the tmpfs could not be sized
+            usage = mount_usage(root)
+            self.full.update(full_mounts(usage))
+            over = over_limit(usage, self.limits)  # only where the tmpfs could not be sized
         if self.runtime_dir is not None and runtime_overflow(self.runtime_dir):
             over.append("runtime folder")
         if over:
@@ -63,36 +64,36 @@ def sandbox_root(bwrap_pid: int) -> Path | None:
     return Path(f"/proc/{children[0]}/root") if children else None
 
 
-def full_mounts(root: Path) -> list[str]:
-    """Which of SIZED_MOUNTS under `root` have (almost) no space or inodes left. Before the
-    mount script ran they are bwrap's own unsized tmpfs: large, so never reported."""
-    full = []
+def mount_usage(root: Path) -> dict[str, os.statvfs_result]:
+    """statvfs of each of SIZED_MOUNTS under `root` that can be read (one look per check)."""
+    usage = {}
     for mount in SIZED_MOUNTS:
         try:
-            st = os.statvfs(root / mount.lstrip("/"))
+            usage[mount] = os.statvfs(root / mount.lstrip("/"))
         except OSError:
             continue
+    return usage
+
+
+def full_mounts(usage: dict[str, os.statvfs_result]) -> list[str]:
+    """Which mounts have (almost) no space left. Before the mount script ran they are bwrap's
+    own unsized tmpfs: large, so never reported."""
+    full = []
+    for mount, st in usage.items():
         size = st.f_blocks * st.f_frsize
         if size and st.f_bavail * st.f_frsize < max(size // 50, 64 * 1024):
             full.append(mount)
     return full
 
 
-def over_limit(root: Path, limits: Limits) -> list[str]:
-    """SIZED_MOUNTS holding more inodes than MAX_INODES (bwrap cannot set nr_inodes), or more
-    bytes than their size (only where a tmpfs was not sized)."""
+def over_limit(usage: dict[str, os.statvfs_result], limits: Limits) -> list[str]:
+    """Mounts holding more inodes than MAX_INODES (bwrap cannot set nr_inodes), or more bytes
+    than their size (only where a tmpfs was not sized)."""
     size = {"/tmp": limits.tmpfs_bytes, "/dev/shm": limits.tmpfs_bytes,
             SCRATCH: limits.disk_bytes}
-    over = []
-    for mount in SIZED_MOUNTS:
-        try:
-            st = os.statvfs(root / mount.lstrip("/"))
-        except OSError:
-            continue
-        if ((st.f_blocks - st.f_bfree) * st.f_frsize > size[mount]
-                or st.f_files - st.f_ffree > MAX_INODES):
-            over.append(mount)
-    return over
+    return [mount for mount, st in usage.items()
+            if (st.f_blocks - st.f_bfree) * st.f_frsize > size[mount]
+            or st.f_files - st.f_ffree > MAX_INODES]
 
 
 def runtime_overflow(runtime_dir: Path) -> bool:
