@@ -29,6 +29,16 @@ def _new_axes(ax: Axes | None) -> Axes:
     return ax
 
 
+def _depth_axes(ax: Axes, depths: Sequence[int], ylabel: str) -> Axes:
+    """Depth on x (one tick per depth), the error on y, legend and a light grid."""
+    ax.set_xticks(list(depths))
+    ax.set_xlabel("depth (layers with weights)")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
 def plot_curves(
     histories: Mapping[str, History],
     metric: str = "train_error",
@@ -84,12 +94,7 @@ def plot_error_vs_depth(
             )
         values = np.asarray(errors, dtype=float)
         ax.plot(depths, 100 * values if as_percent else values, "o-", label=label)
-    ax.set_xticks(list(depths))
-    ax.set_xlabel("depth (layers with weights)")
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return ax
+    return _depth_axes(ax, depths, ylabel)
 
 
 def plot_error_spread_vs_depth(
@@ -115,12 +120,7 @@ def plot_error_spread_vs_depth(
         line = ax.errorbar(depths, means, yerr=stds, fmt="o-", capsize=4, label=label)
         for depth, v in zip(depths, values, strict=True):
             ax.plot([depth] * v.size, v, ".", color=line[0].get_color(), alpha=0.5)
-    ax.set_xticks(list(depths))
-    ax.set_xlabel("depth (layers with weights)")
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    return ax
+    return _depth_axes(ax, depths, ylabel)
 
 
 def plot_gradient_norms(
