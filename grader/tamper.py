@@ -191,6 +191,9 @@ def _extend_baseline(name: str) -> None:
 def start_kernel() -> None:
     """Entry point of a graded kernel: snapshot the interpreter, watch for torch/numpy imports,
     then run ipykernel (the command line is ipykernel's: -f CONNECTION_FILE ...)."""
+    import grader
+
+    grader.restore_imports()  # before the snapshot: the kernel's imports as a student's own
     sys.meta_path.insert(0, _BaselineOnImport())
     snapshot()
     sys.argv.append("--IPKernelApp.exec_lines="

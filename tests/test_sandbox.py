@@ -119,6 +119,7 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
         " 'as_limit': resource.getrlimit(resource.RLIMIT_AS)[0],\n"
         " 'scratch': [os.access(d, os.W_OK)\n"
         "             for d in ('/tmp', '/dev/shm', os.path.expanduser('~'))],\n"
+        " 'rfc3987': __import__('rfc3987_syntax').__name__,\n"
         "}\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n"
         "    facts['net'] = True\nexcept OSError:\n    facts['net'] = False\n"
         "open('written.txt', 'w').write('ok')\nprint(repr(facts))\n")
@@ -134,6 +135,7 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
     assert facts["sizes"] == [64 * 1024**2, 64 * 1024**2, 96 * 1024**2]  # sized tmpfs
     assert facts["as_limit"] == 3 * GIB
     assert facts["scratch"] == [True, True, True]  # private tmpfs: /tmp, /dev/shm, home
+    assert facts["rfc3987"] == "rfc3987_syntax"  # what the grader skips, the student may import
     assert list((tmp_path / "work").iterdir()) == []  # nothing of the scratch comes back
     assert report["sandboxed"] is True and report["tamper_runtime"] == []
     assert report["disk_full"] == []
