@@ -37,8 +37,8 @@ nbgrader.api.get_alembic_version = alembic_head
 
 @contextmanager
 def open_gradebook(db_url: str) -> Iterator[Gradebook]:
-    """The gradebook at `db_url` (SQLite or PostgreSQL), closed on exit. nbgrader runs the
-    `alembic` executable here: grader.course.put_venv_on_path() first."""
+    """The gradebook at `db_url` (SQLite or PostgreSQL), closed on exit. A new one is stamped
+    with alembic_head(), read in this process (nbgrader would start `alembic`)."""
     with Gradebook(db_url) as gb, warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)
         yield gb
