@@ -58,7 +58,7 @@ from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, wri
 from grader.limits import Limits
 from grader.nbgrader_config import KERNEL_ENV, build_config
 from grader.sandbox import FORWARDED_ENV, SandboxSpec, _prepare_ownership, readonly_paths
-from grader.uids import UidLease, chown_tree
+from grader.uids import UidLease, chown_tree, is_zombie
 
 MAX_LOG_CHARS = 400_000  # the tail of nbgrader's log that comes back (errors are at the end)
 MAX_HTML_BYTES = 64 * 1024**2  # a feedback page: the capped notebook, rendered
@@ -271,7 +271,7 @@ class StepsChild:
                 os.kill(self.pid, 0)
             except (ProcessLookupError, PermissionError):
                 return
-            if _is_zombie(self.pid):
+            if is_zombie(self.pid):
                 return
             time.sleep(0.02)
         self._kill()
@@ -280,13 +280,6 @@ class StepsChild:
 def _reachable_by_others(path: Path) -> bool:
     """Every folder from / down to `path` can be entered by any user."""
     return all(os.stat(p).st_mode & stat.S_IXOTH for p in [*reversed(path.parents), path])
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class _ServerSpec(SandboxSpec):

@@ -57,25 +57,28 @@ class UidLease:
 
 
 def user_processes(uid: int) -> list[int]:
-    """Pids of live processes whose real uid is `uid` (read from /proc)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        lines = status.splitlines()
-        state = next((line.split()[1] for line in lines if line.startswith("State:")), "")
-        if state == "Z":  # exited, only its exit status left: whoever reaps it (here often
-            continue      # the container's init, which does so in its own time) frees the pid
-        for line in lines:
-            if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                pids.append(int(entry))
-            if line.startswith("Uid:"):
-                break
-    return pids
+    """Pids of live processes whose real uid is `uid` (read from /proc). A zombie is not live:
+    it has exited and only its exit status is left; whoever reaps it (here often the
+    container's init, which does so in its own time) frees the pid."""
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and _real_uid(entry) == uid and not is_zombie(int(entry))]
+
+
+def _real_uid(pid: str) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("Uid:")), None)
+
+
+def is_zombie(pid: int) -> bool:
+    """The process has exited (its exit status not yet collected), or is gone altogether."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def kill_user_processes(uid: int, wait: float = 10.0) -> None:

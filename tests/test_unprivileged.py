@@ -46,7 +46,7 @@ from grader.autograde import (
 from grader.cli import main
 from grader.limits import Limits
 from grader.sandbox import sandbox_available
-from grader.uids import UID_BASE, UID_SLOTS, user_processes
+from grader.uids import UID_BASE, UID_SLOTS, is_zombie, user_processes
 from grader.verdict import CellVerdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -367,10 +367,12 @@ def test_a_zombie_is_not_a_live_process():
     # time) runs nothing: releasing a uid lease must not wait for it
     proc = subprocess.Popen(["true"])
     deadline = time.monotonic() + 10
-    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+    while not is_zombie(proc.pid):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        assert proc.pid not in user_processes(os.getuid())
+        assert Path(f"/proc/{proc.pid}").exists()  # exited, not yet reaped: still listed there
+        mine = user_processes(os.getuid())
+        assert proc.pid not in mine and os.getpid() in mine
     finally:
         proc.wait()
