@@ -101,6 +101,10 @@ class GradingSettings:
     def config(self) -> Config:
         return grading_config(self.course_root, self.db_url, **self.child_settings())
 
+    def run_limits(self) -> Limits:
+        """The limits a submission is graded under: `limits` with the cell timeout set."""
+        return Limits(**{**self.limits.__dict__, "cell_timeout": self.timeout})
+
     def child_settings(self) -> dict:
         """grading_config's arguments but the paths: what nbgrader's child process needs."""
         return {"timeout": self.timeout, "kernel_manager_class": self.kernel_manager_class,
@@ -184,7 +188,7 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     notebook and the feedback page without following links."""
     start = time.monotonic()
     put_venv_on_path()
-    limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
+    limits = settings.run_limits()
     # the trusted verdicts need no kernel: judged (checks here, student code in a sandboxed
     # subject) while nbgrader runs the notebook for the executed copy and the manual grading
     judging = ThreadPoolExecutor(max_workers=1)
@@ -356,9 +360,8 @@ def generate_feedback(settings: GradingSettings, student_id: str, assignment_id:
         grades = feedback_grades(settings.db_url, student_id, assignment_id)
         text = nbformat.writes(with_verdict_messages(nb))
         if child is None:
-            limits = Limits(**{**settings.limits.__dict__, "cell_timeout": settings.timeout})
             with nbgrader_steps.StepsChild(settings.child_settings(),
-                                           _child_seconds(limits)) as own:
+                                           _child_seconds(settings.run_limits())) as own:
                 page = nbgrader_steps.feedback(own, student_id, assignment_id, text, grades)
         else:
             page = nbgrader_steps.feedback(child, student_id, assignment_id, text, grades)
