@@ -123,20 +123,23 @@ def run_autograde(submissions_root: Path, workdir: Path, assignment_id: str | No
     return run_grader(*args, *(extra_args or []), timeout=timeout)
 
 
+def _process_cwds() -> list[tuple[int, str]]:
+    """(pid, working folder) of every live process this user can see."""
+    cwds = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cwds.append((int(entry), os.readlink(f"/proc/{entry}/cwd")))
+            except OSError:
+                continue
+    return cwds
+
+
 def pids_under(folder: Path) -> list[int]:
     """Live processes whose working directory is inside `folder` (a graded notebook's kernel
     and everything it started run there; other graders on the machine do not)."""
     folder = Path(folder).resolve()
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cwd = Path(os.readlink(f"/proc/{entry}/cwd"))
-            except OSError:
-                continue
-            if cwd.is_relative_to(folder):
-                pids.append(int(entry))
-    return pids
+    return [pid for pid, cwd in _process_cwds() if Path(cwd).is_relative_to(folder)]
 
 
 def orphaned_grading_pids() -> list[int]:
@@ -148,17 +151,15 @@ def orphaned_grading_pids() -> list[int]:
     import tempfile
 
     pattern = re.compile(re.escape(tempfile.gettempdir()) + r"/gsz-(\d+)-")
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cwd = os.readlink(f"/proc/{entry}/cwd")
-            except OSError:
-                continue
-            match = pattern.match(cwd)
-            if match and not os.path.exists(f"/proc/{match.group(1)}"):
-                pids.append(int(entry))
-    return pids
+    matches = [(pid, pattern.match(cwd)) for pid, cwd in _process_cwds()]
+    return [pid for pid, match in matches
+            if match and not os.path.exists(f"/proc/{match.group(1)}")]
+
+
+def read_by_student(path: Path) -> dict[str, dict]:
+    """The rows of a per-student CSV (grades.csv, review.csv) by student id."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return {row["student_id"]: row for row in csv.DictReader(f)}
 
 
 def read_grades_by_cell(workdir: Path, assignment_id: str | None = None):

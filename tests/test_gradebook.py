@@ -10,6 +10,7 @@ from sqlalchemy import text
 from toy_gradebook import AID, MAX_SCORE, add_submission, grade_row, make_course
 
 from grader import gradebook
+from grader.course import sqlite_url
 from grader.verdict import CellVerdict, record
 
 
@@ -80,7 +81,6 @@ def test_new_gradebooks_get_nbgrader_s_own_schema_revision(tmp_path):
     from nbgrader.api import Gradebook
 
     assert gradebook.alembic_head() == gradebook.nbgrader_alembic_version()
-    url = f"sqlite:///{tmp_path / 'new.db'}"
-    with Gradebook(url) as gb:
+    with Gradebook(sqlite_url(tmp_path)) as gb:
         stamped = gb.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert stamped == gradebook.alembic_head()

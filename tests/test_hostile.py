@@ -22,7 +22,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from submissions import grader_env, orphaned_grading_pids, pids_under, run_grader
+from submissions import (
+    grader_env,
+    orphaned_grading_pids,
+    pids_under,
+    read_by_student,
+    run_grader,
+)
 
 from grader.sandbox import sandbox_available
 
@@ -188,10 +194,6 @@ def autograde_args(root: Path, submissions: Path, work: Path, *extra: str) -> li
             "--memory-gb", MEMORY_GB, "--max-processes", "64", *extra]
 
 
-def read_csv(path: Path) -> dict[str, dict]:
-    with path.open() as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
-
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> dict:
@@ -226,7 +228,7 @@ def test_run_finishes_and_exits_0(course):
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_flags_and_scores(course, student):
     flags, points = EXPECTED[student]
-    grades = read_csv(course["work"] / "grades.csv")
+    grades = read_by_student(course["work"] / "grades.csv")
     row = grades[student]
     assert row["flags"] == flags, (student, row)
     cells = [r for r in csv.DictReader((course["work"] / "grades_by_cell.csv").open())
@@ -237,7 +239,7 @@ def test_flags_and_scores(course, student):
 
 
 def test_flagged_submissions_are_listed_for_review(course):
-    review = read_csv(course["work"] / "review.csv")
+    review = read_by_student(course["work"] / "review.csv")
     flagged = {s for s, (flags, _) in EXPECTED.items() if flags}
     assert set(review) == flagged
     for student, (flags, _) in EXPECTED.items():
@@ -317,8 +319,8 @@ def test_serial_run_matches_jobs_2(course, tmp_path):
     work = tmp_path / "work"
     result = run_grader(*autograde_args(course["root"], submissions, work))
     assert result.returncode == 0, result.stderr[-3000:]
-    serial = read_csv(work / "grades.csv")
-    parallel = read_csv(course["work"] / "grades.csv")
+    serial = read_by_student(work / "grades.csv")
+    parallel = read_by_student(course["work"] / "grades.csv")
     assert {s: serial[s] for s in SUBSET} == {s: parallel[s] for s in SUBSET}
     by_cell = lambda p: sorted(  # noqa: E731
         tuple(r.values()) for r in csv.DictReader(p.open()) if r["student_id"] in SUBSET)
@@ -349,8 +351,8 @@ def test_killed_run_leaves_a_gradebook_the_next_run_continues(course, tmp_path):
     result = run_grader(*autograde_args(course["root"], submissions, work))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("(from an earlier run)") >= 1
-    resumed = read_csv(work / "grades.csv")
-    reference = read_csv(course["work"] / "grades.csv")
+    resumed = read_by_student(work / "grades.csv")
+    reference = read_by_student(course["work"] / "grades.csv")
     assert {s: resumed[s] for s in students} == {s: reference[s] for s in students}
 
 
@@ -372,7 +374,7 @@ def test_refuses_without_sandbox_unless_asked(course, tmp_path):
     allowed = subprocess.run(cmd + ["--no-sandbox"], capture_output=True, text=True, env=env,
                              cwd=REPO, timeout=300)
     assert allowed.returncode == 0, allowed.stderr[-3000:]
-    assert read_csv(tmp_path / "work" / "grades.csv")["good"]["score"] == "3"
+    assert read_by_student(tmp_path / "work" / "grades.csv")["good"]["score"] == "3"
 
 
 def test_postgresql_gradebook(course, tmp_path):
@@ -392,6 +394,6 @@ def test_postgresql_gradebook(course, tmp_path):
         again = run_grader(*autograde_args(course["root"], submissions, work, "--db-url", url))
         assert again.returncode == 0, again.stderr[-3000:]
     assert not (work / "gradebook.db").exists()
-    pg = read_csv(work / "grades.csv")
-    reference = read_csv(course["work"] / "grades.csv")
+    pg = read_by_student(work / "grades.csv")
+    reference = read_by_student(course["work"] / "grades.csv")
     assert {s: pg[s] for s in SUBSET} == {s: reference[s] for s in SUBSET}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from submissions import run_grader
+from submissions import read_by_student, run_grader
 from test_hostile import _solved, autograde_args
 
 from grader.files import (
@@ -401,10 +401,6 @@ def build_submissions(root: Path, decoy: Path, work: Path) -> Path:
     return submissions
 
 
-def read_csv(path: Path) -> dict[str, dict]:
-    with path.open(encoding="utf-8") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
-
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
@@ -436,7 +432,7 @@ def test_run_exits_0(graded):
 @pytest.mark.parametrize("student", sorted(EXPECTED))
 def test_flags_and_scores(graded, student):
     flags, points = EXPECTED[student]
-    row = read_csv(graded["work"] / "grades.csv")[student]
+    row = read_by_student(graded["work"] / "grades.csv")[student]
     assert row["flags"] == flags or (student, row["flags"]) in RACY, (student, row)
     cells = [r for r in csv.DictReader((graded["work"] / "grades_by_cell.csv").open())
              if r["student_id"] == student and r["grade_id"].startswith("test_")]
@@ -475,7 +471,7 @@ def test_nothing_the_kernel_or_hand_in_left_reaches_dir(graded):
 @pytest.mark.slow  # grades the hostile toy class end to end
 @needs_sandbox
 def test_refused_hand_in_entries_are_listed_for_review(graded):
-    review = read_csv(graded["work"] / "review.csv")
+    review = read_by_student(graded["work"] / "review.csv")
     assert "unsafe-file" in review["handin_links"]["flags"]
     log = graded["result"].stdout
     assert "graded handin_links/toy" in log
@@ -537,7 +533,7 @@ def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
     # kernel in the middle of its write: the cell ends in an error output then
     stopped = any(o.get("output_type") == "error" for o in outputs)
     assert "runtime folder" in text or stopped, text
-    flags = read_csv(graded["work"] / "grades.csv")["fill_runtime"]["flags"].split(";")
+    flags = read_by_student(graded["work"] / "grades.csv")["fill_runtime"]["flags"].split(";")
     assert "disk-limit" in flags
 
 
@@ -545,8 +541,8 @@ def test_runtime_folder_is_bounded_once_the_kernel_runs(graded):
 @needs_sandbox
 def test_bad_names_are_skipped_flagged_and_written_safely(graded):
     work = graded["work"]
-    grades = read_csv(work / "grades.csv")
-    review = read_csv(work / "review.csv")
+    grades = read_by_student(work / "grades.csv")
+    review = read_by_student(work / "review.csv")
     refused = [ascii(n) for n in BAD_FOLDERS] + [ascii(os.fsdecode(BAD_BYTES)),
                                                  "linked_student"]
     for student_id in refused:
@@ -709,9 +705,9 @@ def test_export_keeps_the_bad_name_rows(graded):
     the refused folders' rows stay, the feedback pages are rebuilt from the sanitised notebook.
     Runs last: it rewrites DIR's CSVs and feedback."""
     work = graded["work"]
-    before = read_csv(work / "grades.csv")
+    before = read_by_student(work / "grades.csv")
     result = run_grader("export", "--workdir", str(work))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert read_csv(work / "grades.csv") == before
+    assert read_by_student(work / "grades.csv") == before
     page = (work / "feedback" / "xss" / "toy" / "toy.html").read_text()
     assert active_parts(page) == [] and "click me" in page

@@ -20,7 +20,6 @@ Runtime: about 2-3 min on 2 loaded cores (two toy autograde runs), so marked slo
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import shutil
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from submissions import read_by_student
 from test_grader_cli import FIXTURE, _submission
 
 from grader import nbgrader_steps
@@ -112,11 +112,6 @@ def _tree(root: Path) -> dict[str, tuple]:
             out[str(path.relative_to(root))] = (info.st_mode, info.st_uid,
                                                 hashlib.sha256(data).hexdigest())
     return out
-
-
-def _grades(workdir: Path) -> dict[str, dict]:
-    with open(workdir / "grades.csv", newline="") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
 
 
 def _toy_course(folder: Path) -> Path:
@@ -250,7 +245,7 @@ def test_root_never_follows_what_the_notebook_left(tmp_path):
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, out + err
     assert _tree(decoy) == before  # nothing followed a link into it: bytes, modes, owners
-    grades = _grades(work)
+    grades = read_by_student(work / "grades.csv")
     assert grades["alice"]["score"] == "3" and grades["alice"]["flags"] == ""
     assert float(grades["planter"]["score"]) <= 3
     for path in work.rglob("*"):
@@ -339,7 +334,7 @@ def test_normal_user_mode_grades_and_owns_everything():
                               str(root), "--cell-timeout", "10"], folder),
             cwd=REPO, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        grades = _grades(work)
+        grades = read_by_student(work / "grades.csv")
         assert (grades["alice"]["score"], grades["alice"]["flags"]) == ("3", "")
         assert (grades["bob"]["score"], grades["bob"]["flags"]) == ("2", "")
         # helen's double() calls a helper from a cell of her own: the kernel ran it, the
