@@ -38,6 +38,9 @@ system-deps:
 	fi
 
 # Re-run the install whenever requirements.txt or pyproject.toml is newer than the stamp.
+# pip compiles every module's bytecode here, as it does by default: the grading sandbox
+# mounts .venv read-only, so a kernel could not write it and would compile on every
+# import (the reader repository's Makefile, which grades nothing, skips it).
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

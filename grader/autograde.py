@@ -38,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from traitlets.config import Config
 
 from grader import flags as flag_names
-from grader import gradebook, manual, nbgrader_steps, resume, verdict
+from grader import gradebook, manual, nbgrader_steps, resume
 from grader import shard as sharding
 from grader.course import (
     CourseLayout,
@@ -186,6 +186,10 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     (grader.nbgrader_steps); this process runs no student code and reads nothing a student's
     process wrote: it records the gradebook from the child's data and writes the executed
     notebook and the feedback page without following links."""
+    # imports torch: only where a submission is graded, not in a run's main process, which
+    # hands every submission to --jobs worker processes
+    from grader import verdict
+
     start = time.monotonic()
     put_venv_on_path()
     limits = settings.run_limits()
@@ -324,10 +328,12 @@ def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[
 
 def _instructor_names(course_root: Path, assignment_id: str) -> set[str]:
     """Top-level names defined by any code cell of the source notebook (the instructor's)."""
+    from grader.verdict import _defined_names
+
     path = CourseLayout(course_root).source_notebook(assignment_id)
     nb = nbformat.reads(read_bytes(path).decode("utf-8"), as_version=4)
     return {name for cell in nb.cells if cell.cell_type == "code"
-            for name in verdict._defined_names(cell.source)}
+            for name in _defined_names(cell.source)}
 
 
 def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str,
