@@ -8,12 +8,16 @@ import fcntl
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import time
 from pathlib import Path
 
 UID_BASE, UID_SLOTS = 61000, 1000  # uids when grading as root (one per sandbox or nbgrader child)
-LOCK_DIR = Path(tempfile.gettempdir()) / "grader-sandbox-uids"
+# Leases are taken only as root. One fixed folder in /run (root-only, not $TMPDIR: two graders
+# with different TMPDIRs must still see each other's leases; not /tmp, where another user
+# could create it first, as a link to anywhere).
+LOCK_DIR = Path("/run/grader-sandbox-uids")
 
 
 def chown_tree(root: Path, uid: int) -> None:
@@ -31,12 +35,12 @@ class UidLease:
     """A sandbox user id held (flock) for one kernel's life, so concurrent sandboxes never share
     one: RLIMIT_NPROC counts per user, and one fork bomb must not starve another job's kernel."""
 
-    def __init__(self) -> None:
-        LOCK_DIR.mkdir(mode=0o700, exist_ok=True)
+    def __init__(self, lock_dir: Path = LOCK_DIR) -> None:
+        _own_folder(lock_dir)
         start = os.getpid() % (UID_SLOTS - 1)
         for k in range(UID_SLOTS - 1):
             uid = UID_BASE + (start + k) % (UID_SLOTS - 1)
-            fd = os.open(LOCK_DIR / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
+            fd = os.open(lock_dir / str(uid), os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -54,6 +58,19 @@ class UidLease:
             kill_user_processes(self.uid)
             os.close(self._fd)
             self._fd = None
+
+
+def _own_folder(folder: Path) -> None:
+    """Create `folder` (0700) if missing; refuse one that is a link, or that another user owns
+    or can write to (its lock files would not be ours alone)."""
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise RuntimeError(f"{folder} must be a folder of this user's that no one else can "
+                           "write to (it holds the sandbox user ids' leases)")
 
 
 def user_processes(uid: int) -> list[int]:

@@ -46,7 +46,7 @@ from grader.autograde import (
 from grader.cli import main
 from grader.limits import Limits
 from grader.sandbox import sandbox_available
-from grader.uids import UID_BASE, UID_SLOTS, is_zombie, user_processes
+from grader.uids import UID_BASE, UID_SLOTS, UidLease, is_zombie, user_processes
 from grader.verdict import CellVerdict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -371,3 +371,41 @@ def test_a_zombie_is_not_a_live_process():
         assert proc.pid not in mine and os.getpid() in mine
     finally:
         proc.wait()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="uid leases are taken only as root")
+def test_concurrent_leases_get_different_uids_from_one_fixed_folder(tmp_path):
+    # the folder does not follow $TMPDIR: graders with different TMPDIRs see each other's leases
+    where = [subprocess.run([sys.executable, "-c", "import grader.uids as u; print(u.LOCK_DIR)"],
+                            env={**os.environ, "TMPDIR": str(t)}, capture_output=True, text=True,
+                            cwd=REPO, check=True).stdout.strip() for t in (tmp_path, "/tmp")]
+    assert where == ["/run/grader-sandbox-uids"] * 2
+    folder = tmp_path / "leases"
+    first, second = UidLease(folder), UidLease(folder)
+    try:
+        assert first.uid != second.uid
+        assert UID_BASE <= min(first.uid, second.uid) < UID_BASE + UID_SLOTS
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        first.release()
+        second.release()
+    again = UidLease(folder)  # a released uid can be leased again
+    again.release()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="uid leases are taken only as root")
+@pytest.mark.parametrize("kind", ["link", "others_can_write", "not_a_folder"])
+def test_a_lease_folder_someone_else_could_control_is_refused(tmp_path, kind):
+    decoy = tmp_path / "decoy"
+    decoy.mkdir(mode=0o700)
+    folder = tmp_path / "leases"
+    if kind == "link":  # e.g. made first by another user, pointing anywhere
+        folder.symlink_to(decoy)
+    elif kind == "others_can_write":
+        folder.mkdir()
+        folder.chmod(0o777)
+    else:
+        folder.write_text("")
+    with pytest.raises(RuntimeError, match="no one else can write"):
+        UidLease(folder)
+    assert list(decoy.iterdir()) == []  # no lock file was created through the link
