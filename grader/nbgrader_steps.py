@@ -290,8 +290,9 @@ class _ServerSpec(SandboxSpec):
 
 
 def child_env(folder: Path) -> dict[str, str]:
-    """The children's environment: the venv's bin/ first (nbgrader runs `alembic`), $HOME in
-    their folder, the grader's own packages importable; no instructor's secrets."""
+    """The children's environment: the venv's bin/ first (nbgrader starts `alembic` only for a
+    new gradebook; a child's is a copy of the template, but any tool it starts is the venv's),
+    $HOME in their folder, the grader's own packages importable; no instructor's secrets."""
     import grader
 
     packages = str(Path(grader.__file__).resolve().parents[1])
