@@ -67,6 +67,9 @@ def _own_folder(folder: Path) -> None:
         folder.mkdir(mode=0o700)
     except FileExistsError:
         pass
+    except FileNotFoundError:
+        raise RuntimeError(f"{folder.parent} is missing: the sandbox user ids' leases are kept "
+                           f"in {folder}") from None
     st = os.lstat(folder)
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
         raise RuntimeError(f"{folder} must be a folder of this user's that no one else can "
