@@ -1,0 +1,113 @@
+"""Where a command's CPU time goes, by kind of process.
+
+    python tests/cpu_by_process.py [--json FILE] -- make test
+
+Runs the command and samples /proc five times a second: every process seen (the command's own
+and any other started meanwhile: kernels in sandboxes, reparented daemons, Chromium) is put in
+a kind by its command line, and its CPU time (user + system) is counted from when it was first
+seen, so processes already running at the start count only what they used during the run. A
+process that lives less than a sample's interval, or its last fraction of one, is missed.
+Prints a table (CPU seconds, processes, kind) and, with --json FILE, writes it there too.
+Linux only. The README's breakdown of `make test` was measured with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+# kind of process -> substrings of its command line, tried in this order
+KINDS = [
+    ("book or exercise kernel", ["ipykernel"]),
+    ("grading kernel", ["import grader.tamper"]),
+    ("verdict subject", ["grader_wire"]),
+    ("nbgrader steps", ["grader.nbgrader_steps"]),
+    ("spawned worker", ["multiprocessing.spawn", "spawn_main"]),
+    ("grader command", ["-m grader"]),
+    ("chromium", ["chrom"]),
+    ("pip", ["-m pip"]),
+    ("pytest", ["pytest", "exec(eval(sys.stdin.readline()))"]),  # xdist workers: execnet
+    ("postgres", ["postgres"]),
+    ("bubblewrap", ["bwrap"]),
+]
+INTERVAL = 0.2  # seconds between samples
+
+
+def kind_of(cmdline: str) -> str:
+    for kind, needles in KINDS:
+        if any(n in cmdline for n in needles):
+            return kind
+    return "other: " + (cmdline.split(" ", 1)[0].rsplit("/", 1)[-1] or "(kernel thread)")
+
+
+def _read(pid: str) -> tuple[str, int] | None:
+    """(start time, CPU ticks) of a process; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[19], int(fields[11]) + int(fields[12])  # starttime, utime + stime
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
+    """Run argv; (its exit status, CPU seconds by kind, processes by kind)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    seen: dict[tuple[str, str], list] = {}  # (pid, start) -> [kind, ticks at first sight, last]
+
+    def sample(first: bool = False) -> None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            read = _read(pid)
+            if read is None or int(pid) == os.getpid():
+                continue
+            start, ticks = read
+            entry = seen.get((pid, start))
+            if entry is None:  # already running before the command: count from now
+                seen[(pid, start)] = [kind_of(_cmdline(pid)), ticks if first else 0, ticks]
+            else:
+                entry[2] = ticks
+
+    sample(first=True)
+    proc = subprocess.Popen(argv)
+    while proc.poll() is None:
+        time.sleep(INTERVAL)
+        sample()
+    cpu, count = Counter(), Counter()
+    for kind, base, last in seen.values():
+        if last > base:
+            cpu[kind] += (last - base) / hz
+            count[kind] += 1
+    return proc.returncode, dict(cpu), dict(count)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument("--json", metavar="FILE", help="also write the table there")
+    parser.add_argument("command", nargs="+", help="the command to run (after --)")
+    args = parser.parse_args(argv)
+    status, cpu, count = measure(args.command)
+    for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"{seconds:9.1f} s  {count[kind]:6d}  {kind}")
+    print(f"{sum(cpu.values()):9.1f} s  in all; the command exited with {status}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"status": status, "cpu_seconds": cpu, "processes": count}, f, indent=1)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""tests/cpu_by_process.py, the tool behind the README's CPU breakdown of `make test`."""
+
+import sys
+
+from cpu_by_process import kind_of, main, measure
+
+BUSY = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end: pass"
+
+
+def test_kinds_by_command_line():
+    assert kind_of("/v/bin/python -m ipykernel_launcher -f k.json") == "book or exercise kernel"
+    assert kind_of("bwrap --unshare-all -- python -c import grader.tamper; x") == "grading kernel"
+    assert kind_of("python -I -c m = types.ModuleType('grader_wire')") == "verdict subject"
+    assert kind_of("/usr/lib/chromium/chromium --headless") == "chromium"
+    assert kind_of("/usr/bin/sleep 5") == "other: sleep"
+    assert kind_of("") == "other: (kernel thread)"
+
+
+def test_counts_the_cpu_of_the_command_and_its_children():
+    status, cpu, count = measure([sys.executable, "-c",
+                                  f"import subprocess, sys\nsubprocess.run([sys.executable, "
+                                  f"'-c', {BUSY!r}])"])  # fmt: skip
+    assert status == 0
+    python = f"other: {sys.executable.rsplit('/', 1)[-1]}"
+    assert 0.7 < cpu[python] < 6 and count[python] >= 1, cpu  # the child's 1 s, not missed
+
+
+def test_the_exit_status_is_the_command_s(capsys):
+    assert main(["--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert "the command exited with 3" in capsys.readouterr().out
