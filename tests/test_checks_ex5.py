@@ -4,11 +4,15 @@ The solution, correct and wrong variants are run against every check in tests/te
 these are the tests particular to this assignment.
 """
 
+import copy
+
 import pytest
 import torch
+import variants_ex5
 from submissions import load_answers
 
 from grader.checks import ex5
+from grader.checks.common import CheckFailure
 
 ASSIGNMENT = "ex5_gpu_training"
 
@@ -16,7 +20,6 @@ ASSIGNMENT = "ex5_gpu_training"
 @pytest.fixture(scope="module")
 def solution():
     return load_answers(ASSIGNMENT)
-
 
 
 def test_pick_device_check_restores_torch(solution):
@@ -38,3 +41,30 @@ def test_host_batches_notice_a_missing_move():
         torch.nn.functional.linear(X, torch.ones(2, 3))
     assert ex5.HostBatch.used_unmoved == ["linear", "linear"]
     ex5.HostBatch.used_unmoved = []
+
+
+def test_averaging_batch_means_is_caught_on_every_draw():
+    # it used to pass about 1 draw in 400: BatchNorm undoes the short last batch's scaled
+    # inputs, so its loss could land next to the others' average, where the two means agree
+    wrong = load_answers(ASSIGNMENT, {"train_one_epoch":
+                                      variants_ex5.WRONG["train_one_epoch"]["mean_of_batch_means"]})
+    for _ in range(300):
+        with pytest.raises(CheckFailure, match="returned loss"):
+            ex5.check_train_one_epoch(wrong["train_one_epoch"])
+
+
+def test_epoch_problems_tell_the_two_means_apart():
+    for _ in range(50):
+        model, X, y, batch_size, lr = ex5._sized_epoch_problem(ex5._fp32_tolerance)
+        losses: list[float] = []
+        net = copy.deepcopy(model)
+        per_example = ex5.reference_train_one_epoch(
+            net, ex5.host_loader(X, y, batch_size), ex5._sgd(net, lr), torch.device("cpu"),
+            batch_losses=losses)  # fmt: skip
+        k, b, m = len(losses) - 1, batch_size, len(y) % batch_size  # k full batches, m left
+        assert k == len(y) // b and m >= 2
+        gap = sum(losses) / len(losses) - per_example
+        assert abs(gap) > 20 * ex5._fp32_tolerance(per_example)
+        # the docstring's formula for the gap (L: the last batch's loss, A: the others' mean)
+        L, A = losses[-1], sum(losses[:-1]) / k
+        assert gap == pytest.approx(k * (b - m) * (L - A) / ((k + 1) * (k * b + m)), abs=1e-6)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import numbers
 import random
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -114,8 +115,10 @@ def _expect_number(value, what: str) -> float:
 # ---------------------------------------------------------------------------------------------
 # train_one_epoch
 # ---------------------------------------------------------------------------------------------
-def reference_train_one_epoch(model, loader, optimizer, device, amp=False) -> float:
-    """Train mode, batches to device, bf16 autocast when amp; mean loss per example."""
+def reference_train_one_epoch(model, loader, optimizer, device, amp=False,
+                              batch_losses: list | None = None) -> float:
+    """Train mode, batches to device, bf16 autocast when amp; mean loss per example. Each
+    batch's mean loss is appended to `batch_losses` when given."""
     model.train()
     total, count = 0.0, 0
     for X, y in loader:
@@ -127,6 +130,8 @@ def reference_train_one_epoch(model, loader, optimizer, device, amp=False) -> fl
         optimizer.step()
         total += loss.item() * len(y)
         count += len(y)
+        if batch_losses is not None:
+            batch_losses.append(loss.item())
     return total / count
 
 
@@ -139,22 +144,45 @@ def _small_net(d: int, h: int, classes: int, batchnorm: bool) -> nn.Module:
 
 
 def _training_problem(batchnorm: bool):
+    """(model, X, y, batch_size, lr): a short last batch (>= 2 examples, for BatchNorm)."""
     d, h, classes = random.randint(3, 8), random.randint(8, 16), random.randint(3, 5)
     batch_size = random.randint(8, 12)
-    n = batch_size * random.randint(3, 4) + random.randint(2, 4)  # a short last batch (>= 2: BN)
+    n = batch_size * random.randint(3, 4) + random.randint(2, 4)
     X = torch.randn(n, d)
-    X[-(n % batch_size):] *= 4.0  # the short last batch has a clearly different loss
+    X[-(n % batch_size):] *= 4.0  # the short last batch: a different loss (without BatchNorm)
     y = torch.randint(0, classes, (n,))
-    return _small_net(d, h, classes, batchnorm), X, y, batch_size
+    lr = random.choice([0.05, 0.1])
+    return _small_net(d, h, classes, batchnorm), X, y, batch_size, lr
 
 
-def _run_both(train_one_epoch, model, X, y, batch_size, amp):
+def _sized_epoch_problem(tolerance: Callable[[float], float]):
+    """A BatchNorm problem on which the mean loss per example differs from the mean of the
+    batches' mean losses by over 20 tolerances, redrawn until it does. With k full batches of
+    b examples and a last one of m, the two differ by k(b - m)(L - A) / ((k + 1)(kb + m)), where
+    L is the last batch's loss and A the others' average: BatchNorm undoes the last batch's
+    scaled inputs, so L could land next to A, where an answer averaging batch means passed
+    (about 1 draw in 400)."""
+    for _ in range(100):
+        model, X, y, batch_size, lr = _training_problem(batchnorm=True)
+        losses: list[float] = []
+        net = copy.deepcopy(model)
+        per_example = reference_train_one_epoch(
+            net, host_loader(X, y, batch_size), _sgd(net, lr), torch.device("cpu"),
+            batch_losses=losses)  # fmt: skip
+        if abs(per_example - sum(losses) / len(losses)) > 20 * tolerance(per_example):
+            return model, X, y, batch_size, lr
+    raise RuntimeError("no training problem with a distinct per-example mean in 100 draws")
+
+
+def _sgd(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
+def _run_both(train_one_epoch, model, X, y, batch_size, lr, amp):
     """Student's and reference epoch on copies of `model` (both start in eval mode)."""
     device = torch.device("cpu")
-    lr, momentum = random.choice([0.05, 0.1]), 0.9
     theirs, ours = copy.deepcopy(model).eval(), copy.deepcopy(model).eval()
-    opt_theirs = torch.optim.SGD(theirs.parameters(), lr=lr, momentum=momentum)
-    opt_ours = torch.optim.SGD(ours.parameters(), lr=lr, momentum=momentum)
+    opt_theirs, opt_ours = _sgd(theirs, lr), _sgd(ours, lr)
 
     dtypes = []
     hook = next(m for m in theirs.modules() if isinstance(m, nn.Linear)).register_forward_hook(
@@ -168,14 +196,20 @@ def _run_both(train_one_epoch, model, X, y, batch_size, amp):
     return theirs, ours, loss, ref, dtypes
 
 
+def _fp32_tolerance(ref: float) -> float:
+    """How far a float32 epoch's returned loss may be from the reference's."""
+    return 1e-5 + 1e-4 * abs(ref)
+
+
 def check_train_one_epoch(train_one_epoch) -> None:
     random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(train_one_epoch, "train_one_epoch")
     what = "train_one_epoch(model, loader, optimizer, device)"
 
     # fp32: exact comparison with the reference epoch.
-    model, X, y, batch_size = _training_problem(batchnorm=True)
-    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, False)
+    model, X, y, batch_size, lr = _sized_epoch_problem(_fp32_tolerance)
+    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, lr,
+                                                False)  # fmt: skip
     _expect_moved(what)
     loss = _expect_number(loss, what)
     expect(dtypes and all(t == torch.float32 for t in dtypes),
@@ -185,7 +219,7 @@ def check_train_one_epoch(train_one_epoch) -> None:
     hint = (f"the mean loss per example over the epoch (batches of sizes {sizes}: weight each "
             "batch's mean loss by its size, then divide by the number of examples); the model "
             "must be in train mode, with gradients zeroed before each step")
-    expect(abs(loss - ref) <= 1e-5 + 1e-4 * abs(ref), f"{what}: returned loss", f"{loss:.6g}",
+    expect(abs(loss - ref) <= _fp32_tolerance(ref), f"{what}: returned loss", f"{loss:.6g}",
            f"{ref:.6g} ({hint})")
     for (name, p), q in zip(theirs.state_dict().items(), ours.state_dict().values(), strict=True):
         expect_close(p.float(), q.float(), f"{what}: '{name}' after one epoch (compared with a "
@@ -193,8 +227,9 @@ def check_train_one_epoch(train_one_epoch) -> None:
                      "for every batch)")
 
     # amp: bf16 autocast around the forward pass; bf16 rounding allows a loose comparison only.
-    model, X, y, batch_size = _training_problem(batchnorm=False)
-    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, True)
+    model, X, y, batch_size, lr = _training_problem(batchnorm=False)
+    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, lr,
+                                                True)  # fmt: skip
     what = "train_one_epoch(..., amp=True)"
     _expect_moved(what)
     loss = _expect_number(loss, what)
