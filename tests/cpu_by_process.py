@@ -4,7 +4,8 @@
 
 Runs the command and samples /proc five times a second: every process seen (the command's own
 and any other started meanwhile: kernels in sandboxes, reparented daemons, Chromium) is put in
-a kind by its command line, and its CPU time (user + system) is counted from when it was first
+a kind by its command line (read again at its first samples: a forked child shows its
+parent's until it execs), and its CPU time (user + system) is counted from when it was first
 seen, so processes already running at the start count only what they used during the run. A
 process that lives less than a sample's interval, or its last fraction of one, is missed.
 Prints a table (CPU seconds, processes, kind) and, with --json FILE, writes it there too.
@@ -36,6 +37,7 @@ KINDS = [
     ("bubblewrap", ["bwrap"]),
 ]
 INTERVAL = 0.2  # seconds between samples
+RESIGHTINGS = 5  # a process's kind is read again at its first samples (after an exec)
 
 
 def kind_of(cmdline: str) -> str:
@@ -66,7 +68,8 @@ def _cmdline(pid: str) -> str:
 def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
     """Run argv; (its exit status, CPU seconds by kind, processes by kind)."""
     hz = os.sysconf("SC_CLK_TCK")
-    seen: dict[tuple[str, str], list] = {}  # (pid, start) -> [kind, ticks at first sight, last]
+    # (pid, start) -> [kind, ticks at first sight, last ticks, sightings]
+    seen: dict[tuple[str, str], list] = {}
 
     def sample(first: bool = False) -> None:
         for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -76,9 +79,11 @@ def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
             start, ticks = read
             entry = seen.get((pid, start))
             if entry is None:  # already running before the command: count from now
-                seen[(pid, start)] = [kind_of(_cmdline(pid)), ticks if first else 0, ticks]
-            else:
-                entry[2] = ticks
+                seen[(pid, start)] = [kind_of(_cmdline(pid)), ticks if first else 0, ticks, 1]
+                continue
+            entry[2] = ticks
+            if entry[3] < RESIGHTINGS:  # forked, perhaps not yet exec'd: the parent's command
+                entry[0], entry[3] = kind_of(_cmdline(pid)), entry[3] + 1
 
     sample(first=True)
     proc = subprocess.Popen(argv)
@@ -86,7 +91,7 @@ def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
         time.sleep(INTERVAL)
         sample()
     cpu, count = Counter(), Counter()
-    for kind, base, last in seen.values():
+    for kind, base, last, _ in seen.values():
         if last > base:
             cpu[kind] += (last - base) / hz
             count[kind] += 1

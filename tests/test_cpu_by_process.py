@@ -28,3 +28,15 @@ def test_counts_the_cpu_of_the_command_and_its_children():
 def test_the_exit_status_is_the_command_s(capsys):
     assert main(["--", sys.executable, "-c", "raise SystemExit(3)"]) == 3
     assert "the command exited with 3" in capsys.readouterr().out
+
+
+def test_a_forked_child_is_counted_as_what_it_execs():
+    # the child shows its parent's command line until it execs: its kind is read again
+    # (the parent's own command line must not hold the child's kind: its marker is joined there)
+    parent = ("import os, sys, time\nif os.fork() == 0:\n    time.sleep(0.5)\n"
+              f"    child = '# grader' + '_wire\\n' + {BUSY!r}\n"
+              "    os.execv(sys.executable, [sys.executable, '-c', child])\nos.wait()")
+    assert "grader_wire" not in parent
+    status, cpu, _ = measure([sys.executable, "-c", parent])
+    assert status == 0
+    assert 0.7 < cpu.get("verdict subject", 0) < 6, cpu
