@@ -194,7 +194,6 @@ def autograde_args(root: Path, submissions: Path, work: Path, *extra: str) -> li
             "--memory-gb", MEMORY_GB, "--max-processes", "64", *extra]
 
 
-
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("hostile")

@@ -401,7 +401,6 @@ def build_submissions(root: Path, decoy: Path, work: Path) -> Path:
     return submissions
 
 
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
     if not sandbox_available()[0]:

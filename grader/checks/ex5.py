@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import numbers
 import random
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -155,21 +154,31 @@ def _training_problem(batchnorm: bool):
     return _small_net(d, h, classes, batchnorm), X, y, batch_size, lr
 
 
-def _sized_epoch_problem(tolerance: Callable[[float], float]):
+def _fp32_tolerance(ref: float) -> float:
+    """How far a float32 epoch's returned loss may be from the reference's."""
+    return 1e-5 + 1e-4 * abs(ref)
+
+
+def reference_epoch_losses(model, X, y, batch_size, lr) -> tuple[float, list[float]]:
+    """(mean loss per example, each batch's mean loss) of the reference epoch on a copy."""
+    losses: list[float] = []
+    net = copy.deepcopy(model)
+    per_example = reference_train_one_epoch(net, host_loader(X, y, batch_size), _sgd(net, lr),
+                                            torch.device("cpu"), batch_losses=losses)
+    return per_example, losses
+
+
+def _sized_epoch_problem():
     """A BatchNorm problem on which the mean loss per example differs from the mean of the
-    batches' mean losses by over 20 tolerances, redrawn until it does. With k full batches of
-    b examples and a last one of m, the two differ by k(b - m)(L - A) / ((k + 1)(kb + m)), where
-    L is the last batch's loss and A the others' average: BatchNorm undoes the last batch's
-    scaled inputs, so L could land next to A, where an answer averaging batch means passed
-    (about 1 draw in 400)."""
+    batches' mean losses by over 20 fp32 tolerances, redrawn until it does. With k full batches
+    of b examples and a last one of m, the two differ by k(b - m)(L - A) / ((k + 1)(kb + m)),
+    where L is the last batch's loss and A the others' average: BatchNorm undoes the last
+    batch's scaled inputs, so L could land next to A, where an answer averaging batch means
+    passed (about 1 draw in 400)."""
     for _ in range(100):
         model, X, y, batch_size, lr = _training_problem(batchnorm=True)
-        losses: list[float] = []
-        net = copy.deepcopy(model)
-        per_example = reference_train_one_epoch(
-            net, host_loader(X, y, batch_size), _sgd(net, lr), torch.device("cpu"),
-            batch_losses=losses)  # fmt: skip
-        if abs(per_example - sum(losses) / len(losses)) > 20 * tolerance(per_example):
+        per_example, losses = reference_epoch_losses(model, X, y, batch_size, lr)
+        if abs(per_example - sum(losses) / len(losses)) > 20 * _fp32_tolerance(per_example):
             return model, X, y, batch_size, lr
     raise RuntimeError("no training problem with a distinct per-example mean in 100 draws")
 
@@ -196,18 +205,13 @@ def _run_both(train_one_epoch, model, X, y, batch_size, lr, amp):
     return theirs, ours, loss, ref, dtypes
 
 
-def _fp32_tolerance(ref: float) -> float:
-    """How far a float32 epoch's returned loss may be from the reference's."""
-    return 1e-5 + 1e-4 * abs(ref)
-
-
 def check_train_one_epoch(train_one_epoch) -> None:
     random.seed(fresh_seed())  # problem sizes too, not only torch's draws
     expect_own_implementation(train_one_epoch, "train_one_epoch")
     what = "train_one_epoch(model, loader, optimizer, device)"
 
     # fp32: exact comparison with the reference epoch.
-    model, X, y, batch_size, lr = _sized_epoch_problem(_fp32_tolerance)
+    model, X, y, batch_size, lr = _sized_epoch_problem()
     theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, lr,
                                                 False)  # fmt: skip
     _expect_moved(what)
