@@ -2,7 +2,7 @@
 
 import pytest
 
-from resnet_course.seeds import ENV_VAR, chapter_seeds, seed_set
+from resnet_course.seeds import ENV_VAR, THREADS_ENV_VAR, chapter_seeds, chapter_threads, seed_set
 
 
 def test_default_seeds_are_zero_based(monkeypatch):
@@ -30,3 +30,13 @@ def test_bad_count_is_refused(monkeypatch, n):
     monkeypatch.delenv(ENV_VAR, raising=False)
     with pytest.raises(ValueError, match="n must be"):
         chapter_seeds(n)
+
+
+def test_threads_default_and_override(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV_VAR, raising=False)
+    assert chapter_threads() == 1
+    monkeypatch.setenv(THREADS_ENV_VAR, "2")
+    assert chapter_threads() == 2
+    monkeypatch.setenv(THREADS_ENV_VAR, "0")
+    with pytest.raises(ValueError, match=THREADS_ENV_VAR):
+        chapter_threads()
