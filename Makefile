@@ -18,6 +18,8 @@ help:
 	@echo "make book   build the Jupyter Book into _build/html (executes chapters, cached)"
 	@echo "           EDITION=self-study: with reference implementations in spoilers, into"
 	@echo "           _build/self-study/_build/html"
+	@echo "           SEED_SET=k THREADS=t ISA=AVX2: a robustness build (another seed set, thread"
+	@echo "           count, oneDNN ISA) into _build/variants/<settings>, with its own cache"
 	@echo "make test   install missing Debian packages, ruff, then the whole pytest suite"
 	@echo "           (library, exercises and grader, sandbox, book build, site checks in Chromium)"
 	@echo "make check  ruff, then the fast tests only (no @slow: unit tests and the in-process"
@@ -55,10 +57,24 @@ EDITION ?= course
 BOOK_OUT_course :=
 BOOK_OUT_self-study := --path-output _build/self-study
 
+# Robustness builds (issue "claims that hold on any machine"): SEED_SET=k runs every chapter on a
+# second, disjoint seed set (RESNET_COURSE_SEED_SET, read by resnet_course.seeds), THREADS=t on t
+# PyTorch threads (RESNET_COURSE_THREADS), ISA=AVX2 with oneDNN held to that instruction set
+# (ONEDNN_MAX_CPU_ISA). Such a build goes to _build/variants/<settings>/ with its own execution
+# cache (_ext/editions.py), e.g. `make book SEED_SET=1 ISA=AVX2`.
+SEED_SET ?=
+THREADS ?=
+ISA ?=
+VARIANT := $(subst $() ,_,$(strip $(if $(SEED_SET),seed-set-$(SEED_SET)) \
+             $(if $(THREADS),threads-$(THREADS)) $(if $(ISA),isa-$(ISA))))
+VARIANT_ENV := $(if $(SEED_SET),RESNET_COURSE_SEED_SET=$(SEED_SET)) \
+               $(if $(THREADS),RESNET_COURSE_THREADS=$(THREADS)) $(if $(ISA),ONEDNN_MAX_CPU_ISA=$(ISA))
+BOOK_OUT := $(if $(VARIANT),--path-output _build/variants/$(VARIANT)-$(EDITION),$(BOOK_OUT_$(EDITION)))
+
 book: $(STAMP)
 	@case "$(EDITION)" in course|self-study) ;; \
 	  *) echo "EDITION must be course or self-study, not '$(EDITION)'"; exit 2;; esac
-	COURSE_EDITION=$(EDITION) $(BIN)/jupyter-book build . -W -n --keep-going $(BOOK_OUT_$(EDITION))
+	COURSE_EDITION=$(EDITION) $(VARIANT_ENV) $(BIN)/jupyter-book build . -W -n --keep-going $(BOOK_OUT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

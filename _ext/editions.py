@@ -18,7 +18,10 @@ repository students clone, which `python -m grader publish` writes. It is set in
 
 **Cache.** Every build of this source folder, whatever its output folder (the self-study edition
 in _build/self-study, the tests' temporary builds), reuses the execution cache
-_build/.jupyter_cache unless _config.yml names another.
+_build/.jupyter_cache unless _config.yml names another. A robustness build (another seed set,
+thread count or oneDNN ISA: the environment variables in ``VARIANT_ENV``) changes what the
+chapters compute without changing their source, which is all the cache keys on, so it gets a
+cache of its own, e.g. _build/.jupyter_cache-RESNET_COURSE_SEED_SET-1.
 """
 
 from __future__ import annotations
@@ -75,9 +78,24 @@ def _check_edition(app: Sphinx, config: Config) -> None:
                           f"got {config.course_edition!r}")
 
 
+# Environment variables that change the chapters' results (resnet_course.seeds, oneDNN's kernels).
+VARIANT_ENV = ("RESNET_COURSE_SEED_SET", "RESNET_COURSE_THREADS", "ONEDNN_MAX_CPU_ISA")
+
+
+def variant_suffix(environ: dict[str, str]) -> str:
+    """``-NAME-value`` for each variant variable set (non-empty, and not seed set 0)."""
+    parts = []
+    for name in VARIANT_ENV:
+        value = environ.get(name, "").strip()
+        if value and not (name == "RESNET_COURSE_SEED_SET" and value == "0"):
+            parts.append(f"-{name}-{''.join(c if c.isalnum() else '_' for c in value)}")
+    return "".join(parts)
+
+
 def _share_execution_cache(app: Sphinx, config: Config) -> None:
     if not config.nb_execution_cache_path:
-        config.nb_execution_cache_path = str(Path(app.srcdir) / "_build" / ".jupyter_cache")
+        name = ".jupyter_cache" + variant_suffix(dict(os.environ))
+        config.nb_execution_cache_path = str(Path(app.srcdir) / "_build" / name)
 
 
 def _reader_repository(app: Sphinx) -> str:

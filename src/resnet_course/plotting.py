@@ -142,6 +142,35 @@ def plot_gradient_norms(
 
 
 @torch.no_grad()
+def plot_seed_strip(
+    values_by_label: Mapping[str, Sequence[float]],
+    ax: Axes | None = None,
+    ylabel: str = "",
+    log: bool = False,
+    as_percent: bool = False,
+) -> Axes:
+    """One column per label: a dot per seed and a bar at the seeds' mean (chapter "Small branches").
+
+    Shows the spread over seeds next to the mean, so a claim can be read off every run.
+    """
+    if not values_by_label:
+        raise ValueError("values_by_label is empty: pass {label: [value per seed], ...}")
+    ax = _new_axes(ax)
+    scale = 100 if as_percent else 1
+    for k, values in enumerate(values_by_label.values()):
+        v = np.asarray(values, dtype=float) * scale
+        offsets = np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else np.zeros(1)
+        ax.plot(k + offsets, v, "o", alpha=0.7, color=f"C{k}")
+        mean = np.exp(np.log(v).mean()) if log else v.mean()  # geometric mean on a log axis
+        ax.hlines(mean, k - 0.3, k + 0.3, color=f"C{k}", linewidth=2)
+    ax.set_xticks(range(len(values_by_label)), list(values_by_label), rotation=20, ha="right")
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    return ax
+
+
 def plot_decision_regions(
     model: nn.Module,
     X: torch.Tensor,
