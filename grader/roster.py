@@ -137,7 +137,8 @@ def read_roster(path: Path) -> Roster:
             "(Student, ID, ...), Moodle's grading worksheet (Identifier, Full name, ...) or "
             "Moodle's gradebook export (First name, Last name, ...)")
     if not roster.students:
-        raise RosterError(f"roster {path} lists no student")
+        raise RosterError(f"roster {path} lists no student with a usable id"
+                          + "".join(f"\n  {p}" for p in roster.problems[:10]))
     _refuse_duplicates(path, roster)
     return roster
 
