@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "gets a row with the LMS's ids (Canvas: Student, ID, SIS User ID, SIS "
                         "Login ID, Section, and the roster's 'Title (id)' column of each "
                         "assignment); students not in it are left out and reported")
+    export.add_argument("--column", dest="columns", action="append", default=[],
+                        metavar="ASSIGNMENT=TITLE",
+                        help="the assignment's title in the LMS where it is not the assignment "
+                        "id (e.g. ex2_identity='Exercise 2'); with --roster it picks the "
+                        "roster's 'Title (id)' column; repeatable")
     export.add_argument("--missing", choices=("blank", "zero"), default="blank",
                         help="the LMS cell of a roster student with no hand-in: blank (no "
                         "grade; the default) or zero")
@@ -306,6 +311,16 @@ def _collect(roots: Roots, args: argparse.Namespace) -> int:
                replace=args.replace, report=args.report)
 
 
+def _assignment_titles(pairs: list[str]) -> dict[str, str]:
+    titles = {}
+    for pair in pairs:
+        assignment, sep, title = pair.partition("=")
+        if not sep or not assignment.strip() or not title.strip():
+            raise ValueError(f"--column {pair!r}: expected ASSIGNMENT=TITLE")
+        titles[assignment.strip()] = title.strip()
+    return titles
+
+
 def _export(args: argparse.Namespace) -> int:
     from grader.export import ExportRefused, export
 
@@ -313,7 +328,8 @@ def _export(args: argparse.Namespace) -> int:
         failed = export(args.workdir, db_url=args.db_url,
                         formats=tuple(args.formats or ["csv"]), jobs=args.jobs,
                         roster=args.roster, missing=args.missing,
-                        include_pending=args.include_pending, final=args.final)
+                        include_pending=args.include_pending, final=args.final,
+                        columns=_assignment_titles(args.columns))
     except ExportRefused as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -181,6 +181,17 @@ class Outcome:
         return self.outcome in PLACED
 
 
+def member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as the LMS wrote it: zip tools that write UTF-8 names without setting
+    the zip's UTF-8 flag (bit 11) get them decoded as cp437 by Python; undo that."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return info.filename
+
+
 def member_problem(info: zipfile.ZipInfo) -> str | None:
     """Why a zip member is not read at all (its name is never used as a path anyway)."""
     name = info.filename
@@ -227,18 +238,18 @@ def _match_members(members: list[zipfile.ZipInfo], roster: Roster,
     """Outcomes of the members that will not be placed, and the notebook chosen per student."""
     outcomes, by_student = [], {}
     for info in members:
-        problem = member_problem(info)
-        parsed = None if problem else PARSERS[roster.lms](info.filename)
+        name, problem = member_name(info), member_problem(info)
+        parsed = None if problem else PARSERS[roster.lms](name)
         if problem or parsed is None:
-            outcomes.append(Outcome(info.filename, "", "refused" if problem else "unmatched",
+            outcomes.append(Outcome(name, "", "refused" if problem else "unmatched",
                                     problem or f"not a {roster.lms} submission file name"))
             continue
         who = match_student(roster, parsed)
         if isinstance(who, str):
-            outcomes.append(Outcome(info.filename, "", "unmatched", who))
+            outcomes.append(Outcome(name, "", "unmatched", who))
             continue
         if not parsed.file.lower().endswith(".ipynb"):
-            outcomes.append(Outcome(info.filename, who.student_id, "not-a-notebook",
+            outcomes.append(Outcome(name, who.student_id, "not-a-notebook",
                                     f"{parsed.file!r} is not a .ipynb file"))
             continue
         late = " (late)" if parsed.late else ""
@@ -248,16 +259,16 @@ def _match_members(members: list[zipfile.ZipInfo], roster: Roster,
         pick = _pick_notebook(files, assignment_id)
         for info, _, late in files:
             if pick is None:
-                outcomes.append(Outcome(info.filename, student_id, "ambiguous",
+                outcomes.append(Outcome(member_name(info), student_id, "ambiguous",
                                         f"{len(files)} notebooks, none named "
                                         f"{assignment_id}.ipynb: place one by hand"))
             elif info is pick:
                 chosen[student_id] = info
                 if late:
-                    outcomes.append(Outcome(info.filename, student_id, "late",
+                    outcomes.append(Outcome(member_name(info), student_id, "late",
                                             "the LMS marked this submission late"))
             else:
-                outcomes.append(Outcome(info.filename, student_id, "not-chosen",
+                outcomes.append(Outcome(member_name(info), student_id, "not-chosen",
                                         f"another notebook is named {assignment_id}.ipynb"))
     return outcomes, chosen
 
@@ -282,12 +293,12 @@ def _place(archive: zipfile.ZipFile, info: zipfile.ZipInfo, student_id: str,
         data = f.read(limit + 1)  # the real size, not the size the zip header claims
     budget[0] -= len(data)
     if len(data) > limit:
-        return Outcome(info.filename, student_id, "too-large",
+        return Outcome(member_name(info), student_id, "too-large",
                        f"more than {limit} bytes (limit per file {max_file_bytes})")
     try:
-        return _write(info.filename, data, student_id, assignment_id, submissions, replace)
+        return _write(member_name(info), data, student_id, assignment_id, submissions, replace)
     except UnsafeFile as err:  # a link or special file in SUBMISSIONS where a hand-in goes
-        return Outcome(info.filename, student_id, "refused", f"destination: {err}")
+        return Outcome(member_name(info), student_id, "refused", f"destination: {err}")
 
 
 def _write(member: str, data: bytes, student_id: str, assignment_id: str, submissions: Path,

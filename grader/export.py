@@ -25,6 +25,7 @@ from grader.lms_export import (
     Options,
     build_table,
     check_roster_fits,
+    column_warnings,
     describe,
     read_grades,
     report_path,
@@ -37,8 +38,8 @@ from grader.shard import load_class_record, load_class_refused
 
 def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] = print,
            formats: tuple[str, ...] = ("csv",), jobs: int = 1, roster: Path | None = None,
-           missing: str = "blank", include_pending: bool = False,
-           final: bool = False) -> list[tuple[str, str]]:
+           missing: str = "blank", include_pending: bool = False, final: bool = False,
+           columns: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """Rewrite the CSVs and regenerate each autograded submission's feedback page.
 
     db_url: the gradebook (default: the one the last autograde in workdir used).
@@ -46,7 +47,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     formats: "canvas" and "moodle" also write an LMS import file (grader.lms_export), joined
     on `roster` (the LMS's own export, grader.roster) when given; `missing` ("blank"/"zero")
     fills a roster student's missing hand-in; include_pending writes the partial score of a
-    submission still waiting for a hand grade (default: left empty, and reported).
+    submission still waiting for a hand grade (default: left empty, and reported); columns
+    names an assignment's title in the LMS where it is not the assignment id.
     final: refuse (ExportRefused, no LMS file or feedback written) while any hand grade is
     pending.
     jobs: feedback pages rendered at once, in separate processes (a large class: ~1 s each).
@@ -54,6 +56,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     """
     workdir = Path(workdir).resolve()
     lms_formats = [f for f in formats if f in FILES]
+    if roster and not lms_formats:
+        raise ValueError("--roster is for the LMS files: add --format canvas or --format moodle")
     the_roster = read_roster(Path(roster)) if roster else None
     for fmt in lms_formats:  # before anything is written
         check_roster_fits(fmt, the_roster)
@@ -72,7 +76,7 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     _check_pending(grades, final, log)
     for fmt in lms_formats:
         _write_lms(fmt, workdir, db_url, grades,
-                   Options(the_roster, missing, include_pending), log)
+                   Options(the_roster, missing, include_pending, columns=columns or {}), log)
     # feedback only renders the autograded notebook with the gradebook's scores: no sandbox
     settings = GradingSettings(workdir, db_url, sandbox=False)
     failed = []
@@ -111,7 +115,8 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
         from grader.gradebook import student_names
 
         names = student_names(db_url, {g.student_id for g in grades})
-        options = Options(None, options.missing, options.include_pending, names)
+        options = Options(None, options.missing, options.include_pending, names,
+                          options.columns)
         if fmt == MOODLE:
             log("warning: no --roster: every student id becomes a Moodle username row, and "
                 "Moodle aborts the whole import if one of them is unknown to it")
@@ -119,7 +124,10 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
     path = write_lms_file(fmt, workdir / FILES[fmt], table, options.roster)
     log(f"wrote {path} ({fmt} import; {len(table.students)} student(s); problems listed in "
         f"{report_path(path).name})")
-    for line in describe(table, options.include_pending):
+    for problem in options.roster.problems if options.roster else []:
+        log(f"warning: roster row left out: {problem}")
+    for line in describe(table, options.include_pending) + column_warnings(table,
+                                                                           options.roster):
         log(line)
 
 

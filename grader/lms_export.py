@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbgrader.plugins import ExportPlugin
-from traitlets import Bool, Enum, Unicode
+from traitlets import Bool, Dict, Enum, Unicode
 
 from grader.roster import (
     CANVAS,
@@ -86,6 +86,7 @@ class Options:
     roster: Roster | None = None
     missing: str = "blank"          # a roster student's missing hand-in: "blank" or "zero"
     include_pending: bool = False   # write the partial score of a submission still pending
+    columns: dict[str, str] = field(default_factory=dict)  # assignment id -> LMS title
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (first, last)
 
 
@@ -97,6 +98,7 @@ class Table:
     max_scores: dict[str, float]
     students: list[RosterStudent]
     cells: dict[tuple[str, str], str]   # (student_id, assignment) -> cell text
+    titles: dict[str, str]              # assignment id -> its title in the LMS
     notes: list[tuple[str, str, str]]   # (student_id, assignment, problem) for lms_report.csv
 
     @property
@@ -133,7 +135,8 @@ def build_table(grades: list[Grade], options: Options) -> Table:
                 cells[s.student_id, a] = number(g.score) if options.include_pending else ""
             else:
                 cells[s.student_id, a] = number(g.score)
-    return Table(assignments, max_scores, students, cells, notes)
+    titles = {a: options.columns.get(a, a) for a in assignments}
+    return Table(assignments, max_scores, students, cells, titles, notes)
 
 
 def _unrostered(student_id: str, names: tuple[str, str]) -> RosterStudent:
@@ -148,7 +151,7 @@ def _find(students: list[RosterStudent], student_id: str) -> RosterStudent | Non
 
 
 def canvas_rows(table: Table, roster: Roster | None) -> list[list[str]]:
-    headers = [_column(roster, a) for a in table.assignments]
+    headers = [_column(roster, table.titles[a]) for a in table.assignments]
     rows = [CANVAS_IDENTITY + headers,
             ["Points Possible", "", "", "", ""]
             + [number(table.max_scores[a]) for a in table.assignments]]
@@ -171,7 +174,7 @@ def moodle_rows(table: Table, roster: Roster | None) -> list[list[str]]:
         ids = {s.student_id: [s.student_id, s.name] for s in table.students}
     headers = []
     for a in table.assignments:
-        headers += [_column(roster, a), f"{a} (maximum grade)"]
+        headers += [_column(roster, table.titles[a]), f"{a} (maximum grade)"]
     rows = [identity + headers]
     for s in table.students:
         cells = []
@@ -181,14 +184,15 @@ def moodle_rows(table: Table, roster: Roster | None) -> list[list[str]]:
     return rows
 
 
-def _column(roster: Roster | None, assignment: str) -> str:
-    """Canvas: the roster's "Title (id)" header for the assignment, so Canvas fills that
-    assignment; Moodle: the item's title. Else the assignment id (a new assignment)."""
+def _column(roster: Roster | None, title: str) -> str:
+    """Canvas: the roster's "Title (id)" header of the assignment titled `title` (or the header
+    itself), so Canvas fills that assignment; Moodle: the item's title. Else `title`, which
+    Canvas matches by title or makes a new assignment of."""
     if roster is None:
-        return assignment
-    header = roster.column_for(assignment)
+        return title
+    header = title if title in roster.assignment_columns.values() else roster.column_for(title)
     if header is None:
-        return assignment
+        return title
     if roster.lms == MOODLE:  # "Assignment: ex2_identity (Real)" -> its title
         return MOODLE_ITEM.match(header)["title"]
     return header
@@ -236,6 +240,14 @@ def check_roster_fits(lms: str, roster: Roster | None) -> None:
                          f"{lms} roster")
 
 
+def unmatched_columns(table: Table, roster: Roster | None) -> list[str]:
+    """Assignments the roster has no column for (Canvas would create a new assignment)."""
+    if roster is None:
+        return []
+    return [a for a in table.assignments
+            if _column(roster, table.titles[a]) not in roster.assignment_columns.values()]
+
+
 def describe(table: Table, include_pending: bool = False) -> list[str]:
     """Warnings for the log: what the LMS file does not say by itself."""
     lines = []
@@ -254,6 +266,12 @@ def describe(table: Table, include_pending: bool = False) -> list[str]:
         lines.append(f"{len(by_problem[NO_HAND_IN])} roster student(s) x assignment(s) "
                      "without a hand-in")
     return lines
+
+
+def column_warnings(table: Table, roster: Roster | None) -> list[str]:
+    return [f"warning: the roster has no column for {a} (titled {table.titles[a]!r}): the "
+            f"{roster.lms} import makes a new item of it; name the LMS's title with "
+            f"--column {a}=TITLE" for a in unmatched_columns(table, roster)]
 
 
 # ---- nbgrader export plugins -----------------------------------------------------------
@@ -285,6 +303,9 @@ class LmsExportPlugin(ExportPlugin):
                    help="the cell of a roster student with no hand-in").tag(config=True)
     include_pending = Bool(False, help="write the partial score of submissions whose hand "
                            "grading is pending (default: leave them empty)").tag(config=True)
+    columns = Dict(value_trait=Unicode(), default_value={},
+                   help="assignment id -> its title (or 'Title (id)' header) in the "
+                   "LMS").tag(config=True)
 
     def export(self, gradebook) -> None:
         roster = read_roster(Path(self.roster)) if self.roster else None
@@ -292,11 +313,12 @@ class LmsExportPlugin(ExportPlugin):
         names = {s.id: (s.first_name or "", s.last_name or "") for s in gradebook.students}
         grades = grades_in_gradebook(gradebook, [str(s) for s in self.student],
                                      [str(a) for a in self.assignment])
-        table = build_table(grades, Options(roster, self.missing, self.include_pending, names))
+        table = build_table(grades, Options(roster, self.missing, self.include_pending, names,
+                                            dict(self.columns)))
         dest = Path(self.to or FILES[self.lms])
         write_lms_file(self.lms, dest, table, roster)
         self.log.info("Exported %s grades to %s", self.lms, dest)
-        for line in describe(table, self.include_pending):
+        for line in describe(table, self.include_pending) + column_warnings(table, roster):
             self.log.warning(line)
 
 

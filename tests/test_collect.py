@@ -10,13 +10,14 @@ grader/collect.py.
 from __future__ import annotations
 
 import csv
+import zipfile
 from pathlib import Path
 
 import pytest
 from lms_downloads import CANVAS_MEMBERS, MOODLE_MEMBERS, make_zip, notebook
 
 from grader.cli import main
-from grader.collect import CollectError, Outcome, collect, run
+from grader.collect import CollectError, Outcome, collect, member_name, run
 from grader.roster import read_roster
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
@@ -175,3 +176,15 @@ def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
                        for p in (tmp_path / "submitted").rglob("*.ipynb"))
     assert submitted == ["ann/toy/toy.ipynb", "bo/toy/toy.ipynb", "cy/toy/toy.ipynb"]
     assert (tmp_path / "submitted" / "bo" / AID / f"{AID}.ipynb").read_bytes() == notebook("bo")
+
+
+def test_names_written_without_the_utf8_flag(tmp_path: Path):
+    """Zip writers that store UTF-8 names without the UTF-8 flag: Python reads them as cp437;
+    the name is recovered, so a Moodle name with an accent still matches the roster."""
+    real = "Dee Díaz_1234504_assignsubmission_file_/toy.ipynb"
+    info = zipfile.ZipInfo(real.encode("utf-8").decode("cp437"))
+    assert info.flag_bits & 0x800 == 0 and member_name(info) == real
+    download = make_zip(tmp_path / "dl.zip", {real: notebook("dee")})  # Python sets the flag
+    got = by_outcome(collect(download, read_roster(LMS / "moodle_gradebook.csv"), AID,
+                             tmp_path / "S"))
+    assert got["collected"] == [(real, "dee@example.edu")]

@@ -167,6 +167,8 @@ def test_moodle_round_trip(tmp_path: Path, monkeypatch):
     assert any("not in the roster left out: stray/toy" in line for line in log)
     with pytest.raises(ValueError, match="needs a canvas roster"):
         export(work, log=log.append, formats=("csv", "canvas"), roster=roster)
+    with pytest.raises(ValueError, match="--roster is for the LMS files"):
+        export(work, log=log.append, roster=roster)
 
 
 def test_export_joins_the_shards(work):

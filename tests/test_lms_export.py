@@ -25,8 +25,10 @@ from grader.lms_export import (
     Grade,
     Options,
     build_table,
+    column_warnings,
     read_grades,
     report_path,
+    unmatched_columns,
     write_lms_file,
 )
 from grader.report import GRADES_HEADER
@@ -121,6 +123,23 @@ def test_canvas_with_the_roster(tmp_path: Path) -> None:
     report = read_rows(report_path(path))[1:]
     assert sorted(report) == [["cy", "toy", "hand-grading-pending"],
                               ["dee", "toy", "no-hand-in"], ["zed", "toy", "not-in-roster"]]
+
+
+def test_assignment_titles_and_unmatched_columns(tmp_path: Path) -> None:
+    """An assignment whose Canvas title is not its id: named with --column, it fills the
+    roster's column; left unnamed, it is warned about (Canvas would make a new assignment)."""
+    roster = read_roster(LMS / "canvas_gradebook.csv")
+    grades = [Grade("ann", "toy", 5.0, 6.5, False), Grade("ann", "ex9", 7.0, 10.0, False)]
+    table = build_table(grades, Options(roster))
+    assert unmatched_columns(table, roster) == ["ex9"]
+    assert "--column ex9=TITLE" in column_warnings(table, roster)[0]
+    for title in ("Exercise 9", "Exercise 9 (1009)"):
+        table = build_table(grades, Options(roster, columns={"ex9": title}))
+        assert unmatched_columns(table, roster) == []
+        path = write_lms_file(CANVAS, tmp_path / "c.csv", table, roster)
+        assert read_rows(path)[0][5:] == ["Exercise 9 (1009)", "Toy (1002)"]
+        assert canvas_import(path, LMS / "canvas_gradebook.csv") == {("501", "1009"): "7",
+                                                                     ("501", "1002"): "5"}
 
 
 def test_canvas_import_check_catches_the_old_layout(tmp_path: Path) -> None:
@@ -231,3 +250,5 @@ def test_cli_export_options() -> None:
                   "zero", "--include-pending", "--final"])
     assert (args.root, args.roster, args.missing) == (Path("r"), Path("x.csv"), "zero")
     assert args.include_pending and args.final
+    args = parse(["export", "--workdir", "w", "--column", "ex2_identity=Exercise 2"])
+    assert args.columns == ["ex2_identity=Exercise 2"]
