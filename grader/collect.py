@@ -8,14 +8,15 @@ silent drop).
 
 File names, as the LMSs write them:
 * Canvas: `<sortable name>_<canvas user id>_<submission/attachment id>_<file name>`, with
-  `_LATE_` (Canvas writes it in capitals; matched in any case) before the user id when the
-  submission was late, e.g. `leeann_501_90017_ex2_identity.ipynb`,
+  `_LATE_` (or `_late_`: matched in any case) before the user id when the submission was
+  late, e.g. `leeann_501_90017_ex2_identity.ipynb`,
   `leeann_LATE_501_90017_ex2_identity-1.ipynb` (a resubmission gets `-1`). The sortable name
   is lower-cased with everything but letters and digits removed. The user id is the `ID`
-  column of Canvas's gradebook export. Sources: Canvas Instructor Guide, "How do I download all
-  student submissions for an assignment?"
-  (https://community.canvaslms.com/t5/Instructor-Guide/How-do-I-download-all-student-submissions-for-an-assignment/ta-p/698);
-  instructure/canvas-lms, app/models/attachments/... ContentZipper (submission file names).
+  column of Canvas's gradebook export. Sources: Canvas Instructor Guide, "How do I download
+  all student submissions for an assignment?" (community.canvaslms.com, Instructor Guide:
+  files are renamed with the student's name and ids); instructure/canvas-lms, ContentZipper
+  (the class that builds the download and joins name, LATE, user id, attachment id and the
+  uploaded file name with underscores).
 * Moodle: with "Download submissions in folders" (the default since Moodle 3.x), one folder
   per student `<Full name>_<participant id>_assignsubmission_file_/` holding the files as
   uploaded; without it, flat files `<Full name>_<participant id>_assignsubmission_file_<file>`.

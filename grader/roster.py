@@ -18,7 +18,7 @@ allowed, as both LMSs write one):
   `Identifier, Full name, Email address, Status, Grade, Maximum Grade, ...`; `Identifier` is
   `Participant <participant id>`, the id Moodle puts in "Download all submissions" names
   (mod/assign/locallib.php: get_uniqueid_for_user). Source: MoodleDocs "Assignment settings /
-  Offline grading worksheet" (https://docs.moodle.org/en/Using_Assignment#Offline_grading_worksheet).
+  Offline grading worksheet" (https://docs.moodle.org/en/Using_Assignment).
 * **Moodle gradebook export** (Grades > Export > Plain text file). Header `First name, Last
   name, [Username,] ID number, Institution, Department, Email address`, then `<Item> (Real)`
   columns. It holds no participant id, so a download is matched on the full name
