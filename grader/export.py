@@ -21,6 +21,7 @@ from grader.course import put_venv_on_path
 from grader.lms_export import (
     FILES,
     MOODLE,
+    MOODLE_MAP_TO,
     Grade,
     Options,
     build_table,
@@ -115,8 +116,8 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
         from grader.gradebook import student_names
 
         names = student_names(db_url, {g.student_id for g in grades})
-        options = Options(None, options.missing, options.include_pending, names,
-                          options.columns)
+        options = Options(None, options.missing, options.include_pending,
+                          columns=options.columns, names=names)
         if fmt == MOODLE:
             log("warning: no --roster: every student id becomes a Moodle username row, and "
                 "Moodle aborts the whole import if one of them is unknown to it")
@@ -124,6 +125,10 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
     path = write_lms_file(fmt, workdir / FILES[fmt], table, options.roster)
     log(f"wrote {path} ({fmt} import; {len(table.students)} student(s); problems listed in "
         f"{report_path(path).name})")
+    if fmt == MOODLE and options.roster is not None:
+        column = options.roster.id_column
+        log(f"in Moodle's CSV import, map {column!r} to {MOODLE_MAP_TO.get(column, column)!r} "
+            "and each '(maximum grade)' column to Ignore")
     for problem in options.roster.problems if options.roster else []:
         log(f"warning: roster row left out: {problem}")
     for line in describe(table, options.include_pending) + column_warnings(table,

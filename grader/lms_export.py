@@ -8,7 +8,8 @@ in the grades gets a row. Every cell that is not a plain final score is reported
 file, in grades_canvas_report.csv / grades_moodle_report.csv (`student_id, assignment,
 problem`): `hand-grading-pending` (the cell is
 left empty unless include_pending: a partial score must not look final), `no-hand-in` (empty,
-or 0 with missing="zero"), `not-in-roster` (no row).
+or 0 with missing="zero"), `not-in-roster` (no row), `same-student-twice` (two grade rows
+name one roster student, e.g. under login and Canvas ID: the first, in id order, is used).
 
 Canvas (Grades > Import). Columns `Student, ID, SIS User ID, SIS Login ID, Section`, then one
 per assignment, and a second row `Points Possible` with each assignment's points. Canvas finds
@@ -60,7 +61,6 @@ from grader.roster import (
     read_roster,
 )
 
-FORMATS = ("csv", CANVAS, MOODLE)
 CANVAS_FILE = "grades_canvas.csv"
 MOODLE_FILE = "grades_moodle.csv"
 REPORT_HEADER = ["student_id", "assignment", "problem"]
@@ -68,6 +68,7 @@ MOODLE_IDENTITY = ["Username", "First name", "Last name"]  # without a roster
 MOODLE_MAP_TO = {"Username": "username", "Email address": "useremail",
                  "ID number": "useridnumber"}
 PENDING, NO_HAND_IN, NOT_IN_ROSTER = "hand-grading-pending", "no-hand-in", "not-in-roster"
+TWICE = "same-student-twice"  # two grade rows name one roster student (e.g. login and ID)
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,7 @@ class Table:
     students: list[RosterStudent]
     cells: dict[tuple[str, str], str]   # (student_id, assignment) -> cell text
     titles: dict[str, str]              # assignment id -> its title in the LMS
-    notes: list[tuple[str, str, str]]   # (student_id, assignment, problem) for lms_report.csv
-
-    @property
-    def pending(self) -> list[tuple[str, str]]:
-        return [(s, a) for s, a, p in self.notes if p == PENDING]
+    notes: list[tuple[str, str, str]]   # (student_id, assignment, problem) for the report
 
 
 def build_table(grades: list[Grade], options: Options) -> Table:
@@ -121,6 +118,8 @@ def build_table(grades: list[Grade], options: Options) -> Table:
         who = roster.find(g.student_id) if roster else _find(students, g.student_id)
         if who is None:
             notes.append((g.student_id, g.assignment, NOT_IN_ROSTER))
+        elif (who.student_id, g.assignment) in found:  # the first row stands; this one is shown
+            notes.append((g.student_id, g.assignment, TWICE))
         else:
             found[who.student_id, g.assignment] = g
     cells = {}
@@ -313,8 +312,8 @@ class LmsExportPlugin(ExportPlugin):
         names = {s.id: (s.first_name or "", s.last_name or "") for s in gradebook.students}
         grades = grades_in_gradebook(gradebook, [str(s) for s in self.student],
                                      [str(a) for a in self.assignment])
-        table = build_table(grades, Options(roster, self.missing, self.include_pending, names,
-                                            dict(self.columns)))
+        table = build_table(grades, Options(roster, self.missing, self.include_pending,
+                                            columns=dict(self.columns), names=names))
         dest = Path(self.to or FILES[self.lms])
         write_lms_file(self.lms, dest, table, roster)
         self.log.info("Exported %s grades to %s", self.lms, dest)

@@ -86,10 +86,13 @@ def test_export_reports_failed_feedback(work, monkeypatch):
 
 def test_export_writes_lms_files(work):
     root, url, _ = work
+    with open_gradebook(url) as gb:
+        gb.update_or_create_student("ann", first_name="Ann", last_name="Lee")
     log = []
     export(root, log=log.append, formats=("csv", "canvas", "moodle"))
     canvas, moodle = _rows(root / CANVAS_FILE), _rows(root / MOODLE_FILE)
     assert [r[3] for r in canvas[2:]] == ["ann", "bad_x", "bo"]  # SIS Login ID column
+    assert canvas[2][0] == "Lee, Ann" and moodle[1][:3] == ["ann", "Ann", "Lee"]
     assert [r[0] for r in moodle[1:]] == ["ann", "bad_x", "bo"]
     # ann's and bo's written answers are not graded yet: warned, LMS cells left empty
     assert any(line.startswith("warning: hand grading is pending for 2") for line in log)

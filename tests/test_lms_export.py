@@ -123,6 +123,10 @@ def test_canvas_with_the_roster(tmp_path: Path) -> None:
     report = read_rows(report_path(path))[1:]
     assert sorted(report) == [["cy", "toy", "hand-grading-pending"],
                               ["dee", "toy", "no-hand-in"], ["zed", "toy", "not-in-roster"]]
+    # one student under two of the roster's ids: the first row stands, the other is reported
+    table = build_table([Grade("501", "toy", 1.0, 6.5, False), Grade("ann", "toy", 5.0, 6.5,
+                                                                     False)], Options(roster))
+    assert table.cells["ann", "toy"] == "1" and ("ann", "toy", "same-student-twice") in table.notes
 
 
 def test_assignment_titles_and_unmatched_columns(tmp_path: Path) -> None:
@@ -216,26 +220,31 @@ def test_nbgrader_export_plugin(tmp_path: Path, monkeypatch) -> None:
     url = make_course(tmp_path)
     add_submission(url, "ann", {"test_b": 2.0, "test_a": 1.5}, manual={"answer_text": 3.0})
     add_submission(url, "bo", {"test_b": 2.0, "test_a": 0.0})  # written answer not graded
+    with Gradebook(url) as gb:
+        gb.update_or_create_student("ann", first_name="Ann", last_name="Lee")
     monkeypatch.chdir(tmp_path)
-    for plugin, roster in (("CanvasExportPlugin", "canvas_gradebook.csv"),
-                           ("MoodleExportPlugin", "moodle_gradebook.csv")):
+    for plugin, to, roster in (("CanvasExportPlugin", "canvas.csv", "canvas_gradebook.csv"),
+                               ("MoodleExportPlugin", "moodle.csv", "moodle_gradebook.csv"),
+                               ("CanvasExportPlugin", "bare.csv", None)):
         app = ExportApp()
         app.initialize([f"--CourseDirectory.root={tmp_path}", f"--db={url}",
-                        f"--exporter=grader.lms_export.{plugin}", f"--to={plugin}.csv",
-                        f"--{plugin}.roster={LMS / roster}"])
+                        f"--exporter=grader.lms_export.{plugin}", f"--to={to}"]
+                       + ([f"--{plugin}.roster={LMS / roster}"] if roster else []))
         app.start()
-    canvas = read_rows(tmp_path / "CanvasExportPlugin.csv")
+    bare = read_rows(tmp_path / "bare.csv")  # no roster: names from nbgrader's gradebook
+    assert [r[:4] for r in bare[2:]] == [["Lee, Ann", "", "", "ann"], ["bo", "", "", "bo"]]
+    canvas = read_rows(tmp_path / "canvas.csv")
     assert canvas[0][-1] == "Toy (1002)"
     assert [r[3:] for r in canvas[2:]] == [["ann", "Section A", "6.5"],
                                            ["bo", "Section A", ""],  # pending: left empty
                                            ["cy", "Section B", ""], ["dee", "Section B", ""]]
-    assert canvas_import(tmp_path / "CanvasExportPlugin.csv",
+    assert canvas_import(tmp_path / "canvas.csv",
                          LMS / "canvas_gradebook.csv") == {("501", "1002"): "6.5"}
-    moodle = read_rows(tmp_path / "MoodleExportPlugin.csv")
+    moodle = read_rows(tmp_path / "moodle.csv")
     assert [r[0] for r in moodle[1:]] == ["ann@example.edu", "bo@example.edu",
                                           "cy@example.edu", "dee@example.edu"]
     # ann and bo are nbgrader ids the Moodle roster does not know: reported, not dropped
-    report = read_rows(tmp_path / "MoodleExportPlugin_report.csv")
+    report = read_rows(tmp_path / "moodle_report.csv")
     assert ["ann", "toy", "not-in-roster"] in report and ["bo", "toy", "not-in-roster"] in report
 
 
