@@ -30,11 +30,13 @@ File names, as the LMSs write them:
 The name parsers are nbgrader FileNameCollectorPlugins, so nbgrader's own `zip_collect`
 uses them too: `nbgrader zip_collect ASSIGNMENT
 --collector=grader.collect.CanvasCollector --CanvasCollector.roster=ROSTER.csv`
-(MoodleCollector likewise). `python -m grader collect` does not unpack the zip to disk the way
-zip_collect does: members are data, read one at a time with size limits; a member name is only
-parsed, never used as a path (absolute names, `..`, links and encrypted members are refused),
-and every file written is SUBMISSIONS/<roster id>/<assignment id>/<assignment id>.ipynb with
-both ids checked by grader.files.name_problem.
+(MoodleCollector likewise; add `--extractor=grader.collect.SafeExtractor` so that zip_collect
+unpacks with the limits below instead of setuptools' unpack_archive). `python -m grader
+collect` does not unpack the zip to disk at all: members are data, read one at a time with
+size limits; a member name is only parsed, never used as a path (absolute names, `..`, links
+and encrypted members are refused), and every file written is
+SUBMISSIONS/<roster id>/<assignment id>/<assignment id>.ipynb with both ids checked by
+grader.files.name_problem.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from nbgrader.plugins import FileNameCollectorPlugin
+from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
 from traitlets import Unicode
 
 from grader.files import (
@@ -168,6 +170,48 @@ class MoodleCollector(_RosterCollector):
     """nbgrader zip_collect --collector=grader.collect.MoodleCollector"""
 
     lms = MOODLE
+
+
+class SafeExtractor(ExtractorPlugin):
+    """nbgrader zip_collect --extractor=grader.collect.SafeExtractor: each *.zip in the
+    archive folder unpacked into extracted/<zip name>/ as data. Members that member_problem
+    refuses, and members past the size limits, are skipped with a warning; a file already there
+    is kept unless --force."""
+
+    def extract(self, archive_path: str, extracted_path: str) -> None:
+        for archive in sorted(Path(archive_path).iterdir()):
+            if lstat_kind(archive) != "file" or archive.suffix.lower() != ".zip":
+                self.log.warning("Skipped (not a zip file): %s", archive)
+                continue
+            out = make_folders(Path(extracted_path), archive.stem)
+            with zipfile.ZipFile(archive) as z:
+                budget = [MAX_TOTAL_BYTES]
+                for info in z.infolist()[:MAX_MEMBERS]:
+                    if not info.is_dir():
+                        self._extract_one(z, info, out, budget)
+
+    def _extract_one(self, z: zipfile.ZipFile, info: zipfile.ZipInfo, out: Path,
+                     budget: list[int]) -> None:
+        name, problem = member_name(info), member_problem(info)
+        if problem:
+            self.log.warning("Skipped zip member %r: %s", name, problem)
+            return
+        parts = PurePosixPath(name).parts
+        limit = min(MAX_FILE_BYTES, budget[0])
+        with z.open(info) as f:
+            data = f.read(limit + 1)
+        budget[0] -= len(data)
+        if len(data) > limit:
+            self.log.warning("Skipped zip member %r: more than %d bytes", name, limit)
+            return
+        try:
+            dest = make_folders(out, *parts[:-1]) / parts[-1]
+            if lstat_kind(dest) != "missing" and not self.force:
+                self.log.warning("Kept existing %s (--force replaces it)", dest)
+                return
+            write_atomic(dest, data)
+        except UnsafeFile as err:
+            self.log.warning("Skipped zip member %r: %s", name, err)
 
 
 @dataclass

@@ -153,8 +153,8 @@ def test_cli_collect(tmp_path: Path, capsys):
 
 
 def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
-    """nbgrader's own `zip_collect` with grader.collect.CanvasCollector: the file lands in
-    submitted/<roster id>/<assignment>/, named after the assignment."""
+    """nbgrader's own `zip_collect` with grader.collect.SafeExtractor and CanvasCollector: each
+    notebook lands in submitted/<roster id>/<assignment>/, named after the assignment."""
     from nbgrader.apps import ZipCollectApp
 
     from grader.course import put_venv_on_path
@@ -164,17 +164,24 @@ def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
     (tmp_path / "release" / AID / f"{AID}.ipynb").write_bytes(notebook("release"))
     archive = tmp_path / "downloaded" / AID / "archive"
     archive.mkdir(parents=True)
-    make_zip(archive / "submissions.zip", {k: v for k, v in CANVAS_MEMBERS.items()
-                                           if not k.startswith("..")})
+    make_zip(archive / "submissions.zip", CANVAS_MEMBERS,
+             links={"leeann_501_90005_link.ipynb": "/etc/passwd"})
     monkeypatch.chdir(tmp_path)
     app = ZipCollectApp()
     app.initialize([AID, f"--CourseDirectory.root={tmp_path}",
+                    "--extractor=grader.collect.SafeExtractor",
                     "--collector=grader.collect.CanvasCollector",
                     f"--CanvasCollector.roster={LMS / 'canvas_gradebook.csv'}"])
     app.start()
     submitted = sorted(p.relative_to(tmp_path / "submitted").as_posix()
                        for p in (tmp_path / "submitted").rglob("*.ipynb"))
     assert submitted == ["ann/toy/toy.ipynb", "bo/toy/toy.ipynb", "cy/toy/toy.ipynb"]
+    # the traversal and the link were never unpacked (SafeExtractor), nothing left the course
+    extracted = sorted(p.name for p in (tmp_path / "downloaded" / AID / "extracted").rglob("*")
+                       if p.is_file())
+    assert "escape_501_1_toy.ipynb" not in extracted and "leeann_501_90005_link.ipynb" not in \
+        extracted and "leeann_501_90001_toy.ipynb" in extracted
+    assert not (tmp_path.parent / "escape_501_1_toy.ipynb").exists()
     assert (tmp_path / "submitted" / "bo" / AID / f"{AID}.ipynb").read_bytes() == notebook("bo")
 
 
