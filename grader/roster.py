@@ -27,9 +27,10 @@ allowed, as both LMSs write one):
   `grade_export_userprofilefields`, default firstname,lastname,idnumber,institution,department,
   email).
 
-Each student gets one `student_id`, the SUBMISSIONS folder name and nbgrader id, from one
-column for the whole file (the first that every student has): Canvas `SIS Login ID`, else
-`ID`; Moodle `Username`, else `Email address`, else `ID number`. Every other
+Each student gets one `student_id`, the SUBMISSIONS folder name and nbgrader id: in Canvas
+the student's `SIS Login ID`, else their numeric `ID`; in Moodle one column for the whole file
+(the Moodle import maps one user field), the first that every student has of `Username`,
+`Email address`, `ID number`. Every other
 id the roster gives names the same student (`aliases`), so grades under any of them join.
 """
 
@@ -75,7 +76,7 @@ class Roster:
     students: list[RosterStudent]
     assignment_columns: dict[str, str]   # assignment title -> the LMS's column header
     identity: list[str]              # the identity column names, in the file's order
-    id_column: str                   # the column student ids come from (one per file)
+    id_column: str                   # the column student ids come from (Canvas: mostly)
     problems: list[str] = field(default_factory=list)  # rows that give no usable student id
 
     def find(self, any_id: str) -> RosterStudent | None:
@@ -169,20 +170,26 @@ def _student(record: dict[str, str], identity: list[str], student_id: str, name:
 
 def _canvas(header: list[str], rows: list[list[str]]) -> Roster:
     # identity columns: everything before the first assignment-like column, in Canvas's order
-    identity = [h for h in header[:6] if h in CANVAS_IDENTITY + ["Integration ID"]]
+    identity = [h for h in header if h in CANVAS_IDENTITY + ["Integration ID"]]
     columns = {m["title"]: h for h in header if (m := CANVAS_ASSIGNMENT.match(h))}
     records = [r for r in _records(header, rows)
-               if "Points Possible" not in r["Student"] and r["ID"]]  # not the points row,
-    # nor the posting-policy row (no ID)
-    id_column = _id_column(records, ("SIS Login ID", "ID"))
+               if "Points Possible" not in r["Student"] and r["ID"]  # the points row, the
+               and not _canvas_test_student(r)]  # posting-policy row (no ID), Student View
     students, problems = [], []
-    for record in records:
-        s = _student(record, identity, record.get(id_column, ""), record["Student"],
-                     record["ID"], problems)
+    for record in records:  # the login where the student has one (per student: Canvas
+        # finds a row by ID, SIS User ID or SIS Login ID alike)
+        s = _student(record, identity, record.get("SIS Login ID") or record["ID"],
+                     record["Student"], record["ID"], problems)
         if s:
             students.append(s)
-    return Roster(CANVAS, "canvas gradebook", students, columns, identity, id_column,
+    return Roster(CANVAS, "canvas gradebook", students, columns, identity, "SIS Login ID",
                   problems)
+
+
+def _canvas_test_student(record: dict[str, str]) -> bool:
+    """Canvas's Student View user ("Student, Test"), in the export but not in the class."""
+    return (record["Student"] in ("Student, Test", "Test Student")
+            and not record.get("SIS User ID") and not record.get("SIS Login ID"))
 
 
 def _moodle_worksheet(header: list[str], rows: list[list[str]]) -> Roster:

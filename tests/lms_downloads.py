@@ -31,6 +31,7 @@ CANVAS_MEMBERS = {
     "leeann_501_90001_toy.ipynb": notebook("ann"),
     "okaforbo_LATE_502_90002_toy-1.ipynb": notebook("bo"),  # late, resubmitted
     "ngcy_503_90003_toy.ipynb": notebook("cy"),
+    "wueli_505_90010_toy.ipynb": notebook("eli"),            # no SIS login: Canvas ID 505
     "ngcy_503_90004_notes.pdf": b"%PDF-1.4",                 # not a notebook
     "smithzed_599_90009_toy.ipynb": notebook("zed"),         # not in the roster
     "../../escape_501_1_toy.ipynb": notebook("evil"),        # path traversal

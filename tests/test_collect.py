@@ -44,7 +44,8 @@ def test_canvas_download(tmp_path: Path):
     got = by_outcome(outcomes)
     assert got["collected"] == [("leeann_501_90001_toy.ipynb", "ann"),
                                 ("ngcy_503_90003_toy.ipynb", "cy"),
-                                ("okaforbo_LATE_502_90002_toy-1.ipynb", "bo")]
+                                ("okaforbo_LATE_502_90002_toy-1.ipynb", "bo"),
+                                ("wueli_505_90010_toy.ipynb", "505")]
     assert got["late"] == [("okaforbo_LATE_502_90002_toy-1.ipynb", "bo")]
     assert got["not-a-notebook"] == [("ngcy_503_90004_notes.pdf", "cy")]
     assert got["unmatched"] == [("smithzed_599_90009_toy.ipynb", "")]
@@ -55,8 +56,9 @@ def test_canvas_download(tmp_path: Path):
     # nothing but the three hand-ins was written, nothing outside SUBMISSIONS
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
                      if p.is_file())
-    assert written == ["SUBMISSIONS/ann/toy/toy.ipynb", "SUBMISSIONS/bo/toy/toy.ipynb",
-                       "SUBMISSIONS/cy/toy/toy.ipynb", "submissions.zip"]
+    assert written == ["SUBMISSIONS/505/toy/toy.ipynb", "SUBMISSIONS/ann/toy/toy.ipynb",
+                       "SUBMISSIONS/bo/toy/toy.ipynb", "SUBMISSIONS/cy/toy/toy.ipynb",
+                       "submissions.zip"]
 
 
 @pytest.mark.parametrize("roster", ["moodle_worksheet.csv", "moodle_gradebook.csv"])
@@ -175,7 +177,8 @@ def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
     app.start()
     submitted = sorted(p.relative_to(tmp_path / "submitted").as_posix()
                        for p in (tmp_path / "submitted").rglob("*.ipynb"))
-    assert submitted == ["ann/toy/toy.ipynb", "bo/toy/toy.ipynb", "cy/toy/toy.ipynb"]
+    assert submitted == ["505/toy/toy.ipynb", "ann/toy/toy.ipynb", "bo/toy/toy.ipynb",
+                         "cy/toy/toy.ipynb"]
     # the traversal and the link were never unpacked (SafeExtractor), nothing left the course
     extracted = sorted(p.name for p in (tmp_path / "downloaded" / AID / "extracted").rglob("*")
                        if p.is_file())

@@ -143,10 +143,12 @@ def test_canvas_round_trip(tmp_path: Path, monkeypatch):
     export(work, log=lambda line: None, formats=("csv", "canvas"), roster=roster,
            missing="zero", final=True)
     rows = _rows(work / CANVAS_FILE)
-    assert [r[0] for r in rows[2:]] == ["Lee, Ann", "Okafor, Bo", "Ng, Cy", "Díaz, Dee"]
+    assert [r[0] for r in rows[2:]] == ["Lee, Ann", "Okafor, Bo", "Ng, Cy", "Díaz, Dee",
+                                        "Wu, Eli"]
     assert canvas_import(work / CANVAS_FILE, roster) == {
-        ("501", "1002"): "5", ("502", "1002"): "6.5", ("503", "1002"): "5",
-        ("504", "1002"): "0"}  # dee handed nothing in: 0 with --missing zero
+        ("501", "1002"): "6.5", ("502", "1002"): "5", ("503", "1002"): "6.5",
+        ("504", "1002"): "0",  # dee handed nothing in: 0 with --missing zero
+        ("505", "1002"): "5"}  # eli, collected under his Canvas ID
 
 
 def test_moodle_round_trip(tmp_path: Path, monkeypatch):

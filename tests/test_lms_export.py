@@ -116,12 +116,13 @@ def test_canvas_with_the_roster(tmp_path: Path) -> None:
     assert rows[2:] == [["Lee, Ann", "501", "S0001", "ann", "Section A", "5"],
                         ["Okafor, Bo", "502", "S0002", "bo", "Section A", "2.5"],  # by ID
                         ["Ng, Cy", "503", "S0003", "cy", "Section B", ""],  # pending
-                        ["Díaz, Dee", "504", "S0004", "dee", "Section B", ""]]  # no hand-in
+                        ["Díaz, Dee", "504", "S0004", "dee", "Section B", ""],  # no hand-in
+                        ["Wu, Eli", "505", "", "", "Section B", ""]]  # Test Student left out
     # what Canvas does with it: fills assignment 1002 for Ann and Bo, creates nothing
     assert canvas_import(path, LMS / "canvas_gradebook.csv") == {("501", "1002"): "5",
                                                                  ("502", "1002"): "2.5"}
     report = read_rows(report_path(path))[1:]
-    assert sorted(report) == [["cy", "toy", "hand-grading-pending"],
+    assert sorted(report) == [["505", "toy", "no-hand-in"], ["cy", "toy", "hand-grading-pending"],
                               ["dee", "toy", "no-hand-in"], ["zed", "toy", "not-in-roster"]]
     # one student under two of the roster's ids: the first row stands, the other is reported
     table = build_table([Grade("501", "toy", 1.0, 6.5, False), Grade("ann", "toy", 5.0, 6.5,
@@ -205,7 +206,8 @@ def test_roster_errors(tmp_path: Path) -> None:
 def test_canvas_roster_reading() -> None:
     roster = read_roster(LMS / "canvas_gradebook.csv")
     assert roster.lms == CANVAS and roster.id_column == "SIS Login ID"
-    assert [s.student_id for s in roster.students] == ["ann", "bo", "cy", "dee"]
+    # Eli has no SIS login: his Canvas ID; Canvas's Student View user is not in the class
+    assert [s.student_id for s in roster.students] == ["ann", "bo", "cy", "dee", "505"]
     assert roster.assignment_columns == {"Toy": "Toy (1002)", "Exercise 9": "Exercise 9 (1009)"}
     assert roster.find("S0003").student_id == "cy" and roster.find("503").student_id == "cy"
     assert roster.find("Section A") is None  # a section is not an id
@@ -237,7 +239,8 @@ def test_nbgrader_export_plugin(tmp_path: Path, monkeypatch) -> None:
     assert canvas[0][-1] == "Toy (1002)"
     assert [r[3:] for r in canvas[2:]] == [["ann", "Section A", "6.5"],
                                            ["bo", "Section A", ""],  # pending: left empty
-                                           ["cy", "Section B", ""], ["dee", "Section B", ""]]
+                                           ["cy", "Section B", ""], ["dee", "Section B", ""],
+                                           ["", "Section B", ""]]
     assert canvas_import(tmp_path / "canvas.csv",
                          LMS / "canvas_gradebook.csv") == {("501", "1002"): "6.5"}
     moodle = read_rows(tmp_path / "moodle.csv")
