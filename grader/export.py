@@ -75,6 +75,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
     grades = read_grades(workdir)
     _check_pending(grades, final, log)
+    for assignment in sorted(set(columns or {}) - {g.assignment for g in grades}):
+        log(f"warning: --column {assignment}=...: no such assignment in grades.csv")
     for fmt in lms_formats:
         _write_lms(fmt, workdir, db_url, grades,
                    Options(the_roster, missing, include_pending, columns=columns or {}), log)
