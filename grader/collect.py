@@ -384,7 +384,7 @@ def run(download: Path, roster_path: Path, assignment_id: str, submissions: Path
     outcomes = collect(download, roster, assignment_id, submissions, replace=replace)
     for o in outcomes:
         if not o.placed:
-            where = f" ({o.student_id})" if o.student_id else ""
+            where = f" ({o.student_id})" if o.student_id and o.member else ""
             log(f"{o.outcome}: {o.member or o.student_id}{where}: {o.detail}")
     if report:
         write_report(report, outcomes)
