@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the assignment's title in the LMS where it is not the assignment "
                         "id (e.g. ex2_identity='Exercise 2'); with --roster it picks the "
                         "roster's 'Title (id)' column; repeatable")
+    export.add_argument("--percent", action="store_true",
+                        help="write each LMS score as a percentage, every maximum 100 (for "
+                        "items the import creates: a new Moodle grade item is out of 100)")
     export.add_argument("--missing", choices=("blank", "zero"), default="blank",
                         help="the LMS cell of a roster student with no hand-in: blank (no "
                         "grade; the default) or zero")
@@ -329,7 +332,7 @@ def _export(args: argparse.Namespace) -> int:
                         formats=tuple(args.formats or ["csv"]), jobs=args.jobs,
                         roster=args.roster, missing=args.missing,
                         include_pending=args.include_pending, final=args.final,
-                        columns=_assignment_titles(args.columns))
+                        columns=_assignment_titles(args.columns), percent=args.percent)
     except ExportRefused as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

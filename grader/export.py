@@ -40,7 +40,8 @@ from grader.shard import load_class_record, load_class_refused
 def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] = print,
            formats: tuple[str, ...] = ("csv",), jobs: int = 1, roster: Path | None = None,
            missing: str = "blank", include_pending: bool = False, final: bool = False,
-           columns: dict[str, str] | None = None) -> list[tuple[str, str]]:
+           columns: dict[str, str] | None = None,
+           percent: bool = False) -> list[tuple[str, str]]:
     """Rewrite the CSVs and regenerate each autograded submission's feedback page.
 
     db_url: the gradebook (default: the one the last autograde in workdir used).
@@ -49,7 +50,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     on `roster` (the LMS's own export, grader.roster) when given; `missing` ("blank"/"zero")
     fills a roster student's missing hand-in; include_pending writes the partial score of a
     submission still waiting for a hand grade (default: left empty, and reported); columns
-    names an assignment's title in the LMS where it is not the assignment id.
+    names an assignment's title in the LMS where it is not the assignment id; percent writes
+    every LMS score out of 100.
     final: refuse (ExportRefused, no LMS file or feedback written) while any hand grade is
     pending.
     jobs: feedback pages rendered at once, in separate processes (a large class: ~1 s each).
@@ -79,7 +81,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
         log(f"warning: --column {assignment}=...: no such assignment in grades.csv")
     for fmt in lms_formats:
         _write_lms(fmt, workdir, db_url, grades,
-                   Options(the_roster, missing, include_pending, columns=columns or {}), log)
+                   Options(the_roster, missing, include_pending, columns=columns or {},
+                           percent=percent), log)
     # feedback only renders the autograded notebook with the gradebook's scores: no sandbox
     settings = GradingSettings(workdir, db_url, sandbox=False)
     failed = []
@@ -119,7 +122,7 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
 
         names = student_names(db_url, {g.student_id for g in grades})
         options = Options(None, options.missing, options.include_pending,
-                          columns=options.columns, names=names)
+                          columns=options.columns, names=names, percent=options.percent)
         if fmt == MOODLE:
             log("warning: no --roster: every student id becomes a Moodle username row, and "
                 "Moodle aborts the whole import if one of them is unknown to it")

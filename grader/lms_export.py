@@ -31,7 +31,8 @@ item. One row whose user Moodle does not know aborts the whole import, so with a
 roster users get a row. The import carries no maximum: a column mapped to "new grade item"
 becomes an item out of 100, so each assignment's maximum travels in a column of its own,
 `<assignment> (maximum grade)` (as Moodle's grading worksheet carries "Maximum Grade"): map it
-to "Ignore", and create or pick the grade item with that maximum. A grade '' or '-' is "no
+to "Ignore", and create or pick the grade item with that maximum, or export with percent=True
+(every score out of 100, for new items). A grade '' or '-' is "no
 grade". Sources: MoodleDocs, "Grade import" (https://docs.moodle.org/en/Grade_import);
 moodle/moodle, grade/import/csv/classes/load_data.php (map_user_data_with_value: userid,
 useridnumber, useremail, username; an unknown user is an error for the whole file).
@@ -88,6 +89,7 @@ class Options:
     missing: str = "blank"          # a roster student's missing hand-in: "blank" or "zero"
     include_pending: bool = False   # write the partial score of a submission still pending
     columns: dict[str, str] = field(default_factory=dict)  # assignment id -> LMS title
+    percent: bool = False           # scores as percentages, every maximum 100
     names: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (first, last)
 
 
@@ -105,6 +107,10 @@ class Table:
 
 def build_table(grades: list[Grade], options: Options) -> Table:
     """Join grades on the roster (or on the grades' own student ids without one)."""
+    if options.percent:  # an item the import creates is out of 100 (Moodle's new grade item)
+        grades = [Grade(g.student_id, g.assignment,
+                        100.0 * g.score / g.max_score if g.max_score else 0.0, 100.0, g.pending)
+                  for g in grades]
     assignments = sorted({g.assignment for g in grades})
     max_scores = {g.assignment: g.max_score for g in grades}
     roster, notes = options.roster, []
@@ -302,6 +308,7 @@ class LmsExportPlugin(ExportPlugin):
                    help="the cell of a roster student with no hand-in").tag(config=True)
     include_pending = Bool(False, help="write the partial score of submissions whose hand "
                            "grading is pending (default: leave them empty)").tag(config=True)
+    percent = Bool(False, help="scores as percentages, every maximum 100").tag(config=True)
     columns = Dict(value_trait=Unicode(), default_value={},
                    help="assignment id -> its title (or 'Title (id)' header) in the "
                    "LMS").tag(config=True)
@@ -313,7 +320,8 @@ class LmsExportPlugin(ExportPlugin):
         grades = grades_in_gradebook(gradebook, [str(s) for s in self.student],
                                      [str(a) for a in self.assignment])
         table = build_table(grades, Options(roster, self.missing, self.include_pending,
-                                            columns=dict(self.columns), names=names))
+                                            columns=dict(self.columns), names=names,
+                                            percent=self.percent))
         dest = Path(self.to or FILES[self.lms])
         write_lms_file(self.lms, dest, table, roster)
         self.log.info("Exported %s grades to %s", self.lms, dest)

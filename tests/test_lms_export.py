@@ -178,6 +178,15 @@ def test_moodle_with_the_roster(tmp_path: Path, roster_file: str, item: str) -> 
         assert ["S0002", "toy", "not-in-roster"] in read_rows(report_path(path))
 
 
+def test_percent(tmp_path: Path) -> None:
+    """--percent: every score out of 100, for an item Moodle's import creates (out of 100)."""
+    roster = read_roster(LMS / "moodle_worksheet.csv")
+    grades = [Grade("ann@example.edu", "toy", 5.2, 6.5, False)]
+    path = write_lms_file(MOODLE, tmp_path / "m.csv",
+                          build_table(grades, Options(roster, percent=True)), roster)
+    assert read_rows(path)[1] == ["ann@example.edu", "Ann Lee", "80", "100"]
+
+
 def test_moodle_import_check_catches_unknown_users(tmp_path: Path) -> None:
     path = write_lms_file(MOODLE, tmp_path / "m.csv", build_table(TOY, Options()), None)
     with pytest.raises(AssertionError, match="unknown user"):
