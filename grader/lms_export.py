@@ -274,9 +274,19 @@ def describe(table: Table, include_pending: bool = False) -> list[str]:
 
 
 def column_warnings(table: Table, roster: Roster | None) -> list[str]:
-    return [f"warning: the roster has no column for {a} (titled {table.titles[a]!r}): the "
-            f"{roster.lms} import makes a new item of it; name the LMS's title with "
-            f"--column {a}=TITLE" for a in unmatched_columns(table, roster)]
+    """An assignment the roster has no column for; one whose points differ in the LMS (Canvas
+    would show 5 of 10 for 5 of 6.5)."""
+    lines = [f"warning: the roster has no column for {a} (titled {table.titles[a]!r}): the "
+             f"{roster.lms} import makes a new item of it; name the LMS's title with "
+             f"--column {a}=TITLE" for a in unmatched_columns(table, roster)]
+    for a in table.assignments:
+        header = _column(roster, table.titles[a])
+        lms_points = roster.points.get(header) if roster else None
+        if lms_points is not None and abs(lms_points - table.max_scores[a]) > 1e-9:
+            lines.append(f"warning: {header} is out of {number(lms_points)} points in "
+                         f"{roster.lms}, {a} out of {number(table.max_scores[a])} here: set "
+                         f"the assignment's points in {roster.lms} to match before importing")
+    return lines
 
 
 # ---- nbgrader export plugins -----------------------------------------------------------

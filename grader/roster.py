@@ -78,6 +78,7 @@ class Roster:
     identity: list[str]              # the identity column names, in the file's order
     id_column: str                   # the column student ids come from (Canvas: mostly)
     problems: list[str] = field(default_factory=list)  # rows that give no usable student id
+    points: dict[str, float] = field(default_factory=dict)  # column header -> points possible
 
     def find(self, any_id: str) -> RosterStudent | None:
         """The student that `any_id` (student id, LMS id, SIS id, login, e-mail) names."""
@@ -183,7 +184,21 @@ def _canvas(header: list[str], rows: list[list[str]]) -> Roster:
         if s:
             students.append(s)
     return Roster(CANVAS, "canvas gradebook", students, columns, identity, "SIS Login ID",
-                  problems)
+                  problems, _canvas_points(header, rows, set(columns.values())))
+
+
+def _canvas_points(header: list[str], rows: list[list[str]], columns: set[str]) -> dict:
+    """The "Points Possible" row: assignment column header -> its points in Canvas."""
+    for record in _records(header, rows):
+        if "Points Possible" in record["Student"]:
+            points = {}
+            for h in columns:
+                try:
+                    points[h] = float(record[h])
+                except ValueError:
+                    pass
+            return points
+    return {}
 
 
 def _canvas_test_student(record: dict[str, str]) -> bool:

@@ -138,9 +138,15 @@ def test_assignment_titles_and_unmatched_columns(tmp_path: Path) -> None:
     table = build_table(grades, Options(roster))
     assert unmatched_columns(table, roster) == ["ex9"]
     assert "--column ex9=TITLE" in column_warnings(table, roster)[0]
+    assert len(column_warnings(table, roster)) == 1  # toy: 6.5 points in Canvas and here
     for title in ("Exercise 9", "Exercise 9 (1009)"):
         table = build_table(grades, Options(roster, columns={"ex9": title}))
         assert unmatched_columns(table, roster) == []
+        # Exercise 9 is out of 10 in Canvas and 10 here; give it 12 here and it is warned
+        assert column_warnings(table, roster) == []
+        twelve = build_table([Grade("ann", "ex9", 7.0, 12.0, False)],
+                             Options(roster, columns={"ex9": title}))
+        assert "out of 10 points in canvas, ex9 out of 12" in column_warnings(twelve, roster)[0]
         path = write_lms_file(CANVAS, tmp_path / "c.csv", table, roster)
         assert read_rows(path)[0][5:] == ["Exercise 9 (1009)", "Toy (1002)"]
         assert canvas_import(path, LMS / "canvas_gradebook.csv") == {("501", "1009"): "7",
@@ -218,6 +224,7 @@ def test_canvas_roster_reading() -> None:
     # Eli has no SIS login: his Canvas ID; Canvas's Student View user is not in the class
     assert [s.student_id for s in roster.students] == ["ann", "bo", "cy", "dee", "505"]
     assert roster.assignment_columns == {"Toy": "Toy (1002)", "Exercise 9": "Exercise 9 (1009)"}
+    assert roster.points == {"Toy (1002)": 6.5, "Exercise 9 (1009)": 10.0}
     assert roster.find("S0003").student_id == "cy" and roster.find("503").student_id == "cy"
     assert roster.find("Section A") is None  # a section is not an id
 
