@@ -179,7 +179,8 @@ def moodle_rows(table: Table, roster: Roster | None) -> list[list[str]]:
         ids = {s.student_id: [s.student_id, s.name] for s in table.students}
     headers = []
     for a in table.assignments:
-        headers += [_column(roster, table.titles[a]), f"{a} (maximum grade)"]
+        title = _column(roster, table.titles[a])
+        headers += [title, f"{title} (maximum grade)"]
     rows = [identity + headers]
     for s in table.students:
         cells = []
@@ -189,13 +190,20 @@ def moodle_rows(table: Table, roster: Roster | None) -> list[list[str]]:
     return rows
 
 
-def _column(roster: Roster | None, title: str) -> str:
-    """Canvas: the roster's "Title (id)" header of the assignment titled `title` (or the header
-    itself), so Canvas fills that assignment; Moodle: the item's title. Else `title`, which
-    Canvas matches by title or makes a new assignment of."""
+def _roster_header(roster: Roster | None, title: str) -> str | None:
+    """The roster's column of the assignment titled `title` (`title` may be that header)."""
     if roster is None:
+        return None
+    if title in roster.assignment_columns.values():
         return title
-    header = title if title in roster.assignment_columns.values() else roster.column_for(title)
+    return roster.column_for(title)
+
+
+def _column(roster: Roster | None, title: str) -> str:
+    """Canvas: the roster's "Title (id)" header of the assignment titled `title`, so Canvas
+    fills that assignment; Moodle: the item's title as the roster spells it. Else `title`,
+    which Canvas matches by title or makes a new assignment of."""
+    header = _roster_header(roster, title)
     if header is None:
         return title
     if roster.lms == MOODLE:  # "Assignment: ex2_identity (Real)" -> its title
@@ -246,11 +254,11 @@ def check_roster_fits(lms: str, roster: Roster | None) -> None:
 
 
 def unmatched_columns(table: Table, roster: Roster | None) -> list[str]:
-    """Assignments the roster has no column for (Canvas would create a new assignment)."""
-    if roster is None:
+    """Assignments the roster has no column for (Canvas would create a new assignment). A
+    roster without grade columns at all (Moodle's grading worksheet) says nothing of them."""
+    if roster is None or not roster.assignment_columns:
         return []
-    return [a for a in table.assignments
-            if _column(roster, table.titles[a]) not in roster.assignment_columns.values()]
+    return [a for a in table.assignments if _roster_header(roster, table.titles[a]) is None]
 
 
 def describe(table: Table, include_pending: bool = False) -> list[str]:
@@ -267,6 +275,10 @@ def describe(table: Table, include_pending: bool = False) -> list[str]:
     if NOT_IN_ROSTER in by_problem:
         lines.append(f"warning: {len(by_problem[NOT_IN_ROSTER])} grade(s) of students not in "
                      f"the roster left out: {', '.join(by_problem[NOT_IN_ROSTER][:20])}")
+    if TWICE in by_problem:
+        lines.append(f"warning: {len(by_problem[TWICE])} grade(s) name a roster student who "
+                     f"already has one (only the first is used): "
+                     f"{', '.join(by_problem[TWICE][:20])}")
     if NO_HAND_IN in by_problem:
         lines.append(f"{len(by_problem[NO_HAND_IN])} roster student(s) x assignment(s) "
                      "without a hand-in")
@@ -280,8 +292,8 @@ def column_warnings(table: Table, roster: Roster | None) -> list[str]:
              f"{roster.lms} import makes a new item of it; name the LMS's title with "
              f"--column {a}=TITLE" for a in unmatched_columns(table, roster)]
     for a in table.assignments:
-        header = _column(roster, table.titles[a])
-        lms_points = roster.points.get(header) if roster else None
+        header = _roster_header(roster, table.titles[a])
+        lms_points = roster.points.get(header) if roster and header else None
         if lms_points is not None and abs(lms_points - table.max_scores[a]) > 1e-9:
             lines.append(f"warning: {header} is out of {number(lms_points)} points in "
                          f"{roster.lms}, {a} out of {number(table.max_scores[a])} here: set "

@@ -171,12 +171,13 @@ def test_moodle_with_the_roster(tmp_path: Path, roster_file: str, item: str) -> 
     path = write_lms_file(MOODLE, tmp_path / "grades_moodle.csv",
                           build_table(grades, Options(roster, missing="zero")), roster)
     rows = read_rows(path)
-    assert rows[0] == ["Email address", "Full name", item, "toy (maximum grade)"]
+    assert rows[0] == ["Email address", "Full name", item, f"{item} (maximum grade)"]
+    assert column_warnings(build_table(grades, Options(roster)), roster) == []
     emails = [r[0] for r in rows[1:]]
     assert emails == ["ann@example.edu", "bo@example.edu", "cy@example.edu", "dee@example.edu"]
     users = {s.student_id: s.student_id for s in roster.students}
     imported = moodle_import(path, "Email address", users)  # no unknown user: no abort
-    assert imported["ann@example.edu"] == {item: "5", "toy (maximum grade)": "6.5"}
+    assert imported["ann@example.edu"] == {item: "5", f"{item} (maximum grade)": "6.5"}
     assert imported["dee@example.edu"][item] == "0"  # --missing zero
     if roster_file == "moodle_gradebook.csv":
         assert imported["bo@example.edu"][item] == "2.5"
