@@ -383,7 +383,7 @@ def run(download: Path, roster_path: Path, assignment_id: str, submissions: Path
         log(f"warning: roster: {problem}")
     outcomes = collect(download, roster, assignment_id, submissions, replace=replace)
     for o in outcomes:
-        if not o.placed:
+        if not o.placed or o.outcome == "replaced":  # an overwrite is always said
             where = f" ({o.student_id})" if o.student_id and o.member else ""
             log(f"{o.outcome}: {o.member or o.student_id}{where}: {o.detail}")
     if report:

@@ -104,7 +104,10 @@ def test_never_overwrites_without_saying(tmp_path: Path):
     kept = by_outcome(collect(second, roster, AID, subs))
     assert kept["kept-existing"] == [("leeann_501_2_toy.ipynb", "ann")]
     assert hand_in(subs, "ann") == notebook("v1")
-    assert "replaced" in by_outcome(collect(second, roster, AID, subs, replace=True))
+    lines: list[str] = []
+    assert run(second, LMS / "canvas_gradebook.csv", AID, subs, replace=True,
+               log=lines.append) == 0
+    assert any(line.startswith("replaced: leeann_501_2_toy.ipynb (ann)") for line in lines)
     assert hand_in(subs, "ann") == notebook("v2")
 
 
