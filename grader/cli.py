@@ -1,4 +1,5 @@
-"""Command line: `python -m grader {release,check,autograde,export,publish}` (see `--help`)."""
+"""Command line: `python -m grader {release,check,autograde,similarity,collect,export,publish}`
+(see `--help`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 from grader.course import ROOT_ENV, Roots, pick_assignments
 from grader.limits import GIB, Limits
-from grader.lms_export import FORMATS as LMS_FORMATS
 from grader.nbgrader_config import DEFAULT_TIMEOUT
+from grader.roster import CANVAS, MOODLE
 
+LMS_FORMATS = ("csv", CANVAS, MOODLE)
 ROOT_HELP = (f"folder holding solutions/ and exercises/ (default: ${ROOT_ENV} if set, "
              "else this repository)")
 
@@ -89,6 +91,33 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of the library's .py files to compare with (default: "
                      "ROOT/src/resnet_course)")
 
+    coll = sub.add_parser(
+        "collect", parents=[common], help="an LMS submissions download -> SUBMISSIONS",
+        description="Turn the zip that Canvas (Download Submissions) or Moodle (Download all "
+        "submissions) gives for one assignment into SUBMISSIONS/<student_id>/<assignment_id>/"
+        "<assignment_id>.ipynb, the layout autograde reads. Each file is matched to a student "
+        "through ROSTER, the LMS's own class list (Canvas: the gradebook export; Moodle: the "
+        "grading worksheet, or the gradebook export, matched on full names). Every file that "
+        "is not placed is reported (unmatched name, not in the roster, not a notebook, several "
+        "notebooks, too large, unsafe zip member); an existing different hand-in is kept "
+        "unless --replace. Zip members are read as data: never unpacked by their own names, "
+        "links and '..' refused. Exit 1 if a notebook of the download was not placed.")
+    coll.add_argument("download", type=Path, metavar="DOWNLOAD.zip",
+                      help="the LMS's submissions zip for one assignment")
+    coll.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
+                      help="folder to write <student_id>/<assignment_id>/ into (created)")
+    coll.add_argument("--roster", type=Path, required=True, metavar="FILE",
+                      help="Canvas gradebook export CSV, or Moodle grading worksheet / "
+                      "gradebook export CSV (the LMS is told by its header)")
+    coll.add_argument("--lms", choices=(CANVAS, MOODLE), default=None,
+                      help="refuse a roster of the other LMS (default: the roster's)")
+    coll.add_argument("--replace", action="store_true",
+                      help="overwrite a hand-in already in SUBMISSIONS whose content differs "
+                      "(default: keep it and report it)")
+    coll.add_argument("--report", type=Path, default=None, metavar="FILE",
+                      help="also write a CSV (member, student_id, outcome, detail) of every "
+                      "file and every roster student without a hand-in")
+
     export = sub.add_parser(
         "export", help="rewrite CSVs and feedback from the gradebook (after hand grading)",
         description="After grading written answers by hand in nbgrader's formgrader (run in "
@@ -102,12 +131,39 @@ def build_parser() -> argparse.ArgumentParser:
                         help="course directory of an earlier `autograde`")
     export.add_argument("--db-url", default=None, metavar="URL",
                         help="gradebook database URL (default: the one that autograde used)")
+    export.add_argument("--root", type=Path, default=None,
+                        help=ROOT_HELP + "; accepted like the other commands: export reads "
+                        "only DIR and the gradebook")
     export.add_argument("--format", dest="formats", action="append", choices=LMS_FORMATS,
                         metavar="{" + ",".join(LMS_FORMATS) + "}",
                         help="also write DIR/grades_canvas.csv (Canvas gradebook import) or "
                         "DIR/grades_moodle.csv (Moodle CSV grade import): one row per student, "
-                        "one column per assignment; repeatable; csv (default) writes only "
-                        "grades.csv and grades_by_cell.csv")
+                        "one column per assignment, and beside it grades_<lms>_report.csv "
+                        "(every cell left empty or student left out, and why); repeatable; "
+                        "csv (default) writes only grades.csv and grades_by_cell.csv")
+    export.add_argument("--roster", type=Path, default=None, metavar="FILE",
+                        help="the LMS's own class list to join on: Canvas's gradebook export, "
+                        "Moodle's grading worksheet or gradebook export. Every roster student "
+                        "gets a row with the LMS's ids (Canvas: Student, ID, SIS User ID, SIS "
+                        "Login ID, Section, and the roster's 'Title (id)' column of each "
+                        "assignment); students not in it are left out and reported")
+    export.add_argument("--column", dest="columns", action="append", default=[],
+                        metavar="ASSIGNMENT=TITLE",
+                        help="the assignment's title in the LMS where it is not the assignment "
+                        "id (e.g. ex2_identity='Exercise 2'); with --roster it picks the "
+                        "roster's 'Title (id)' column; repeatable")
+    export.add_argument("--percent", action="store_true",
+                        help="write each LMS score as a percentage, every maximum 100 (for "
+                        "items the import creates: a new Moodle grade item is out of 100)")
+    export.add_argument("--missing", choices=("blank", "zero"), default="blank",
+                        help="the LMS cell of a roster student with no hand-in: blank (no "
+                        "grade; the default) or zero")
+    export.add_argument("--include-pending", action="store_true",
+                        help="write the partial score of a submission whose hand grading is "
+                        "pending (default: leave its LMS cell empty; always warned about)")
+    export.add_argument("--final", action="store_true",
+                        help="refuse (exit 1; no LMS file or feedback written) while any "
+                        "submission still needs a hand grade")
     export.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
                         help="render N feedback pages at once, in separate processes "
                         "(default 1)")
@@ -160,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "export":
             return _export(args)
+        if args.command == "collect":
+            return _collect(roots, args)
         if args.command == "publish":
             return _publish(roots, args)
         if args.command == "release":
@@ -246,11 +304,38 @@ def _similarity(roots: Roots, args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    from grader.export import export
+def _collect(roots: Roots, args: argparse.Namespace) -> int:
+    from grader.collect import run
 
-    failed = export(args.workdir, db_url=args.db_url, formats=tuple(args.formats or ["csv"]),
-                    jobs=args.jobs)
+    if args.assignment is None:
+        raise ValueError("collect needs --assignment ID (one download holds one assignment)")
+    assignment = pick_assignments(roots, args.assignment)[0]
+    return run(args.download, args.roster, assignment, args.submissions, lms=args.lms,
+               replace=args.replace, report=args.report)
+
+
+def _assignment_titles(pairs: list[str]) -> dict[str, str]:
+    titles = {}
+    for pair in pairs:
+        assignment, sep, title = pair.partition("=")
+        if not sep or not assignment.strip() or not title.strip():
+            raise ValueError(f"--column {pair!r}: expected ASSIGNMENT=TITLE")
+        titles[assignment.strip()] = title.strip()
+    return titles
+
+
+def _export(args: argparse.Namespace) -> int:
+    from grader.export import ExportRefused, export
+
+    try:
+        failed = export(args.workdir, db_url=args.db_url,
+                        formats=tuple(args.formats or ["csv"]), jobs=args.jobs,
+                        roster=args.roster, missing=args.missing,
+                        include_pending=args.include_pending, final=args.final,
+                        columns=_assignment_titles(args.columns), percent=args.percent)
+    except ExportRefused as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     for student_id, assignment_id in failed:
         print(f"error: no feedback for {student_id}/{assignment_id}", file=sys.stderr)
     return 0 if not failed else 1
