@@ -12,6 +12,7 @@ import pytest
 from toy_gradebook import AID, add_submission, make_course
 
 from grader import export as export_module
+from grader.course import CourseLayout
 from grader.export import export
 from grader.gradebook import open_gradebook
 from grader.lms_export import CANVAS_FILE, MOODLE_FILE
@@ -86,7 +87,7 @@ def test_export_writes_lms_files(work):
 
 def test_export_joins_the_shards(work):
     root, url, calls = work
-    (root / "state" / "last_run.json").unlink()
+    CourseLayout(root).run_record().unlink()
     save_shard_record(root, url, Shard(0, 2), [
         {"student_id": "ann", "assignment_id": AID, "flags": [], "autograded": True}])
     with pytest.raises(ValueError, match="1/2"):
