@@ -157,6 +157,10 @@ def migrate_legacy_state(root: Path) -> None:
     if kind != "dir":
         raise ValueError(f"{legacy} is a {kind}, not the folder an earlier autograde wrote; "
                          "move it away and run again")
+    strange = _not_the_graders(legacy)
+    if strange:
+        raise ValueError(f"{legacy} holds files an earlier autograde did not write "
+                         f"({', '.join(strange[:5])}); move them away and run again")
     layout.grader_files().mkdir(exist_ok=True)
     moves = [(legacy / "last_run.json", layout.run_record(), "file"),
              (legacy / "shards", layout.shard_groups(), "dir")]
@@ -164,6 +168,21 @@ def migrate_legacy_state(root: Path) -> None:
         if lstat_kind(old) == expected and lstat_kind(new) == "missing":
             os.replace(old, new)
     remove_tree(legacy)
+
+
+def _not_the_graders(legacy: Path) -> list[str]:
+    """Entries of an old DIR/state/ that the grader never wrote there (sorted, relative)."""
+    own = {"last_run.json", "last_run.tmp", "setup.lock", "shards", ".templates"}
+    strange = []
+    for entry in sorted(legacy.iterdir()):
+        if entry.name in own:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            strange.append(entry.name)
+            continue  # a student's folder of resume records: <assignment>.json (or .tmp)
+        strange += [f"{entry.name}/{f.name}" for f in sorted(entry.iterdir())
+                    if f.is_symlink() or not f.is_file() or f.suffix not in (".json", ".tmp")]
+    return strange
 
 
 def list_assignments(solutions: Path) -> list[str]:

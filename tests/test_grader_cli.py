@@ -21,7 +21,7 @@ from submissions import run_grader
 
 import grader.autograde as autograde_module
 from grader.cli import main
-from grader.course import Roots, list_assignments
+from grader.course import CourseLayout, Roots, list_assignments
 from grader.sandbox import sandbox_available
 
 pytestmark = pytest.mark.slow
@@ -198,6 +198,9 @@ def test_course_directory_layout(course: dict) -> None:
     assert (work / "submitted" / "alice" / "toy" / "toy.ipynb").is_file()
     assert (work / "autograded" / "carol" / "toy" / "toy.ipynb").is_file()
     assert (work / "logs" / "alice" / "toy.log").is_file()
+    layout = CourseLayout(work)  # the grader's own files: under DIR/.grader/, never DIR/state/
+    assert layout.state("alice", "toy").is_file() and layout.run_record().is_file()
+    assert layout.template("toy").is_file() and not layout.legacy_state().exists()
     assert "graded alice/toy in" in course["proc"].stdout  # per-submission time is reported
 
 

@@ -218,3 +218,14 @@ def test_a_legacy_state_that_is_a_link_is_refused(course, tmp_path: Path):
     with pytest.raises(ValueError, match="not the folder an earlier autograde wrote"):
         run()
     assert (tmp_path / "elsewhere").is_dir()
+
+
+def test_a_legacy_state_with_foreign_files_is_left_alone(course):
+    run, fake, work, _ = course
+    run()
+    legacy = CourseLayout(work).legacy_state()
+    (legacy / "ann").mkdir(parents=True)
+    (legacy / "ann" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="did not write"):
+        run()
+    assert (legacy / "ann" / "notes.txt").read_text() == "mine"
