@@ -165,8 +165,8 @@ def write_template(settings: GradingSettings, assignment_id: str) -> None:
 
     with tempfile.TemporaryDirectory(prefix="grader-template-") as tmp:
         scratch = Path(tmp)
-        replace_tree(settings.course_root / "source" / assignment_id,
-                     scratch / "source" / assignment_id)
+        replace_tree(CourseLayout(settings.course_root).source(assignment_id),
+                     CourseLayout(scratch).source(assignment_id))
         register_assignment(dataclasses.replace(settings, course_root=scratch,
                                                 db_url=sqlite_url(scratch)), assignment_id)
         data = (scratch / "gradebook.db").read_bytes()
@@ -618,7 +618,7 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
             config_file_text(workdir, sqlalchemy_url(db_url), timeout), encoding="utf-8")
         for aid in assignments:
             if not sharding.already_registered(roots.solutions, workdir, settings.db_url, aid):
-                replace_tree(roots.solutions / aid, workdir / "source" / aid)
+                replace_tree(roots.solutions / aid, CourseLayout(workdir).source(aid))
                 register_assignment(settings, aid)
                 write_template(settings, aid)
             elif lstat_kind(nbgrader_steps.template_path(workdir, aid)) != "file":

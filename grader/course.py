@@ -79,8 +79,12 @@ class CourseLayout:
     SHARDS = Path(GRADER) / "shards"  # <N>/<K>.json: what shard K of N graded
     LEGACY_STATE = "state"  # where these lived before (migrate_legacy_state)
 
+    def source(self, assignment_id: str) -> Path:
+        """The assignment's instructor version (copied from solutions/; hidden tests in it)."""
+        return self.root / "source" / assignment_id
+
     def source_notebook(self, assignment_id: str) -> Path:
-        return self.root / "source" / assignment_id / f"{assignment_id}.ipynb"
+        return self.source(assignment_id) / f"{assignment_id}.ipynb"
 
     def released_notebook(self, assignment_id: str) -> Path:
         return self.root / "release" / assignment_id / f"{assignment_id}.ipynb"

@@ -80,7 +80,7 @@ def grader_code_version() -> str:
 def fingerprint(settings, submissions: Path, student_id: str, assignment_id: str) -> str:
     h = hashlib.sha256(f"v{STATE_VERSION}".encode())
     _hash_tree(h, Path(submissions) / student_id / assignment_id)
-    _hash_tree(h, Path(settings.course_root) / "source" / assignment_id)
+    _hash_tree(h, CourseLayout(Path(settings.course_root)).source(assignment_id))
     key = {"timeout": settings.timeout, "sandbox": settings.sandbox,
            "limits": settings.limits.__dict__, "db_url": settings.db_url,
            "kernel_manager_class": settings.kernel_manager_class,

@@ -119,8 +119,9 @@ def already_registered(solutions: Path, workdir: Path, db_url: str, assignment_i
     """DIR/source/<id> equals solutions/<id> byte for byte, DIR/release/<id> exists and the
     gradebook knows the assignment: registering again would change nothing, and would rewrite
     files and rows that shards already grading are reading."""
-    src, dest = Path(solutions) / assignment_id, Path(workdir) / "source" / assignment_id
-    if not (Path(workdir) / "release" / assignment_id / f"{assignment_id}.ipynb").is_file():
+    layout = CourseLayout(Path(workdir))
+    src, dest = Path(solutions) / assignment_id, layout.source(assignment_id)
+    if not layout.released_notebook(assignment_id).is_file():
         return False
     if _tree_bytes(src) != _tree_bytes(dest):
         return False
