@@ -9,8 +9,9 @@ Used two ways:
   autograde and generate_feedback (the commands, and formgrader's Autograde and Generate
   Feedback buttons) refuse with a message naming the grader's command. Run by nbgrader, they
   would execute student code outside the grader's sandbox and score it without its trusted
-  verdicts, or rewrite a feedback page without them. The grader's own steps build their Config
-  in Python (build_config) and never read that file.
+  verdicts, or rewrite a feedback page without them. `nbgrader export` writes
+  nbgrader_grades.csv there, leaving the grader's grades.csv alone. The grader's own steps
+  build their Config in Python (build_config) and never read that file.
 """
 
 from __future__ import annotations
@@ -111,11 +112,17 @@ def _refusing_exporter():
     return RefusedStep
 
 
+# Where `nbgrader export` writes its CSV in DIR (its default, grades.csv, is the grader's file).
+NBGRADER_EXPORT_FILE = "nbgrader_grades.csv"
+
+
 def refuse_nbgrader_grading(c: Config) -> None:
-    """Make nbgrader's Autograde and GenerateFeedback converters refuse (see the module doc)."""
+    """Make nbgrader's Autograde and GenerateFeedback converters refuse (see the module doc),
+    and keep `nbgrader export` off the grader's grades.csv."""
     refused = _refusing_exporter()
     for step in REFUSED_STEPS:
         c[step].exporter_class = refused
+    c.CsvExportPlugin.to = NBGRADER_EXPORT_FILE
 
 
 def config_file_text(course_root: str | os.PathLike, db_url: str | None,

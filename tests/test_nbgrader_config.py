@@ -10,6 +10,7 @@ from nbformat.v4 import new_code_cell, new_output
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.converters.base import NbGraderException
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import Execute, IgnorePattern, OverwriteCells
 from traitlets.config import Config
 
@@ -112,6 +113,7 @@ def test_config_file_refuses_nbgraders_grading_steps(tmp_path: Path):
         assert refusal_message(step, tmp_path.resolve()) == str(err.value)
     assert "grader autograde SUBMISSIONS" in refusal_message("Autograde", "D")
     assert "grader export --workdir D" in refusal_message("GenerateFeedback", "D")
+    assert CsvExportPlugin(config=loaded).to == "nbgrader_grades.csv"  # not grades.csv
     ours = GradingSettings(tmp_path, "sqlite:///g.db", sandbox=False).config()
     for step in ("Autograde", "GenerateFeedback"):
         assert "exporter_class" not in ours[step]
