@@ -8,8 +8,8 @@ grader command to use, with nothing written, removed or run; formgrader's manual
 gradebook through nbgrader's API) keeps working.
 
 Driven as an instructor would: nbgrader's CLI and nbgrader's Python API (what formgrader's
-buttons call), each in a subprocess with cwd=DIR. No kernel starts (a few subprocesses of
-nbgrader, about 5 s each on a loaded machine).
+buttons call), each in a subprocess with cwd=DIR. No kernel starts (four subprocesses of
+nbgrader, 4-5 s of CPU each; 13 s each on the loaded 2-core machine, so marked slow).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from toy_gradebook import AID, add_submission, grade_meta, make_course, source_n
 
 from grader.course import CourseLayout
 from grader.nbgrader_config import config_file_text
+
+pytestmark = pytest.mark.slow  # subprocesses of nbgrader; the in-process test of the same
+# config is tests/test_nbgrader_config.py::test_config_file_refuses_nbgraders_grading_steps
 
 NBGRADER = Path(sys.executable).parent / "nbgrader"
 PAGE = "<html><body>[grader] Checked by the grader on your code: this cell failed.</body></html>"
