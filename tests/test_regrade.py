@@ -21,6 +21,7 @@ import pytest
 import grader.autograde as autograde_module
 from grader import flags as flag_names
 from grader import resume
+from grader.cli import main
 from grader.course import CourseLayout, Roots
 from grader.gradebook import open_gradebook
 from grader.report import load_run_record
@@ -229,3 +230,11 @@ def test_a_legacy_state_with_foreign_files_is_left_alone(course):
     with pytest.raises(ValueError, match="did not write"):
         run()
     assert (legacy / "ann" / "notes.txt").read_text() == "mine"
+
+
+def test_cli_student_without_force_exits_2(course, capsys):
+    _, fake, work, submissions = course
+    code = main(["autograde", str(submissions), "--workdir", str(work), "--root",
+                 str(FIXTURE), "--no-sandbox", "--student", "ann"])
+    assert code == 2 and "add --force" in capsys.readouterr().err
+    assert fake.calls == []
