@@ -5,7 +5,9 @@ DIR becomes an nbgrader course directory:
   DIR/release/<id>/         generate_assignment's output (registers the source cells)
   DIR/submitted/<s>/<id>/   COPIED from SUBMISSIONS (the originals are never touched)
   DIR/autograded/, DIR/feedback/, DIR/logs/, DIR/gradebook.db, DIR/nbgrader_config.py
-  DIR/state/.templates/<id>.db  the private gradebook nbgrader's child process starts from
+  DIR/.grader/    the grader's own files (grader.course.CourseLayout): resume records,
+                  run records, the setup lock, and templates/<id>.db, the private gradebook
+                  nbgrader's child process starts from
 Each submission is graded by one worker (a process each with --jobs N). nbgrader's Autograde and
 GenerateFeedback run in a child process of the worker, as an unprivileged user when the grader
 is root (grader.nbgrader_steps), on a private copy of the hand-in; the worker records the
@@ -23,7 +25,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,7 @@ from grader.course import (
     CourseLayout,
     Roots,
     list_assignments,
+    migrate_legacy_state,
     notebook_problem,
     pick_assignments,
     put_venv_on_path,
@@ -162,8 +165,8 @@ def write_template(settings: GradingSettings, assignment_id: str) -> None:
 
     with tempfile.TemporaryDirectory(prefix="grader-template-") as tmp:
         scratch = Path(tmp)
-        replace_tree(settings.course_root / "source" / assignment_id,
-                     scratch / "source" / assignment_id)
+        replace_tree(CourseLayout(settings.course_root).source(assignment_id),
+                     CourseLayout(scratch).source(assignment_id))
         register_assignment(dataclasses.replace(settings, course_root=scratch,
                                                 db_url=sqlite_url(scratch)), assignment_id)
         data = (scratch / "gradebook.db").read_bytes()
@@ -526,6 +529,23 @@ def _check_dirs(submissions: Path, workdir: Path) -> None:
                          "contain each other (submitted files are never modified)")
 
 
+def _check_force_students(force: bool, force_students: Collection[str] | None,
+                          students: list[str], refused: dict[str, str]) -> None:
+    """ValueError (before anything is graded) for --student without --force, or naming a
+    student with no folder in SUBMISSIONS."""
+    if force_students is None:
+        return
+    if not force:
+        raise ValueError("--student only chooses whom --force regrades; add --force")
+    unknown = sorted(set(force_students) - set(students))
+    if unknown:
+        why = "; ".join(f"{safe_name(s)}: " + (f"folder refused ({refused[s]})" if s in refused
+                                                else "no such folder") for s in unknown)
+        shown = ", ".join(students[:20]) + (" ..." if len(students) > 20 else "")
+        raise ValueError(f"--student: nothing to regrade for {why} (students in SUBMISSIONS: "
+                         f"{shown or 'none'})")
+
+
 def run_jobs(settings: GradingSettings, todo: list[tuple[str, str]], jobs: int,
              log: Callable[[str], None],
              on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
@@ -561,16 +581,19 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
               log: Callable[[str], None] = print, sandbox: bool | None = True,
               limits: Limits | None = None, similarity: bool = True,
               shard: sharding.Shard = sharding.WHOLE_CLASS,
-              progress: Progress | None = None) -> list[Outcome]:
+              progress: Progress | None = None, force: bool = False,
+              force_students: Collection[str] | None = None) -> list[Outcome]:
     """Grade every SUBMISSIONS/<student>/<assignment>/; write the CSVs and feedback into workdir.
 
     sandbox=True refuses to run (SandboxUnavailable) where the sandbox cannot be set up;
     None uses it when available (the `check` command grades the instructor's own solutions).
-    Submissions already graded by an earlier run with the same file and settings are not graded
-    again (grader.resume), so a killed run continues and a second run changes nothing.
+    Submissions already graded by an earlier run with the same files, settings and grader code
+    are not graded again (grader.resume), so a killed run continues and a second run changes
+    nothing; force=True grades them again all the same (only those of `force_students` when
+    given; the rest of the class resumes as usual). Hand grades survive either way (grader.manual).
     similarity=False skips grader.similarity (`check` hands in the solution itself).
     shard: grade only that share of the class (grader.shard); a sharded run records what it
-    graded in DIR/state/shards/ and leaves the class's CSVs to `grader export` (and the
+    graded in DIR/.grader/shards/ and leaves the class's CSVs to `grader export` (and the
     similarity report, which needs the whole class, to `grader similarity` after it).
     """
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
@@ -583,17 +606,19 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         sandbox = sandbox_available()[0]
     put_venv_on_path()
     students, refused_students = find_students(submissions)
+    _check_force_students(force, force_students, students, refused_students)
     assignments = find_assignments(submissions, roots, assignment_id, students, log)
     workdir.mkdir(parents=True, exist_ok=True)
     settings = GradingSettings(workdir, sqlalchemy_url(db_url) or sqlite_url(workdir), timeout,
                                kernel_manager_class, sandbox, limits or Limits(),
                                submissions_root=submissions)
     with sharding.setup_lock(workdir, settings.db_url):  # other shards may be starting too
-        (workdir / "nbgrader_config.py").write_text(
+        migrate_legacy_state(workdir)  # DIR/state/ of an older grader -> DIR/.grader/
+        CourseLayout(workdir).nbgrader_config().write_text(
             config_file_text(workdir, sqlalchemy_url(db_url), timeout), encoding="utf-8")
         for aid in assignments:
             if not sharding.already_registered(roots.solutions, workdir, settings.db_url, aid):
-                replace_tree(roots.solutions / aid, workdir / "source" / aid)
+                replace_tree(roots.solutions / aid, CourseLayout(workdir).source(aid))
                 register_assignment(settings, aid)
                 write_template(settings, aid)
             elif lstat_kind(nbgrader_steps.template_path(workdir, aid)) != "file":
@@ -609,12 +634,15 @@ def autograde(submissions: Path, workdir: Path, roots: Roots, assignment_id: str
         for aid in assignments:
             if not shard.owns(student_id, aid):
                 continue
-            done = resume.previous_outcome(settings, submissions, student_id, aid)
+            forced = force and (force_students is None or student_id in force_students)
+            done = None if forced else resume.previous_outcome(settings, submissions,
+                                                                student_id, aid)
             if done is not None:
                 outcomes[student_id, aid] = Outcome(**done)
                 log(_describe(outcomes[student_id, aid]) + " (from an earlier run)")
                 progress.update(outcomes[student_id, aid], resumed=True)
                 continue
+            resume.forget(workdir, student_id, aid)  # graded again: no earlier result stands
             # before the new hand-in replaces the old copy: which hand grades still apply
             hand_grades[student_id, aid] = manual.unchanged_hand_grades(
                 settings.db_url, workdir, submissions, student_id, aid)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from grader.course import ROOT_ENV, Roots, pick_assignments
+from grader.course import ROOT_ENV, CourseLayout, Roots, pick_assignments
 from grader.limits import GIB, Limits
 from grader.nbgrader_config import DEFAULT_TIMEOUT
 from grader.roster import CANVAS, MOODLE
@@ -57,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         "<assignment_id>.html. Submitted files are copied, never modified. Exit 0 when every "
         "submission was graded, whatever the scores. Without --assignment, grades each known "
         "assignment that at least one student handed in. Running it again grades only new or "
-        "changed hand-ins (or all, after a change of limits) and keeps hand grades given in "
-        "formgrader; a hand grade stays final while the cell it judged is unchanged.")
+        "changed hand-ins (or all, after a change of limits, of the hidden checks or of the "
+        "grader's code; a grading-error is always retried; --force regrades) and keeps hand "
+        "grades given in formgrader; a hand grade stays final while the cell it judged is "
+        "unchanged. DIR/nbgrader_config.py lets formgrader grade by hand there and makes "
+        "nbgrader's own autograde and generate_feedback refuse (use this command and export).")
     auto.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
                       help="folder of <student_id>/<assignment_id>/<assignment_id>.ipynb")
     auto.add_argument("--workdir", type=Path, required=True, metavar="DIR",
@@ -70,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="grade only shard K of N (K = 0..N-1; a fixed split by student and "
                       "assignment), so N processes or machines share one class: give them one "
                       "--db-url and one DIR, then run `export --workdir DIR` once all finished")
+    auto.add_argument("--force", action="store_true",
+                      help="grade again the submissions an earlier run already graded (all of "
+                      "this run's, or only those of --student); hand grades of unchanged cells "
+                      "are kept")
+    auto.add_argument("--student", dest="students", action="append", metavar="ID",
+                      help="with --force: regrade only this student (repeatable); the rest of "
+                      "the class is taken from the earlier run as usual")
     auto.add_argument("--quiet", action="store_true",
                       help="no progress bar and no line per submission; only the summary and "
                       "errors (the bar is drawn only when stderr is a terminal anyway)")
@@ -274,7 +284,8 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
         outcomes = autograde(args.submissions, args.workdir, roots, args.assignment,
                              jobs=args.jobs, db_url=args.db_url, timeout=args.timeout,
                              sandbox=not args.no_sandbox, limits=_limits(args), shard=shard,
-                             log=progress.write, progress=progress)
+                             log=progress.write, progress=progress, force=args.force,
+                             force_students=args.students)
     finally:
         progress.close()
     failed = [o for o in outcomes if not o.graded]
@@ -286,8 +297,8 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
     else:
         print(f"wrote {args.workdir / 'grades.csv'}")
     for o in failed:
-        print(f"error: could not grade {o.student_id}/{o.assignment_id}; see "
-              f"{args.workdir / 'logs' / o.student_id / (o.assignment_id + '.log')}",
+        print(f"error: could not grade {o.student_id}/{o.assignment_id} (retried by the next "
+              f"run); see {CourseLayout(args.workdir).log(o.student_id, o.assignment_id)}",
               file=sys.stderr)
     return 0 if not failed else 1
 

@@ -65,16 +65,26 @@ class Roots:
 class CourseLayout:
     """DIR, the nbgrader course directory that `autograde` writes: the one place its layout is
     spelled. nbgrader's folders hold <student>/<assignment>/ (source/ and release/ hold
-    <assignment>/); the grader adds logs/, review/ and state/ (<student>/<assignment>.* each)
-    and the CSVs at the top."""
+    <assignment>/); the grader adds logs/ and review/ (<student>/<assignment>.* each), the CSVs
+    at the top, and keeps its own bookkeeping under DIR/.grader/: a leading dot, which no student
+    id has (grader.files.NAME_PATTERN starts with a letter or digit), so no student's records
+    can land on a file of the grader's (`setup.lock`, `last_run.json`, `shards`)."""
 
     root: Path
 
     SUBMITTED, AUTOGRADED, FEEDBACK = "submitted", "autograded", "feedback"  # nbgrader's
-    LOGS, REVIEW, STATE = "logs", "review", "state"  # the grader's, one file per submission
+    LOGS, REVIEW = "logs", "review"  # the grader's, one file per submission
+    GRADER = ".grader"  # the grader's own files (below), never a student's
+    RUN_RECORD = Path(GRADER) / "last_run.json"  # what the last unsharded run graded
+    SHARDS = Path(GRADER) / "shards"  # <N>/<K>.json: what shard K of N graded
+    LEGACY_STATE = "state"  # where these lived before (migrate_legacy_state)
+
+    def source(self, assignment_id: str) -> Path:
+        """The assignment's instructor version (copied from solutions/; hidden tests in it)."""
+        return self.root / "source" / assignment_id
 
     def source_notebook(self, assignment_id: str) -> Path:
-        return self.root / "source" / assignment_id / f"{assignment_id}.ipynb"
+        return self.source(assignment_id) / f"{assignment_id}.ipynb"
 
     def released_notebook(self, assignment_id: str) -> Path:
         return self.root / "release" / assignment_id / f"{assignment_id}.ipynb"
@@ -98,9 +108,85 @@ class CourseLayout:
         """Why this submission was flagged (plain text, appended to)."""
         return self.root / self.REVIEW / student_id / f"{assignment_id}.txt"
 
+    def nbgrader_config(self) -> Path:
+        """The nbgrader_config.py that nbgrader's own commands and formgrader read here."""
+        return self.root / "nbgrader_config.py"
+
+    def grader_files(self) -> Path:
+        return self.root / self.GRADER
+
     def state(self, student_id: str, assignment_id: str) -> Path:
         """The resume record of one submission (grader.resume)."""
-        return self.root / self.STATE / student_id / f"{assignment_id}.json"
+        return self.grader_files() / "state" / student_id / f"{assignment_id}.json"
+
+    def setup_lock(self) -> Path:
+        """The flock that serialises the shards' setup on one machine (grader.shard)."""
+        return self.grader_files() / "setup.lock"
+
+    def run_record(self) -> Path:
+        return self.root / self.RUN_RECORD
+
+    def shard_groups(self) -> Path:
+        return self.root / self.SHARDS
+
+    def shard_record(self, count: int, index: int) -> Path:
+        return self.shard_groups() / str(count) / f"{index}.json"
+
+    def template(self, assignment_id: str) -> Path:
+        """The private gradebook nbgrader's child process starts from (grader.nbgrader_steps)."""
+        return self.grader_files() / "templates" / f"{assignment_id}.db"
+
+    def legacy_state(self) -> Path:
+        """DIR/state/ of a course directory written before DIR/.grader/ existed."""
+        return self.root / self.LEGACY_STATE
+
+
+def migrate_legacy_state(root: Path) -> None:
+    """Move a course directory written before DIR/.grader/ existed to today's layout.
+
+    DIR/state/ held the grader's files next to one folder per student, so a student named
+    `setup.lock` or `last_run.json` crashed the run. What `grader export` needs (the last run's
+    record, the shards' records) moves to DIR/.grader/; the rest (the old resume records,
+    templates and lock) is dropped: it is rebuilt by the next autograde, whose resume
+    fingerprint differs anyway, so every submission is graded again once (hand grades stay, as
+    on any regrade). Nothing is done when DIR/state/ is absent; a DIR/state/ that is a link or
+    a file is refused (ValueError), not followed."""
+    from grader.files import lstat_kind
+
+    layout = CourseLayout(Path(root))
+    legacy = layout.legacy_state()
+    kind = lstat_kind(legacy)
+    if kind == "missing":
+        return
+    if kind != "dir":
+        raise ValueError(f"{legacy} is a {kind}, not the folder an earlier autograde wrote; "
+                         "move it away and run again")
+    strange = _not_the_graders(legacy)
+    if strange:
+        raise ValueError(f"{legacy} holds files an earlier autograde did not write "
+                         f"({', '.join(strange[:5])}); move them away and run again")
+    layout.grader_files().mkdir(exist_ok=True)
+    moves = [(legacy / "last_run.json", layout.run_record(), "file"),
+             (legacy / "shards", layout.shard_groups(), "dir")]
+    for old, new, expected in moves:
+        if lstat_kind(old) == expected and lstat_kind(new) == "missing":
+            os.replace(old, new)
+    remove_tree(legacy)
+
+
+def _not_the_graders(legacy: Path) -> list[str]:
+    """Entries of an old DIR/state/ that the grader never wrote there (sorted, relative)."""
+    own = {"last_run.json", "last_run.tmp", "setup.lock", "shards", ".templates"}
+    strange = []
+    for entry in sorted(legacy.iterdir()):
+        if entry.name in own:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            strange.append(entry.name)
+            continue  # a student's folder of resume records: <assignment>.json (or .tmp)
+        strange += [f"{entry.name}/{f.name}" for f in sorted(entry.iterdir())
+                    if f.is_symlink() or not f.is_file() or f.suffix not in (".json", ".tmp")]
+    return strange
 
 
 def list_assignments(solutions: Path) -> list[str]:

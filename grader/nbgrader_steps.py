@@ -63,7 +63,6 @@ from grader.uids import UidLease, chown_tree, is_zombie
 MAX_LOG_CHARS = 400_000  # the tail of nbgrader's log that comes back (errors are at the end)
 MAX_HTML_BYTES = 64 * 1024**2  # a feedback page: the capped notebook, rendered
 STARTUP_SECONDS = 120  # on top of the notebook's own time limit, for a loaded machine
-TEMPLATE_FOLDER = ".templates"  # under DIR/state; a leading dot: never a student id
 
 
 def grading_config(course_root: Path, db_url: str, timeout: int,
@@ -80,7 +79,7 @@ def grading_config(course_root: Path, db_url: str, timeout: int,
 
 def template_path(course_root: Path, assignment_id: str) -> Path:
     """The private gradebook a child starts from: the assignment registered, nothing else."""
-    return Path(course_root) / "state" / TEMPLATE_FOLDER / f"{assignment_id}.db"
+    return CourseLayout(Path(course_root)).template(assignment_id)
 
 
 # --------------------------------------------------------------------------- the parent's side

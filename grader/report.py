@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 
 from grader import gradebook
+from grader.course import CourseLayout
 from grader.flags import format_flags, review_path
 
 GRADES_HEADER = ["student_id", "assignment", "score", "max_score", "needs_manual_grade", "flags"]
@@ -138,7 +139,7 @@ def write_review_list(course_root: Path, rows: Iterable[tuple[str, str, str]]) -
                              str(details.relative_to(course_root)) if details.exists() else ""])
 
 
-RUN_RECORD = Path("state") / "last_run.json"
+RUN_RECORD = CourseLayout.RUN_RECORD  # DIR/.grader/last_run.json
 
 
 def save_run_record(workdir: Path, db_url: str, submissions: list[dict],

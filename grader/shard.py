@@ -7,10 +7,11 @@
 * What shards must not do at once: register the assignment (DIR/source, DIR/release and the
   gradebook's assignment rows) and add students to the gradebook. `setup_lock` serialises
   those steps: a PostgreSQL advisory lock when the gradebook is PostgreSQL (the one thing every
-  shard shares for certain), else an flock on DIR/state/setup.lock (one machine, SQLite).
-* What a shard leaves: DIR/state/shards/<N>/<K>.json, its submissions and flags. `grader export`
+  shard shares for certain), else an flock on DIR/.grader/setup.lock (one machine, SQLite).
+* What a shard leaves: DIR/.grader/shards/<N>/<K>.json, its submissions and flags. `grader export`
   joins the N records (refusing while one is missing) and writes the class's CSVs from the
-  gradebook; a single unsharded run leaves DIR/state/last_run.json instead (grader.report).
+  gradebook; a single unsharded run leaves DIR/.grader/last_run.json instead (grader.report).
+  (Paths spelled by grader.course.CourseLayout.)
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import gradebook
-from grader.report import RUN_RECORD, load_run_record
+from grader.course import CourseLayout, migrate_legacy_state
+from grader.report import load_run_record
 
-SHARDS_DIR = Path("state") / "shards"
 # any constant int64 that no other program on the gradebook's server uses as an advisory key
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(b"resnet-course-grader setup").digest()[:7], "big")
 
@@ -80,7 +81,7 @@ def setup_lock(workdir: Path, db_url: str) -> Iterator[None]:
         with _advisory_lock(db_url):
             yield
         return
-    path = Path(workdir) / "state" / "setup.lock"
+    path = CourseLayout(Path(workdir)).setup_lock()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:  # the lock goes with the file descriptor, also on a kill
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -118,8 +119,9 @@ def already_registered(solutions: Path, workdir: Path, db_url: str, assignment_i
     """DIR/source/<id> equals solutions/<id> byte for byte, DIR/release/<id> exists and the
     gradebook knows the assignment: registering again would change nothing, and would rewrite
     files and rows that shards already grading are reading."""
-    src, dest = Path(solutions) / assignment_id, Path(workdir) / "source" / assignment_id
-    if not (Path(workdir) / "release" / assignment_id / f"{assignment_id}.ipynb").is_file():
+    layout = CourseLayout(Path(workdir))
+    src, dest = Path(solutions) / assignment_id, layout.source(assignment_id)
+    if not layout.released_notebook(assignment_id).is_file():
         return False
     if _tree_bytes(src) != _tree_bytes(dest):
         return False
@@ -136,7 +138,7 @@ def _tree_bytes(root: Path) -> dict[str, bytes] | None:
 
 
 def record_path(workdir: Path, shard: Shard) -> Path:
-    return Path(workdir) / SHARDS_DIR / str(shard.count) / f"{shard.index}.json"
+    return CourseLayout(Path(workdir)).shard_record(shard.count, shard.index)
 
 
 def save_shard_record(workdir: Path, db_url: str, shard: Shard, submissions: list[dict],
@@ -158,11 +160,13 @@ def _class_records(workdir: Path) -> list[dict]:
     the last sharded run (all N shard records of the newest N). ValueError when neither exists
     or a shard of the newest sharded run has not finished."""
     workdir = Path(workdir)
-    groups = [d for d in (workdir / SHARDS_DIR).glob("*") if d.is_dir() and d.name.isdigit()]
+    migrate_legacy_state(workdir)  # a course directory of an older grader: records move
+    layout = CourseLayout(workdir)
+    groups = [d for d in layout.shard_groups().glob("*") if d.is_dir() and d.name.isdigit()]
     newest = {d: max((p.stat().st_mtime for p in d.glob("*.json")), default=None)
               for d in groups}
     newest = {d: t for d, t in newest.items() if t is not None}
-    single = workdir / RUN_RECORD
+    single = layout.run_record()
     if not newest or (single.exists() and single.stat().st_mtime >= max(newest.values())):
         load_run_record(workdir)  # a clear ValueError when there is no finished run
         return [json.loads(single.read_text(encoding="utf-8"))]

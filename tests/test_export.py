@@ -16,6 +16,7 @@ from toy_gradebook import AID, add_submission, make_course
 from grader import export as export_module
 from grader.cli import main
 from grader.collect import collect
+from grader.course import CourseLayout
 from grader.export import ExportRefused, export
 from grader.gradebook import open_gradebook
 from grader.lms_export import CANVAS_FILE, MOODLE_FILE
@@ -179,7 +180,7 @@ def test_moodle_round_trip(tmp_path: Path, monkeypatch):
 
 def test_export_joins_the_shards(work):
     root, url, calls = work
-    (root / "state" / "last_run.json").unlink()
+    CourseLayout(root).run_record().unlink()
     save_shard_record(root, url, Shard(0, 2), [
         {"student_id": "ann", "assignment_id": AID, "flags": [], "autograded": True}])
     with pytest.raises(ValueError, match="1/2"):

@@ -21,7 +21,7 @@ from submissions import run_grader
 
 import grader.autograde as autograde_module
 from grader.cli import main
-from grader.course import Roots, list_assignments
+from grader.course import CourseLayout, Roots, list_assignments
 from grader.sandbox import sandbox_available
 
 pytestmark = pytest.mark.slow
@@ -198,6 +198,9 @@ def test_course_directory_layout(course: dict) -> None:
     assert (work / "submitted" / "alice" / "toy" / "toy.ipynb").is_file()
     assert (work / "autograded" / "carol" / "toy" / "toy.ipynb").is_file()
     assert (work / "logs" / "alice" / "toy.log").is_file()
+    layout = CourseLayout(work)  # the grader's own files: under DIR/.grader/, never DIR/state/
+    assert layout.state("alice", "toy").is_file() and layout.run_record().is_file()
+    assert layout.template("toy").is_file() and not layout.legacy_state().exists()
     assert "graded alice/toy in" in course["proc"].stdout  # per-submission time is reported
 
 
@@ -283,3 +286,32 @@ def test_students_exist_before_parallel_workers_start(course: dict, tmp_path: Pa
                                jobs=2, sandbox=False, log=lambda line: None)
     assert seen["todo"] == ["yann", "zoe"]
     assert seen["students"] == ["yann", "zoe"]
+
+
+def test_force_regrades_students_named_like_the_graders_files(course: dict,
+                                                               tmp_path: Path) -> None:
+    """Students named `setup.lock` and `last_run.json` (once files of the grader's next to the
+    students' records) are graded like anyone; `--force --student` regrades one of them for
+    real, the other is kept from the earlier run, and the hand grade of the unchanged written
+    answer survives the regrade."""
+    submissions, work = tmp_path / "submissions", tmp_path / "work"
+    for student, nb in (("setup.lock", _submission(course["root"])),
+                        ("last_run.json", _submission(course["root"], {
+                            "double": "def double(x):\n    return x + 2"}))):
+        (submissions / student / "toy").mkdir(parents=True)
+        nbformat.write(nb, submissions / student / "toy" / "toy.ipynb")
+    _autograde(course["root"], submissions, work)
+    rows = {r["student_id"]: r for r in _rows(work / "grades.csv")}
+    assert (rows["setup.lock"]["score"], rows["last_run.json"]["score"]) == ("3", "2")
+    assert rows["setup.lock"]["flags"] == rows["last_run.json"]["flags"] == ""
+    with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:  # formgrader's hand grade
+        grade = gb.find_grade("explain", "toy", "toy", "setup.lock")
+        grade.manual_score, grade.needs_manual_grade = 1.0, False
+        gb.db.commit()
+    proc = _autograde(course["root"], submissions, work, "--force", "--student", "setup.lock")
+    assert "graded last_run.json/toy" in proc.stdout and "(from an earlier run)" in proc.stdout
+    regraded = [line for line in proc.stdout.splitlines() if "graded setup.lock/toy" in line]
+    assert regraded and "(from an earlier run)" not in regraded[0]
+    rows = {r["student_id"]: r for r in _rows(work / "grades.csv")}
+    assert (rows["setup.lock"]["score"], rows["setup.lock"]["needs_manual_grade"]) == (
+        "4", "false")

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from nbformat.v4 import new_code_cell, new_output
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.converters.base import NbGraderException
+from nbgrader.coursedir import CourseDirectory
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import Execute, IgnorePattern, OverwriteCells
 from traitlets.config import Config
 
@@ -16,6 +20,7 @@ from grader.nbgrader_config import (
     apply_grading_settings,
     build_config,
     config_file_text,
+    refusal_message,
 )
 from grader.sandbox import SandboxedExecute
 
@@ -91,3 +96,24 @@ def test_apply_grading_settings_alone():
     c = Config()
     apply_grading_settings(c, timeout=5)
     assert c.Execute.timeout == 5 and "root" not in c.CourseDirectory
+
+
+def test_config_file_refuses_nbgraders_grading_steps(tmp_path: Path):
+    """DIR's file makes nbgrader's Autograde and GenerateFeedback refuse when they build their
+    exporter (before writing anything; tests/test_nbgrader_refusal.py drives the commands);
+    the grader's own Config (build_config, GradingSettings.config) does not."""
+    text = config_file_text(tmp_path, "sqlite:///g.db")
+    loaded = Config()
+    exec(compile(text, "nbgrader_config.py", "exec"), {"get_config": lambda: loaded})
+    for step, converter in (("Autograde", Autograde), ("GenerateFeedback", GenerateFeedback)):
+        app = converter(coursedir=CourseDirectory(config=loaded), config=loaded)
+        with pytest.raises(NbGraderException, match="refused in this course directory") as err:
+            app.exporter_class(parent=app, config=loaded)
+        assert f"--workdir {tmp_path.resolve()}" in str(err.value)
+        assert refusal_message(step, tmp_path.resolve()) == str(err.value)
+    assert "grader autograde SUBMISSIONS" in refusal_message("Autograde", "D")
+    assert "grader export --workdir D" in refusal_message("GenerateFeedback", "D")
+    assert CsvExportPlugin(config=loaded).to == "nbgrader_grades.csv"  # not grades.csv
+    ours = GradingSettings(tmp_path, "sqlite:///g.db", sandbox=False).config()
+    for step in ("Autograde", "GenerateFeedback"):
+        assert "exporter_class" not in ours[step]

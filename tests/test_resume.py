@@ -4,7 +4,9 @@ autograde grade it again) and what does not, and when a recorded outcome is reus
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from toy_gradebook import AID, add_submission, make_course
 
 from grader import resume
 from grader.autograde import GradingSettings, Outcome
+from grader.course import LIBRARY_PACKAGE
 from grader.limits import Limits
 
 
@@ -131,3 +134,61 @@ def test_no_record_without_a_submissions_root(setup):
     settings = dataclasses.replace(settings, submissions_root=None)
     resume.mark_done(settings, "ann", AID, Outcome("ann", AID))
     assert not resume.state_path(settings.course_root, "ann", AID).exists()
+
+
+def test_the_graders_code_is_in_the_fingerprint(setup, monkeypatch):
+    settings, submissions = setup
+    before = _fp(settings, submissions)
+    monkeypatch.setattr(resume, "grader_code_version", lambda: "a fixed hidden check")
+    assert _fp(settings, submissions) != before
+
+
+def test_code_version_covers_the_hidden_checks(tmp_path: Path):
+    """A copy of the grader package: an edit of grader/checks/ (or of any module) changes the
+    version; __pycache__ and non-Python files do not."""
+    package = tmp_path / "grader"
+    shutil.copytree(resume.package_dir("grader"), package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    library = resume.package_dir(LIBRARY_PACKAGE)
+    assert (package / "checks").is_dir() and library is not None
+    version = resume.code_version.__wrapped__  # not cached: the files change in between
+    before = version(package, library)
+    assert version(package, library) == before
+    (package / "__pycache__").mkdir(exist_ok=True)
+    (package / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (package / "notes.txt").write_text("not code")
+    assert version(package, library) == before
+    check = next((package / "checks").glob("ex*.py"))
+    check.write_text(check.read_text() + "\n# fixed\n")
+    assert version(package, library) != before
+    assert resume.grader_code_version() == resume.code_version(
+        resume.package_dir("grader"), library)
+
+
+def test_a_grading_error_is_never_recorded(setup):
+    settings, submissions = setup
+    add_submission(settings.db_url, "ann", {"test_b": 2.0, "test_a": 0.0})
+    _done(settings, submissions)
+    failed = Outcome("ann", AID, ["grading-error"], autograded=True)
+    resume.forget(settings.course_root, "ann", AID)  # autograde: before grading again
+    resume.mark_done(settings, "ann", AID, failed)
+    assert not resume.state_path(settings.course_root, "ann", AID).exists()
+    assert resume.previous_outcome(settings, submissions, "ann", AID) is None
+
+
+def test_a_recorded_grading_error_is_not_reused(setup):
+    """A record that holds one anyway (written by an older grader) is not final either."""
+    settings, submissions = setup
+    add_submission(settings.db_url, "ann", {"test_b": 2.0, "test_a": 0.0})
+    _done(settings, submissions)
+    path = resume.state_path(settings.course_root, "ann", AID)
+    record = json.loads(path.read_text())
+    record["outcome"]["flags"] = ["grading-error"]
+    path.write_text(json.dumps(record))
+    assert resume.previous_outcome(settings, submissions, "ann", AID) is None
+
+
+def test_records_live_under_the_graders_folder(setup):
+    settings, _ = setup
+    path = resume.state_path(settings.course_root, "setup.lock", AID)
+    assert path == settings.course_root / ".grader" / "state" / "setup.lock" / f"{AID}.json"

@@ -27,6 +27,7 @@ from submissions import grader_env
 
 from grader.autograde import sqlalchemy_url
 from grader.cli import main
+from grader.course import CourseLayout
 from grader.sandbox import sandbox_available
 from grader.shard import Shard, record_path
 
@@ -104,7 +105,7 @@ def _create_database(url: str, name: str) -> str:
 
 
 def _done(workdir: Path, students: list[str]) -> int:
-    return sum((workdir / "state" / s / "toy.json").is_file() for s in students)
+    return sum(CourseLayout(workdir).state(s, "toy").is_file() for s in students)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
