@@ -93,6 +93,14 @@ def reader_repository(root: Path) -> str:
     return url
 
 
+def starter_repository(root: Path) -> str:
+    """`sphinx.config.starter_repository` of _config.yml: the repository of the starter tree,
+    whose exercise notebooks the exercise pages' launch buttons open ("" when not set)."""
+    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+    sphinx = (config.get("sphinx") or {}).get("config") or {}
+    return str(sphinx.get("starter_repository") or "").rstrip("/")
+
+
 def chapters(root: Path) -> list[str]:
     """The chapters of _toc.yml that are MyST notebooks in book/ ("book/identity"): a `.md`
     whose front matter names a kernelspec, as myst-nb decides. Only they run code, and only they
@@ -164,20 +172,30 @@ def stage_site(root: Path, site: Path, out: Path) -> None:
     _copy_licences(root, out)
 
 
-def starter_requirements(root: Path) -> tuple[list[str], list[str]]:
-    """(pinned requirements of the starter tree, the packages its notebooks import)."""
+def repository_modules(root: Path) -> set[str]:
+    """Top-level modules of the instructor repository (the course library, grader, ...)."""
+    return {Path(__file__).resolve().parent.name} | {
+        p.name for p in [*(root / "src").glob("*"), *root.glob("*")]
+        if (p / "__init__.py").is_file()}
+
+
+def starter_requirements(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """(pinned requirements of the starter tree, the packages its notebooks import, the
+    modules of this repository they import: none may, students do not get them)."""
     sources = [cell.source for path in sorted((root / "exercises").glob("*/*.ipynb"))
                for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    local = repository_modules(root)
     try:
-        imported = imported_distributions(sources)
+        imported = imported_distributions(sources, local=local)
         pins = pinned_closure(root / "requirements.txt", imported | set(STARTER_TOOLS))
     except LookupError as err:
         raise PublishError(f"the starter environment: {err}") from err
-    return pins, sorted(imported)
+    return pins, sorted(imported), sorted(imported_modules(sources) & local)
 
 
-def stage_starter(root: Path, out: Path) -> list[str]:
-    """The student starter tree into `out`; returns the licences copied."""
+def stage_starter(root: Path, out: Path) -> tuple[list[str], list[Leak]]:
+    """The student starter tree into `out`; returns the licences copied and an exercise's
+    import of a module of this repository as a leak."""
     ids = list_assignments(root / "exercises")
     for assignment_id in ids:
         notebook = root / "exercises" / assignment_id / f"{assignment_id}.ipynb"
@@ -185,18 +203,22 @@ def stage_starter(root: Path, out: Path) -> list[str]:
             raise PublishError(f"{notebook} is missing: run `python -m grader release`")
         (out / "exercises" / assignment_id).mkdir(parents=True)
         shutil.copy2(notebook, out / "exercises" / assignment_id / notebook.name)
-    pins, imported = starter_requirements(root)
+    pins, imported, local = starter_requirements(root)
     (out / "requirements.txt").write_text(
         "# The packages the exercise notebooks import, JupyterLab, and their dependencies,\n"
         "# pinned as the course tests them.\n" + "".join(f"{pin}\n" for pin in pins),
         encoding="utf-8")
     licences = _copy_licences(root, out)
-    values = {"assignment_ids": ", ".join(f"`{i}`" for i in ids),
+    url = starter_repository(root)
+    clone = (f"git clone {url}\ncd {url.rsplit('/', 1)[-1]}\n") if url else ""
+    values = {"assignment_ids": ", ".join(f"`{i}`" for i in ids), "clone": clone,
               "packages": ", ".join(imported), "licences": _licence_note(licences)}
     for name, rel in STARTER_FILES.items():
         text = (READER_DIR / "starter" / name).read_text(encoding="utf-8")
         (out / rel).write_text(_fill(text, values), encoding="utf-8")
-    return licences
+    return licences, [Leak("exercises", f"import {module}", "an exercise imports a module of "
+                           "the instructor repository, which students do not get")
+                      for module in local]
 
 
 def stage_self_study(root: Path, site: Path, out: Path) -> None:
@@ -354,7 +376,9 @@ def _check_dest(root: Path, dest: Path, parts: list[str]) -> None:
                            f"{dest}/site, {dest}/starter and, with --self-study, "
                            f"{dest}/self-study")
     ours = {p for p in PARTS if (dest / p / MANIFEST).is_file()}
-    if entries and not ours:
+    fresh = {p for p in PARTS if (dest / p).is_dir() and not (dest / p).is_symlink()
+             and {e.name for e in (dest / p).iterdir()} <= {".git"}}  # e.g. a clone of a repo
+    if entries and not ours and not entries <= fresh:
         raise PublishError(f"{dest} is neither empty nor an earlier publication (none of "
                            f"{', '.join(p + '/' + MANIFEST for p in PARTS)}); refusing to write "
                            "into it")
@@ -373,11 +397,11 @@ def publish(root: Path, dest: Path, *, site: Path | None = None, self_study: boo
         staged = {part: Path(tmp) / part for part in parts}
         stage_site(root, site, staged["site"])
         staged["starter"].mkdir()
-        licences = stage_starter(root, staged["starter"])
+        licences, problems = stage_starter(root, staged["starter"])
+        problems = [_in("starter", p) for p in problems]
         if self_study:
             staged["self-study"].mkdir()
             stage_self_study(root, site, staged["self-study"])
-        problems: list[Leak | Answer] = []
         secrets = private_lines(root)
         for part, tree in staged.items():
             found = find_leaks(root, tree, secrets)

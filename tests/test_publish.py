@@ -32,7 +32,15 @@ from grader.cli import main
 from grader.environment import imported_modules
 from grader.graded import graded_definitions
 from grader.owned_tree import MANIFEST
-from grader.publish import OLD_STAMP, PublishError, chapters, find_leaks, publish, reader_repository
+from grader.publish import (
+    OLD_STAMP,
+    PublishError,
+    chapters,
+    find_leaks,
+    publish,
+    reader_repository,
+    starter_repository,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIVATE = {"solutions", "grader", "tests", ".ci"}
@@ -112,6 +120,7 @@ def test_starter_tree_holds_the_exercises_and_their_environment_only(published):
     assert "lab:" in makefile and "requirements.txt" in makefile and "grader" not in makefile
     readme = (starter / "README.md").read_text()
     assert "{" not in readme and "ex5_gpu_training" in readme and "python -m grader" not in readme
+    assert f"git clone {starter_repository(ROOT)}\n" in readme
 
 
 def test_no_output_but_self_study_holds_a_graded_implementation(published):
@@ -401,6 +410,52 @@ def test_cli_publish_exit_codes_and_self_study_warning(tmp_path, capsys):
     assert not (tmp_path / "leak").exists()
 
 
+# ---- launch buttons (_ext/launch.py) ---------------------------------------------------------
+
+def _launch_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("launch_ext", ROOT / "_ext" / "launch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _theme_buttons(repository: str, path: str) -> list[dict]:
+    """The launch buttons sphinx-book-theme makes for `path` of `repository` (its URL forms)."""
+    org_repo = "/".join(repository.split("/")[-2:])
+    name = org_repo.split("/")[1]
+    return [{"type": "group", "buttons": [
+        {"url": f"https://mybinder.org/v2/gh/{org_repo}/main?urlpath=lab/tree/{path}"},
+        {"url": "https://hub.example.org/hub/user-redirect/git-pull?repo=https%3A//github.com/"
+                f"{org_repo}&urlpath=lab/tree/{name}/{path}&branch=main"},
+        {"url": f"https://colab.research.google.com/github/{org_repo}/blob/main/{path}"}]}]
+
+
+@pytest.mark.parametrize("page", ["book/identity", "exercises/ex2_identity/ex2_identity"])
+def test_launch_buttons_open_the_paired_notebook_or_the_starter_repository(page):
+    """Chapters: book/<chapter>.md -> .ipynb in repository.url; exercises: the same notebook
+    in starter_repository (sphinx-book-theme's three URL forms, rewritten by _ext/launch.py)."""
+    launch = _launch_extension()
+    reader = "https://github.com/org/course"
+    starter = "https://github.com/org/course-exercises"
+    source = ".md" if page.startswith("book/") else ".ipynb"
+    context = {"sourcename": page + source, "header_buttons": _theme_buttons(reader, page + source)}
+    if source == ".md":
+        context["ipynb_source"] = page + ".ipynb"
+
+    class App:
+        class config:  # noqa: N801 (stands in for sphinx's Config)
+            starter_repository = starter
+            html_theme_options = {"repository_url": reader}
+
+    launch.point_at_paired_notebook(App, page, "page.html", context, None)
+    urls = [b["url"] for b in context["header_buttons"][0]["buttons"]]
+    repository = reader if source == ".md" else starter
+    assert [launch_target(u, repository) for u in urls] == [page + ".ipynb"] * 3, urls
+    assert not any(".md" in u for u in urls)
+
+
 # ---- the real build -------------------------------------------------------------------------
 
 class _LaunchLinks(HTMLParser):
@@ -439,13 +494,15 @@ def test_every_chapter_launches_a_notebook_of_the_published_tree(tmp_path):
     html = ensure_built()
     dest = tmp_path / "out"
     publish(ROOT, dest, site=html, self_study=True, **QUIET)
-    tree = dest / "self-study"
-    repository = reader_repository(ROOT)
     for name in chapters(ROOT) + [f"exercises/{i}/{i}" for i in
                                   sorted(p.name for p in (ROOT / "exercises").iterdir())]:
+        # chapters launch from the self-study tree, exercises from the starter tree
+        tree, repository = dest / "self-study", reader_repository(ROOT)
+        if name.startswith("exercises/") and starter_repository(ROOT):
+            tree, repository = dest / "starter", starter_repository(ROOT)
         parser = _LaunchLinks()
         parser.feed((dest / "site" / f"{name}.html").read_text())
-        assert len(parser.hrefs) >= 2, f"{name}: launch buttons {parser.hrefs}"
+        assert len(parser.hrefs) >= 3, f"{name}: launch buttons {parser.hrefs}"
         for href in parser.hrefs:
             target = launch_target(href, repository)
             assert target == f"{name}.ipynb", (name, href)
