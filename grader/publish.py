@@ -250,7 +250,7 @@ def chapter_packages(root: Path) -> dict[str, str]:
     for name in chapters(root):
         notebook = _myst_notebook(root / f"{name}.md")
         sources += [c.source for c in notebook.cells if c.cell_type == "code"]
-    local = {p.name for p in (root / "src").iterdir() if p.is_dir()}
+    local = repository_modules(root)
     pins = read_pins(root / "requirements.txt")
     provided = packages_distributions()
     modules = sorted(imported_modules(sources) - set(sys.stdlib_module_names) - local)
@@ -259,7 +259,7 @@ def chapter_packages(root: Path) -> dict[str, str]:
         dists = [canonicalize_name(d) for d in provided.get(module, [])]
         pinned = [pins[d] for d in dists if d in pins]
         if not dists:
-            continue  # not from a package (a folder of this repository): the leak check's
+            continue  # not from an installed package: nothing to install
         if not pinned:
             raise PublishError(f"the chapters import {module!r}, which requirements.txt does "
                                "not pin")
