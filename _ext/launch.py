@@ -3,8 +3,8 @@
 sphinx-book-theme points a MyST Markdown chapter's Binder, JupyterHub and Colab buttons at
 `book/<chapter>.md` in the repository of `repository.url`: Colab cannot open a `.md`, and Binder
 and JupyterHub open it as text (no jupytext there). `python -m grader publish --self-study`
-writes that repository's tree with a paired notebook next to every chapter: the executed
-notebook of this build (which the theme also offers as the page's `.ipynb` download), with a
+writes that repository's tree with a paired notebook next to every chapter: the chapter as
+myst-nb reads it (the notebook the theme also offers as the page's `.ipynb` download), with a
 first cell that makes the course library importable on Colab and Binder
 (grader/reader/chapter_setup.py). This extension points the buttons at it, after the theme has
 made them (`html-page-context`, priority 502 > the theme's 501).

@@ -12,8 +12,8 @@ whose graded objects are the answers to the assignments) stays private. Publish 
 - DEST/self-study/ — only with `--self-study`: the **full source tree** (chapters, the course
   library *with the reference implementation of every graded object*, released exercises, the
   book's configuration; grader/reader/'s README, Makefile and pyproject.toml), each chapter with
-  a paired notebook book/<chapter>.ipynb for the launch buttons (the executed notebook of the
-  build, with a first cell that makes the library importable on Colab and Binder).
+  a paired notebook book/<chapter>.ipynb for the launch buttons (the chapter as myst-nb reads
+  it, with a first cell that makes the library importable on Colab and Binder).
 
 LICENSE and LICENSE-CONTENT of the repository root are copied into every output when present.
 
@@ -221,7 +221,7 @@ def stage_starter(root: Path, out: Path) -> tuple[list[str], list[Leak]]:
                       for module in local]
 
 
-def stage_self_study(root: Path, site: Path, out: Path) -> None:
+def stage_self_study(root: Path, out: Path) -> None:
     """The full source tree into `out`, with a paired notebook per chapter."""
     for rel in PUBLIC:
         src = root / rel
@@ -240,7 +240,7 @@ def stage_self_study(root: Path, site: Path, out: Path) -> None:
         (out / rel).write_text(_fill(text, values), encoding="utf-8")
     setup = setup_cell(root)
     for name in chapters(root):
-        nbformat.write(paired_notebook(root, site, name, setup), out / f"{name}.ipynb")
+        nbformat.write(paired_notebook(root, name, setup), out / f"{name}.ipynb")
 
 
 def chapter_packages(root: Path) -> dict[str, str]:
@@ -283,16 +283,11 @@ def setup_cell(root: Path) -> nbformat.NotebookNode:
     return nbformat.v4.new_code_cell(text, metadata={"tags": ["launch-setup"]})
 
 
-def paired_notebook(root: Path, site: Path, name: str,
-                    setup: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """The chapter `name` as a notebook for Colab/Binder: the build's executed notebook (the
-    theme copies it to _sources/<name>.ipynb), or the MyST source read as myst-nb reads it when
-    the site has none, with the `setup` cell (setup_cell) first."""
-    executed = site / "_sources" / f"{name}.ipynb"
-    if executed.is_file():
-        notebook = nbformat.read(executed, as_version=4)
-    else:
-        notebook = _myst_notebook(root / f"{name}.md")
+def paired_notebook(root: Path, name: str, setup: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The chapter `name` as a notebook for Colab/Binder, read from its MyST source the way
+    myst-nb reads it for the build (the page's .ipynb download is the same notebook), with the
+    `setup` cell (setup_cell) first. No outputs: the chapters glue their results into the text."""
+    notebook = _myst_notebook(root / f"{name}.md")
     notebook.cells.insert(0, setup)
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                                 "language": "python"})
@@ -401,7 +396,7 @@ def publish(root: Path, dest: Path, *, site: Path | None = None, self_study: boo
         problems = [_in("starter", p) for p in problems]
         if self_study:
             staged["self-study"].mkdir()
-            stage_self_study(root, site, staged["self-study"])
+            stage_self_study(root, staged["self-study"])
         secrets = private_lines(root)
         for part, tree in staged.items():
             found = find_leaks(root, tree, secrets)
