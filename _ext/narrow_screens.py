@@ -8,7 +8,10 @@ extension adds static/narrow_screens.css to every page; under 640 px it
   horizontally scrollable box, with the caption kept to the screen's width: pinch or swipe to
   see the panels, whose text is then as large as on a desktop;
 - wraps code blocks (`white-space: pre-wrap`): a long line continues on the next, with no
-  sideways scrolling; copying (the copy button) still gives the original lines.
+  sideways scrolling; copying (the copy button) still gives the original lines; inline code
+  may break anywhere;
+- puts a wide table in its own sideways-scrolling box, so the page itself never scrolls
+  sideways.
 """
 
 from __future__ import annotations
