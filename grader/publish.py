@@ -356,7 +356,7 @@ def find_leaks(root: Path, tree: Path, secrets: set[str] | None = None) -> list[
 
 # ---- writing -----------------------------------------------------------------------------
 
-def _check_dest(root: Path, dest: Path, parts: list[str]) -> None:
+def _check_dest(root: Path, dest: Path) -> None:
     tops = {rel.split("/")[0] for rel in PUBLIC}
     if dest == root or root in dest.parents and dest.parts[len(root.parts)] in tops:
         raise PublishError(f"{dest} is the instructor repository or inside a folder it publishes")
@@ -386,7 +386,7 @@ def publish(root: Path, dest: Path, *, site: Path | None = None, self_study: boo
     root, dest = root.resolve(), dest.resolve()
     site = (site or root / "_build" / "html").resolve()
     parts = ["site", "starter"] + (["self-study"] if self_study else [])
-    _check_dest(root, dest, parts)
+    _check_dest(root, dest)
     definitions = graded_definitions(root)
     with tempfile.TemporaryDirectory(prefix="grader-publish-") as tmp:
         staged = {part: Path(tmp) / part for part in parts}
@@ -422,6 +422,9 @@ def publish(root: Path, dest: Path, *, site: Path | None = None, self_study: boo
     if self_study:
         names = sorted({d.name for d in definitions})
         log("WARNING: " + SELF_STUDY_WARNING.format(names=", ".join(names)))
+    elif (dest / "self-study" / MANIFEST).is_file():
+        log(f"{dest / 'self-study'} (an earlier publication) is left as it was: pass "
+            "--self-study to update it")
     return {part: dest / part for part in parts}
 
 
