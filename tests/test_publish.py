@@ -118,6 +118,10 @@ def test_starter_tree_holds_the_exercises_and_their_environment_only(published):
     assert not pins & {"nbgrader", "jupyter-book", "pytest", "resnet-course"}
     makefile = (starter / "Makefile").read_text()
     assert "lab:" in makefile and "requirements.txt" in makefile and "grader" not in makefile
+    dry_run = subprocess.run(["make", "-n", "lab"], cwd=starter, capture_output=True, text=True)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "-m pip install --quiet --no-compile -r requirements.txt" in dry_run.stdout
+    assert "/jupyter lab exercises" in dry_run.stdout
     readme = (starter / "README.md").read_text()
     assert "{" not in readme and "ex5_gpu_training" in readme and "python -m grader" not in readme
     assert f"git clone {starter_repository(ROOT)}\n" in readme
