@@ -212,10 +212,12 @@ def test_licences_are_copied_into_every_output_when_present(tmp_path):
     assert any("licences copied into every output: LICENSE, LICENSE-CONTENT" in s for s in logs)
     # without them: none copied, and publish says so
     logs.clear()
-    publish(ROOT, tmp_path / "plain", site=fake_site(ROOT, tmp_path / "html"), log=logs.append)
-    if not (ROOT / "LICENSE").exists():
-        assert not (tmp_path / "plain" / "starter" / "LICENSE").exists()
-        assert any("licences copied into every output: none" in s for s in logs)
+    (root / "LICENSE").unlink()
+    (root / "LICENSE-CONTENT").unlink()
+    publish(root, tmp_path / "plain", log=logs.append)
+    assert not (tmp_path / "plain" / "starter" / "LICENSE").exists()
+    assert "Licences" not in (tmp_path / "plain" / "starter" / "README.md").read_text()
+    assert any("licences copied into every output: none" in s for s in logs)
 
 
 # ---- what publish refuses ----------------------------------------------------------------
