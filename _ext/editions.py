@@ -14,7 +14,7 @@ Which objects are graded is decided in grader/graded.py; tests/test_editions.py 
 
 **Reader repository.** `{{ reader_repository }}` and `{{ reader_repository_name }}` in any page
 (code blocks included) become `repository.url` of _config.yml and its last path component: the
-repository students clone, which `python -m grader publish` writes. It is set in that one place.
+full source tree, which `python -m grader publish --self-study` writes. It is set in that one place.
 
 **Cache.** Every build of this source folder, whatever its output folder (the self-study edition
 in _build/self-study, the tests' temporary builds), reuses the execution cache

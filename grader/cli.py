@@ -179,14 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 1)")
 
     publish = sub.add_parser(
-        "publish", help="write the reader repository (book, library, exercises) into DEST",
-        description="Write the tree of the public reader repository, the one students clone "
-        "and _config.yml's repository.url names: book sources, the course library, the "
-        "released exercises, _config.yml/_toc.yml, requirements, a student README and a "
-        "Makefile whose `make book` works there. Never solutions/, grader/ or tests/. Exit 1, "
-        "with nothing written, if any solution, hidden-test or rubric text would reach it. "
-        "DEST must be empty, new, or an earlier publication (its .git is kept).")
+        "publish", help="write the course site and the student starter tree (no answers) "
+        "into DEST; --self-study adds the full source tree",
+        description="Write what readers and students get, into DEST/site, DEST/starter and "
+        "(with --self-study) DEST/self-study. site: the built course edition of the book "
+        "(`make book` first; static HTML, ready to host). starter: the released exercise "
+        "notebooks, the pinned packages they import (requirements.txt), a Makefile "
+        "(`make lab`) and a student README; no course library. Neither holds any "
+        "implementation of a graded object, nor solution, hidden-test or rubric text: exit 1, "
+        "with nothing written, if one would. LICENSE and LICENSE-CONTENT of the repository "
+        "root are copied into every output when present. Each output folder may be new, empty "
+        "(but for .git) or an earlier publication: publish replaces only the files it wrote "
+        "(listed in its .published-files) and keeps every other file (.git, .venv, a LICENSE "
+        "or CI files added there).")
     publish.add_argument("dest", type=Path, metavar="DEST", help="folder to write")
+    publish.add_argument("--site", type=Path, default=None, metavar="DIR",
+                         help="the built course edition to publish (default: _build/html of "
+                         "the instructor repository)")
+    publish.add_argument("--self-study", action="store_true",
+                         help="also write DEST/self-study, the full source tree (chapters with "
+                         "paired .ipynb notebooks for Colab/Binder, and the course library). "
+                         "It REVEALS the reference implementation of every graded object: "
+                         "only for self-study readers, never where students of a graded "
+                         "course may see it")
     publish.add_argument("--root", type=Path, default=None,
                          help=f"instructor repository to publish from (default: ${ROOT_ENV} "
                          "if set, else this repository)")
@@ -257,7 +272,7 @@ def _publish(roots: Roots, args: argparse.Namespace) -> int:
     from grader.publish import PublishError, publish
 
     try:
-        publish(roots.solutions.parent, args.dest)
+        publish(roots.solutions.parent, args.dest, site=args.site, self_study=args.self_study)
     except PublishError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -203,10 +203,19 @@ def test_exercise_pages_offer_download_and_launch(site, browser):
         visit.close()
 
 
+PHONE_LAYOUT_JS = """() => [
+  document.documentElement.scrollWidth,
+  [...document.querySelectorAll('article div.highlight pre')]
+    .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 60)),
+  [...document.querySelectorAll('article figure img')].map(img => img.clientWidth),
+]"""
+
+
 def test_screenshots_at_desktop_and_phone_width(site, browser):
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
     SCREENSHOTS.mkdir(parents=True)
+    narrow = []
     for label, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
         visit = PageVisit(browser, site, width, height)
         try:
@@ -215,8 +224,16 @@ def test_screenshots_at_desktop_and_phone_width(site, browser):
                 wait_for_math(page, doc)
                 name = doc.replace("/", "__")
                 page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"))
+                if label == "phone":
+                    narrow.append((doc, page.evaluate(PHONE_LAYOUT_JS)))
         finally:
             visit.close()
+    # _ext/narrow_screens.py: the page never scrolls sideways, code wraps, and each figure's
+    # image keeps about its desktop width (its own box scrolls sideways)
+    for doc, (page_width, scrolling_code, figure_widths) in narrow:
+        assert page_width <= 390, f"{doc}: the page is {page_width} px wide at 390 px"
+        assert not scrolling_code, f"{doc}: code blocks scroll sideways: {scrolling_code[:3]}"
+        assert all(w >= 560 for w in figure_widths), f"{doc}: figure widths {figure_widths}"
     shots = sorted(SCREENSHOTS.glob("*.png"))
     assert len(shots) == 2 * len(toc_pages())
     assert all(s.stat().st_size > 5_000 for s in shots), "an empty-looking screenshot"
