@@ -50,6 +50,7 @@ from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
+from grader import similarity_syntax as syntax
 from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
 
 # Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
@@ -88,7 +89,12 @@ NEWLINE = ";"
 @dataclass(frozen=True)
 class Token:
     text: str  # normalised: keyword, operator, a name used, or V / NUM / STR
-    line: int  # 1-based line of the cell where it starts
+    line: int  # 1-based line of the cell where it starts (of its statement: see tokenise)
+    end_line: int = 0  # the last line of its statement, where known
+
+    @property
+    def last_line(self) -> int:
+        return max(self.line, self.end_line)
 
 
 @dataclass(frozen=True)
@@ -244,9 +250,24 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
     names bound elsewhere in the same notebook or library (a class defined in another cell)."""
     source = _clean(source)
     tree = _parse(source)
-    bound = bound_names(tree)
-    bound = None if bound is None else bound | context
-    raw = [t for t in _merge_fstrings(_raw_tokens(source))
+    if tree is None:  # not Python (yet): tokens as written, every name but builtins V
+        return token_stream(_raw_tokens(source), 1, None, tree)
+    bound = bound_names(tree) | context
+
+    def emit(raw: list[tokenize.TokenInfo], first: int, last: int) -> list[Token]:
+        return token_stream(raw, first, bound, None, last)
+
+    tokens = syntax.block_tokens(syntax.normalise_tree(tree).body, emit,
+                                 syntax.variables_of(tree))
+    return _separated(tokens)
+
+
+def token_stream(raw: list[tokenize.TokenInfo], first: int, bound: set[str] | None,
+                 tree: ast.Module | None, last: int | None = None) -> list[Token]:
+    """Normalised tokens of Python's tokens. With `last`, every token is given the lines
+    first..last (a statement written back by grader.similarity_syntax); without, its own line
+    (counted from `first`). `tree`: the syntax tree, for its type annotations, when known."""
+    raw = [t for t in _merge_fstrings(raw)
            if t.type not in SKIPPED
            and not (t.type == token_types.ERRORTOKEN and not t.string.strip())]
     # `x = (a, b)` is `x = a, b` and `return (x)` is `return x`; annotations are left out
@@ -260,9 +281,20 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
         text = normalise_token(tok, before, after, bound)
         if text is None:
             continue
-        if text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
-            continue  # one separator between statements; `if x: y` is the same as two lines
-        out.append(Token(text, tok.start[0]))
+        if last is None:
+            out.append(Token(text, first + tok.start[0] - 1))
+        else:
+            out.append(Token(text, first, last))
+    return _separated(out)
+
+
+def _separated(tokens: list[Token]) -> list[Token]:
+    """One separator between statements; `if x: y` is the same as two lines."""
+    out: list[Token] = []
+    for tok in tokens:
+        if tok.text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
+            continue
+        out.append(tok)
     return out
 
 
@@ -327,9 +359,10 @@ def kgrams(tokens: list[Token], k: int = K) -> list[Fingerprint]:
     if not tokens:
         return []
     if len(tokens) < k:
-        return [Fingerprint(_hash(t.text for t in tokens), tokens[0].line, tokens[-1].line)]
+        return [Fingerprint(_hash(t.text for t in tokens), tokens[0].line,
+                            tokens[-1].last_line)]
     return [Fingerprint(_hash(t.text for t in tokens[i:i + k]), tokens[i].line,
-                        tokens[i + k - 1].line)
+                        tokens[i + k - 1].last_line)
             for i in range(len(tokens) - k + 1)]
 
 
