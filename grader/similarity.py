@@ -52,6 +52,7 @@ from pathlib import Path
 
 from grader import similarity_syntax as syntax
 from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
+from grader.similarity_html import write_reports
 
 # Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
 # independent correct answers (solution, variants, library) score at most 0.775, renamed,
@@ -59,7 +60,7 @@ from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
 # and the variants that rearrange another answer) at least 0.828; THRESHOLD sits between.
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
-THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
+THRESHOLD = 0.78  # share of the smaller cell's fingerprints found in the other one
 # Fewer shared fingerprints than this (about four short lines) is too little code to mean
 # anything: pick_device, zero_init_residual_ or count_parameters have little room to differ, so
 # two honest students may write them alike. Such cells are never reported.
@@ -77,7 +78,7 @@ STUDENT = "student"
 SOLUTION = "solution"
 LIBRARY = "library"
 CSV_HEADER = ["student_id", "assignment", "cell", "kind", "source", "source_cell", "score",
-              "shared", "lines", "source_lines"]
+              "shared", "lines", "source_lines", "report"]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS",
            "### END HIDDEN TESTS")
 SKIPPED = {token_types.COMMENT, token_types.NL, token_types.INDENT, token_types.DEDENT,
@@ -113,6 +114,7 @@ class Document:
     cell: str  # grade_id, or the library file's path
     fingerprints: list[Fingerprint] = field(default_factory=list)
     kind: str = STUDENT  # STUDENT, SOLUTION or LIBRARY (a student may be called "library")
+    source: str = ""  # the code, for the side-by-side pages
 
     @cached_property
     def hashes(self) -> set[int]:
@@ -479,7 +481,8 @@ def drop_common(students: list[Document], limit: int = COMMON_LIMIT) -> list[Doc
         counts.update((doc.assignment, doc.cell, h) for h in doc.hashes)
     return [Document(doc.owner, doc.assignment, doc.cell,
                      [f for f in doc.fingerprints
-                      if counts[doc.assignment, doc.cell, f.hash] <= limit], doc.kind)
+                      if counts[doc.assignment, doc.cell, f.hash] <= limit], doc.kind,
+                     doc.source)
             for doc in students]
 
 
@@ -558,7 +561,7 @@ def library_documents(library: Path | None, given: set[int]) -> list[Document]:
     sources = {path: path.read_text(encoding="utf-8") for path in sorted(library.glob("*.py"))}
     context = context_names(sources.values())
     return [Document(LIBRARY, "", path.relative_to(library.parent).as_posix(),
-                     fingerprint(source, given, context), LIBRARY)
+                     fingerprint(source, given, context), LIBRARY, source)
             for path, source in sources.items()]
 
 
@@ -566,7 +569,7 @@ def notebook_documents(owner: str, assignment_id: str, nb: dict | None, given: s
                        kind: str = STUDENT) -> list[Document]:
     """A notebook's answer cells, names bound in any of its cells counted as bound."""
     context = context_names(code_cells(nb))
-    return [Document(owner, assignment_id, gid, fingerprint(src, given, context), kind)
+    return [Document(owner, assignment_id, gid, fingerprint(src, given, context), kind, src)
             for gid, src in answer_cells(nb).items()]
 
 
@@ -577,7 +580,7 @@ def assignment_documents(workdir: Path, assignment_id: str,
     given = given_hashes(code_cells(release), context_names(code_cells(release)))
     solution = read_notebook(workdir / "source" / assignment_id / f"{assignment_id}.ipynb")
     references = notebook_documents(SOLUTION, assignment_id, solution, given, SOLUTION)
-    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY)
+    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY, d.source)
                    for d in library_documents(library, given)]
     students = []
     submitted = workdir / "submitted"
@@ -589,22 +592,37 @@ def assignment_documents(workdir: Path, assignment_id: str,
 
 def similarity_report(workdir: Path, assignments: list[str],
                       library: Path | None) -> list[Match]:
-    """Find the matches of every assignment in `workdir` and write DIR/similarity.csv."""
+    """Find the matches of every assignment in `workdir`; write DIR/similarity.csv and the
+    side-by-side pages DIR/similarity/*.html (grader.similarity_html)."""
     matches: list[Match] = []
+    documents: dict[tuple[str, str, str, str], Document] = {}
     for assignment_id in assignments:
         students, references = assignment_documents(workdir, assignment_id, library)
         matches += find_matches(students, references)
-    write_csv(workdir / "similarity.csv", matches)
+        documents.update({(assignment_id, d.kind, d.owner, d.cell): d
+                          for d in students + references})
+
+    def sources(m: Match) -> tuple[str, list[tuple[str, str]]]:
+        mine = documents[m.assignment, STUDENT, m.student_id, m.cell].source
+        if m.kind == LIBRARY:
+            return mine, [(name, documents[m.assignment, LIBRARY, LIBRARY, name].source)
+                          for name in m.source_cell.split(" + ")]
+        return mine, [("", documents[m.assignment, m.kind, m.source, m.source_cell].source)]
+
+    pages = write_reports(workdir, matches, sources)
+    write_csv(workdir / "similarity.csv", matches, pages)
     return matches
 
 
-def write_csv(path: Path, matches: list[Match]) -> None:
+def write_csv(path: Path, matches: list[Match], pages: list[str] | None = None) -> None:
+    """DIR/similarity.csv; `pages`: each match's side-by-side page, relative to DIR."""
+    pages = pages or [""] * len(matches)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        for m in matches:
+        for m, page in zip(matches, pages, strict=True):
             writer.writerow([m.student_id, m.assignment, m.cell, m.kind, m.source, m.source_cell,
-                             f"{m.score:.3f}", m.shared, m.lines, m.source_lines])
+                             f"{m.score:.3f}", m.shared, m.lines, m.source_lines, page])
 
 
 def flags_by_submission(matches: Iterable[Match]) -> dict[tuple[str, str], set[str]]:
