@@ -357,7 +357,7 @@ def honest_answers(aid: str, module) -> dict[str, dict[str, sim.Document]]:
 
 
 def library(aid: str) -> list[sim.Document]:
-    return [sim.Document(d.owner, aid, d.cell, d.fingerprints, sim.LIBRARY)
+    return [sim.Document(d.owner, aid, d.cell, d.fingerprints, sim.LIBRARY, d.source)
             for d in sim.library_documents(LIBRARY, given(aid))]
 
 
