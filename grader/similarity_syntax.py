@@ -38,6 +38,7 @@ import operator
 import tokenize
 from collections.abc import Callable
 
+MAX_REORDER = 300  # statements in one block
 MARKER = "__similarity_block_{}__"  # stands for a nested block while a header is unparsed
 _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
             ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
@@ -356,34 +357,39 @@ def _fold_peeled(block: list) -> list:
     `T = a` + S + `for T in range(a + 1, b): S` is `for T in range(a, b): S`, and
     `it = iter(X)` + `for T in it: S; break` + `for T in it: S` is `for T in X: S`."""
     out = list(block)
-    i = 0
-    while i < len(out):
-        head = out[i]
-        if isinstance(head, ast.Assign) and len(head.targets) == 1 and isinstance(
-                head.targets[0], ast.Name):
-            name = head.targets[0].id
-            for j in range(i + 1, len(out)):
-                loop = out[j]
-                stop = _range_from(loop, head.value)
-                if stop is not None and isinstance(loop.target, ast.Name) and \
-                        loop.target.id == name and not loop.orelse and \
-                        _same(loop.body, out[i + 1:j]):
-                    loop.iter.args[0] = head.value
-                    out[i:j + 1] = [loop]
-                    break
-            if isinstance(head.value, ast.Call) and isinstance(head.value.func, ast.Name) \
-                    and head.value.func.id == "iter" and len(head.value.args) == 1 \
-                    and i + 2 < len(out):
-                first, rest = out[i + 1], out[i + 2]
-                if all(isinstance(loop, ast.For) and isinstance(loop.iter, ast.Name)
-                       and loop.iter.id == name and not loop.orelse for loop in (first, rest)) \
-                        and first.body and isinstance(first.body[-1], ast.Break) \
-                        and _same(first.body[:-1], rest.body) \
-                        and _same(first.target, rest.target):
-                    rest.iter = head.value.args[0]
-                    out[i:i + 3] = [rest]
-        i += 1
+    j = 0
+    while j < len(out):
+        loop = out[j]
+        if not isinstance(loop, ast.For) or loop.orelse or not isinstance(loop.target, ast.Name):
+            j += 1
+            continue
+        i = j - len(loop.body) - 1  # where `T = a` would be
+        head = out[i] if i >= 0 else None
+        if _assigns(head, loop.target.id) and _range_from(loop, head.value) is not None and \
+                _same(loop.body, out[i + 1:j]):
+            loop.iter.args[0] = head.value
+            out[i:j + 1] = [loop]
+            j = i + 1
+            continue
+        head, first = (out[j - 2], out[j - 1]) if j >= 2 else (None, None)
+        if isinstance(loop.iter, ast.Name) and _assigns(head, loop.iter.id) and isinstance(
+                head.value, ast.Call) and isinstance(head.value.func, ast.Name) and \
+                head.value.func.id == "iter" and len(head.value.args) == 1 and isinstance(
+                first, ast.For) and not first.orelse and _same(first.iter, loop.iter) and \
+                _same(first.target, loop.target) and first.body and isinstance(
+                first.body[-1], ast.Break) and _same(first.body[:-1], loop.body):
+            loop.iter = head.value.args[0]
+            out[j - 2:j + 1] = [loop]
+            j -= 1
+            continue
+        j += 1
     return [_unguarded(s) for s in out]
+
+
+def _assigns(statement: ast.AST | None, name: str) -> bool:
+    """Whether `statement` is `name = value`."""
+    return isinstance(statement, ast.Assign) and len(statement.targets) == 1 and isinstance(
+        statement.targets[0], ast.Name) and statement.targets[0].id == name
 
 
 def _unguarded(statement: ast.stmt) -> ast.stmt:
@@ -556,7 +562,11 @@ def _conflict(a: _Effects, b: _Effects) -> bool:
 def canonical_order(statements: list[ast.stmt], keys: list[tuple[str, ...]],
                     variables: set[str]) -> list[int]:
     """The order (indices) in which to write the statements: of the orders that keep every
-    pair that depends on each other as it is, the one whose keys come first."""
+    pair that depends on each other as it is, the one whose keys come first. A block longer
+    than MAX_REORDER statements (no answer has one; the pairs cost quadratic time) keeps its
+    order."""
+    if len(statements) > MAX_REORDER:
+        return list(range(len(statements)))
     effects = []
     for statement in statements:
         visitor = _Effects(variables)
