@@ -13,8 +13,9 @@ blocks. So a cell that parses is first normalised on its syntax tree (`normalise
   annotations;
 * unwrapped: `(x,)[0]`, `[a, x][1]`, `{"k": x}["k"]`, `x if True else y`, `x if c else x`,
   `(lambda: x)()`, `(lambda v: v)(x)`, `f(*[a, b])`, `f(**{"k": v})`, `getattr(o, "name")`,
-  `x + 0`, `x * 1`, `not not c` in a condition, constant comparisons and `and`/`or`/`not` of
-  constants (`if 1 == 1:` is `if True:`, whose body then takes the `if`'s place);
+  `f.__call__(x)`, `x + 0`, `x * 1`, `not not c` in a condition, constant comparisons and
+  `and`/`or`/`not` of constants (`if 1 == 1:` is `if True:`, whose body then takes the `if`'s
+  place);
 * `if c: return a` + `else: b` is `if c: return a` + `b`; an `if` with an empty body is
   `if not c:` + its `else`.
 
@@ -119,7 +120,7 @@ class _Simplify(ast.NodeTransformer):
             return node
         try:
             value = all(_COMPARE[type(op)](a.value, b.value)
-                        for op, a, b in zip(node.ops, operands, operands[1:], strict=True))
+                        for op, a, b in zip(node.ops, operands[:-1], operands[1:], strict=True))
         except TypeError:
             return node
         return ast.copy_location(ast.Constant(value), node)
@@ -139,6 +140,8 @@ class _Simplify(ast.NodeTransformer):
         node.args = [a for arg in node.args for a in _spread(arg)]
         node.keywords = [k for kw in node.keywords for k in _spread_keywords(kw)]
         func = node.func
+        if isinstance(func, ast.Attribute) and func.attr == "__call__":
+            node.func = func = func.value  # f.__call__(x) is f(x)
         if isinstance(func, ast.Lambda) and not node.keywords and _plain(func.args):
             names = [a.arg for a in func.args.args]
             if not names and not node.args:

@@ -73,3 +73,69 @@ def test_the_evasions_found_on_main_are_normalised_away() -> None:
     for evade in (EVASIONS[0], EVASIONS[1], EVASIONS[2], EVASIONS[3]):
         assert [t.text for t in sim.tokenise(evade(source))] == \
             [t.text for t in sim.tokenise(source)], evade.__name__
+
+
+def same_tokens(a: str, b: str) -> bool:
+    return [t.text for t in sim.tokenise(a)] == [t.text for t in sim.tokenise(b)]
+
+
+PLAIN = '''
+def f(model, X, n):
+    total = 0
+    for i in range(n):
+        total += model(X[i])
+    if total > 0:
+        return total
+    return -total
+'''
+
+
+@pytest.mark.parametrize("disguised", [
+    # dead code: after return, `if False:`, `while 0:`, loops over nothing, bare constants,
+    # a local assigned and never read, x = x, assert True
+    PLAIN.replace("    return -total", "    return -total\n    total = 5\n    print(total)"),
+    PLAIN.replace("    total = 0\n", "    total = 0\n    if False:\n        total = 1\n"
+                  "    while 0:\n        total += 1\n    for _ in []:\n        print(1)\n"
+                  "    for _ in range(0):\n        print(2)\n    42\n    'note'\n    ...\n"
+                  "    unused = n * 2\n    total = total\n    assert True\n"),
+    # redundant wrappers, constant conditions, double parentheses, not not
+    PLAIN.replace("model(X[i])", "((model))(([X][0][(i, n)[0]]))")
+         .replace("if total > 0:", "if not not (total > 0 if 1 == 1 else n):"),
+    PLAIN.replace("model(X[i])", "getattr(model, '__call__')(*[X[i + 0]], **{})")
+         .replace("    total = 0\n", "    total = (lambda: 0)()\n"),
+    PLAIN.replace("    if total > 0:\n        return total\n    return -total",
+                  "    if True:\n        if total > 0:\n            return total\n"
+                  "        else:\n            return -total\n"),
+    PLAIN.replace("    if total > 0:\n        return total\n",
+                  "    if total <= 0:\n        pass\n    else:\n        return total\n"),
+])
+def test_code_that_does_nothing_or_wraps_is_normalised_away(disguised) -> None:
+    ast.parse(disguised)
+    assert not same_tokens(PLAIN, PLAIN.replace("total += model", "total -= model"))
+    if "total <= 0" in disguised:  # `if not c: pass / else: S` is `if c: S` only up to `not`
+        assert sim.score(PLAIN, disguised) >= sim.THRESHOLD
+    else:
+        assert same_tokens(PLAIN, disguised), ast.unparse(ast.parse(disguised))
+
+
+def test_only_independent_statements_are_reordered() -> None:
+    independent = "def f(a):\n    x = g(a)\n    y = h(a)\n    return x + y\n"
+    swapped = "def f(a):\n    y = h(a)\n    x = g(a)\n    return x + y\n"
+    assert same_tokens(independent, swapped)
+    dependent = "def f(a):\n    x = g(a)\n    y = h(x)\n    return y\n"
+    reversed_ = "def f(a):\n    y = h(x)\n    x = g(a)\n    return y\n"
+    assert not same_tokens(dependent, reversed_)
+    # a method call changes its receiver: appends keep their order
+    appends = ("def f(a):\n    out = []\n    out.append(g(a))\n    out.append(h(a))\n"
+               "    return out\n")
+    assert not same_tokens(appends, appends.replace("g(a)", "TMP").replace("h(a)", "g(a)")
+                           .replace("TMP", "h(a)"))
+    # definitions side by side come in one order, whatever the cell's
+    assert same_tokens("def g():\n    return 1\n\ndef h(x):\n    return x\n",
+                       "def h(x):\n    return x\n\ndef g():\n    return 1\n")
+
+
+def test_token_lines_follow_their_statement_after_reordering() -> None:
+    tokens = sim.tokenise("def f(a):\n    y = h(a)\n\n    x = g(a)\n    return x + y\n")
+    assert {t.line for t in tokens if t.text == "g"} == {4}
+    assert {t.line for t in tokens if t.text == "h"} == {2}
