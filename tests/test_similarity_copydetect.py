@@ -29,6 +29,7 @@ from test_similarity_evasions import evaded_document, originals  # noqa: F401 (a
 
 import grader.similarity as sim
 
+pytestmark = pytest.mark.xdist_group("similarity-evasions")  # its evaded copies are cached
 NOISE = 25  # copydetect's defaults: k-grams of 25 filtered characters, every one kept
 GUARANTEE = 25
 

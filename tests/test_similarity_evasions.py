@@ -11,6 +11,7 @@ each evasion. Scores never change: the report only flags.
 from __future__ import annotations
 
 import ast
+import functools
 
 import pytest
 import test_similarity as base
@@ -20,6 +21,9 @@ from submissions import make_submission
 import grader.similarity as sim
 
 STEPS = [*EVASIONS, everything]
+# one worker for this module and tests/test_similarity_copydetect.py, which scores the same
+# evaded copies: evaded_document computes each once
+pytestmark = pytest.mark.xdist_group("similarity-evasions")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +38,7 @@ def originals() -> list[tuple[str, str, str, sim.Document]]:
     return found
 
 
+@functools.cache
 def evaded_document(aid: str, owner: str, cell: str, source: str) -> sim.Document:
     nb = make_submission(aid, {cell: source})
     return base.cells_of(f"evaded-{owner}", aid, nb, {cell})[cell]
