@@ -13,10 +13,11 @@ from __future__ import annotations
 import ast
 import functools
 
+import nbformat
 import pytest
 import test_similarity as base
 from similarity_evasions import EVASIONS, everything
-from submissions import make_submission
+from submissions import make_submission, solution_path
 
 import grader.similarity as sim
 
@@ -144,3 +145,20 @@ def test_token_lines_follow_their_statement_after_reordering() -> None:
     tokens = sim.tokenise("def f(a):\n    y = h(a)\n\n    x = g(a)\n    return x + y\n")
     assert {t.line for t in tokens if t.text == "g"} == {4}
     assert {t.line for t in tokens if t.text == "h"} == {2}
+
+
+@pytest.mark.parametrize("evade", STEPS[:4], ids=lambda f: f.__name__)
+def test_the_whole_ex1_solution_evaded_is_flagged(evade) -> None:
+    """The case found on main: ex1's solution handed in with a `pass` after every statement (or
+    its arguments wrapped) was graded with no flag. Every answer cell long enough to judge is
+    now reported against the solution, and the submission gets `similar-to-reference`."""
+    aid = "ex1_degradation"
+    solution = nbformat.read(solution_path(aid), as_version=4)
+    answers = sim.answer_cells(solution)
+    nb = make_submission(aid, {cell: evade(sim._clean(src)) for cell, src in answers.items()})
+    students = sim.notebook_documents("mallory", aid, nb, base.given(aid))
+    references = list(base.cells_of(sim.SOLUTION, aid, solution, kind=sim.SOLUTION).values())
+    judged = {d.cell for d in references if len(d.hashes) >= sim.MIN_SHARED}
+    matches = sim.find_matches(students, references + base.library(aid))
+    assert judged and judged <= {m.cell for m in matches if m.kind == sim.SOLUTION}
+    assert sim.flags_by_submission(matches) == {("mallory", aid): {sim.REFERENCE_FLAG}}
