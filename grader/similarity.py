@@ -600,10 +600,11 @@ def assignment_documents(workdir: Path, assignment_id: str,
     return students, references
 
 
-def similarity_report(workdir: Path, assignments: list[str],
-                      library: Path | None) -> list[Match]:
+def similarity_report(workdir: Path, assignments: list[str], library: Path | None,
+                      log=print) -> list[Match]:
     """Find the matches of every assignment in `workdir`; write DIR/similarity.csv and the
-    side-by-side pages DIR/similarity/*.html (grader.similarity_html)."""
+    side-by-side pages DIR/similarity/*.html (grader.similarity_html). Pages that cannot be
+    written (DIR/similarity is a link or a file) are logged and left out; the CSV is not."""
     matches: list[Match] = []
     documents: dict[tuple[str, str, str, str], Document] = {}
     for assignment_id in assignments:
@@ -619,7 +620,11 @@ def similarity_report(workdir: Path, assignments: list[str],
                           for name in m.source_cell.split(" + ")]
         return mine, [("", documents[m.assignment, m.kind, m.source, m.source_cell].source)]
 
-    pages = write_reports(workdir, matches, sources)
+    try:
+        pages = write_reports(workdir, matches, sources)
+    except (OSError, ValueError) as err:
+        log(f"warning: no side-by-side pages ({type(err).__name__}: {err})")
+        pages = None
     write_csv(workdir / "similarity.csv", matches, pages)
     return matches
 
@@ -656,7 +661,7 @@ def flag_similar(workdir: Path, assignments: list[str], solutions: Path, outcome
     ((student, assignment) -> Outcome). Scores are not touched; a failure here is logged and
     leaves the grades alone."""
     try:
-        matches = similarity_report(workdir, assignments, default_library(solutions))
+        matches = similarity_report(workdir, assignments, default_library(solutions), log)
     except Exception as err:  # the report is advice: it must never cost a run its grades
         log(f"warning: similarity report failed ({type(err).__name__}: {err})")
         return

@@ -310,6 +310,14 @@ def test_side_by_side_pages_escape_student_code(tmp_path: Path) -> None:
     assert 'href="0001-ex-f-ann-b_o_b.html"' in index and "<o>" not in index
     assert sorted(p.name for p in (work / "similarity").iterdir()) == [
         "0001-ex-f-ann-b_o_b.html", "index.html", "notes.txt"]  # old pages gone, other files kept
+    # a link where the pages go is not written through: the CSV is still written
+    shutil.rmtree(work / "similarity")
+    (work / "similarity").symlink_to(tmp_path, target_is_directory=True)
+    (work / "similarity.csv").unlink()
+    logged = []
+    assert len(sim.similarity_report(work, ["ex"], None, logged.append)) == 1
+    assert logged[0].startswith("warning: no side-by-side pages")
+    assert (work / "similarity.csv").is_file() and not list(tmp_path.glob("*.html"))
 
 
 def test_similarity_command_needs_an_autograde_workdir(tmp_path: Path, capsys) -> None:
