@@ -17,9 +17,14 @@ blocks. So a cell that parses is first normalised on its syntax tree (`normalise
   `and`/`or`/`not` of constants (`if 1 == 1:` is `if True:`, whose body then takes the `if`'s
   place);
 * `if c: return a` + `else: b` is `if c: return a` + `b`; an `if` with an empty body is
-  `if not c:` + its `else`.
+  `if not c:` + its `else`;
+* a loop's first pass written out before it is folded back into the loop (`i = 0` + S +
+  `for i in range(1, n): S`, or `it = iter(X)` + `for x in it: S; break` + `for x in it: S`),
+  and `range(0, n)` is `range(n)`;
+* a call of a one-line helper of the cell (`def h(a): return E`) that is called only once is
+  replaced by E (a copier's extracted helper; the definition stays, and adds few tokens).
 
-Then `syntax_tokens` writes each statement back out with `ast.unparse` (one layout, only the
+Then `block_tokens` writes each statement back out with `ast.unparse` (one layout, only the
 parentheses the meaning needs), tokenises it with grader.similarity's token normalisation
 (bound names V, numbers NUM, strings STR), and puts the statements of every block in a canonical
 order: statements that neither write what the other reads or writes nor leave the block
