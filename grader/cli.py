@@ -89,10 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "similarity", parents=[common], help="answer cells suspiciously alike (MOSS style)",
         description="Compare every answer cell handed in to DIR (by an earlier autograde) with "
         "the same cell of every other student, with the solution and with the course library, "
-        "on winnowed fingerprints of normalised tokens (names bound in the cell, numbers and "
-        "strings canonicalised; comments, docstrings, layout, annotations and the given code "
-        "left out). Write DIR/similarity.csv (student_id, assignment, cell, kind, source, "
-        "source_cell, score, shared, lines, source_lines), highest score first. Changes no "
+        "on winnowed fingerprints of normalised tokens (the syntax tree without pass, dead "
+        "code and redundant wrappers, statements in a canonical order; names bound in the "
+        "cell, numbers and strings canonicalised; comments, docstrings, layout, annotations "
+        "and the given code left out). Write DIR/similarity.csv (student_id, assignment, "
+        "cell, kind, source, source_cell, score, shared, lines, source_lines, report), highest "
+        "score first, and a side-by-side HTML page per pair in DIR/similarity/ (index.html "
+        "lists them). Changes no "
         "score; autograde runs the same report and flags similar-to-reference / "
         "similar-to-student in grades.csv and review.csv.")
     sim.add_argument("--workdir", type=Path, required=True, metavar="DIR",
@@ -326,7 +329,7 @@ def _similarity(roots: Roots, args: argparse.Namespace) -> int:
     matches = similarity_report(args.workdir, assignments,
                                 args.library or default_library(roots.solutions))
     print(f"{len(matches)} pair(s) of answer cells reported; wrote "
-          f"{args.workdir / 'similarity.csv'}")
+          f"{args.workdir / 'similarity.csv'} and {args.workdir / 'similarity' / 'index.html'}")
     return 0
 
 

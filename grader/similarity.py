@@ -3,7 +3,12 @@
 Every answer cell (nbgrader `solution: true`) of every submission is compared with the same cell
 of every other student, and with the known sources: the solution's answer cell and the course
 library (src/resnet_course). Like MOSS (Schleimer, Wilkerson and Aiken, "Winnowing", SIGMOD 2003)
-and JPlag, a cell becomes a stream of normalised tokens:
+and JPlag, a cell becomes a stream of normalised tokens. A cell that parses is first normalised
+on its syntax tree (grader.similarity_syntax): what changes how the code looks but not what it
+does is taken out (`pass`, docstrings, dead code, wrappers like `(x,)[0]`, a loop's first pass
+written out, a one-line helper called once), each statement is written back by `ast.unparse`,
+and the statements of each block are put in a canonical order (independent statements may come
+in any order). Then:
 
 * comments, docstrings, blank lines and line breaks inside brackets are dropped;
 * every name the cell *binds* (its classes, functions, parameters, variables, `self.x`
@@ -50,15 +55,19 @@ from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
+from grader import similarity_syntax as syntax
 from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
+from grader.similarity_html import write_reports
 
-# Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity.py -s` prints the figures):
-# independent correct answers (solution, variants, library) score at most 0.775, renamed,
+# Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity*.py -s` prints the figures):
+# independent correct answers (solution, variants, library) score at most 0.750; renamed,
 # reordered and reformatted copies (of the library as it is now, the solution, other students,
-# and the variants that rearrange another answer) at least 0.828; THRESHOLD sits between.
+# and the variants that rearrange another answer) and the evasions of
+# tests/similarity_evasions.py (pass insertion, wrapped arguments, reordering, unrolled loops,
+# extracted helpers, comments) at least 0.806; THRESHOLD sits between.
 K = 6  # tokens per k-gram: about half a statement
 WINDOW = 3  # winnowing window: every match of K + WINDOW - 1 = 8 tokens or more is seen
-THRESHOLD = 0.81  # share of the smaller cell's fingerprints found in the other one
+THRESHOLD = 0.78  # share of the smaller cell's fingerprints found in the other one
 # Fewer shared fingerprints than this (about four short lines) is too little code to mean
 # anything: pick_device, zero_init_residual_ or count_parameters have little room to differ, so
 # two honest students may write them alike. Such cells are never reported.
@@ -76,7 +85,7 @@ STUDENT = "student"
 SOLUTION = "solution"
 LIBRARY = "library"
 CSV_HEADER = ["student_id", "assignment", "cell", "kind", "source", "source_cell", "score",
-              "shared", "lines", "source_lines"]
+              "shared", "lines", "source_lines", "report"]
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS",
            "### END HIDDEN TESTS")
 SKIPPED = {token_types.COMMENT, token_types.NL, token_types.INDENT, token_types.DEDENT,
@@ -88,7 +97,12 @@ NEWLINE = ";"
 @dataclass(frozen=True)
 class Token:
     text: str  # normalised: keyword, operator, a name used, or V / NUM / STR
-    line: int  # 1-based line of the cell where it starts
+    line: int  # 1-based line of the cell where it starts (of its statement: see tokenise)
+    end_line: int = 0  # the last line of its statement, where known
+
+    @property
+    def last_line(self) -> int:
+        return max(self.line, self.end_line)
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class Document:
     cell: str  # grade_id, or the library file's path
     fingerprints: list[Fingerprint] = field(default_factory=list)
     kind: str = STUDENT  # STUDENT, SOLUTION or LIBRARY (a student may be called "library")
+    source: str = ""  # the code, for the side-by-side pages
 
     @cached_property
     def hashes(self) -> set[int]:
@@ -152,7 +167,7 @@ def _clean(source: str) -> str:
 def _parse(source: str) -> ast.Module | None:
     try:
         return ast.parse(source)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # nested too deep
         return None
 
 
@@ -244,9 +259,27 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
     names bound elsewhere in the same notebook or library (a class defined in another cell)."""
     source = _clean(source)
     tree = _parse(source)
-    bound = bound_names(tree)
-    bound = None if bound is None else bound | context
-    raw = [t for t in _merge_fstrings(_raw_tokens(source))
+    if tree is None:  # not Python (yet): tokens as written, every name but builtins V
+        return token_stream(_raw_tokens(source), 1, None, tree)
+    bound = bound_names(tree) | context
+
+    def emit(raw: list[tokenize.TokenInfo], first: int, last: int) -> list[Token]:
+        return token_stream(raw, first, bound, None, last)
+
+    try:
+        tokens = syntax.block_tokens(syntax.normalise_tree(tree).body, emit,
+                                     syntax.variables_of(tree))
+    except RecursionError:  # nested too deep to write back: the tokens as written
+        return token_stream(_raw_tokens(source), 1, bound, tree)
+    return _separated(tokens)
+
+
+def token_stream(raw: list[tokenize.TokenInfo], first: int, bound: set[str] | None,
+                 tree: ast.Module | None, last: int | None = None) -> list[Token]:
+    """Normalised tokens of Python's tokens. With `last`, every token is given the lines
+    first..last (a statement written back by grader.similarity_syntax); without, its own line
+    (counted from `first`). `tree`: the syntax tree, for its type annotations, when known."""
+    raw = [t for t in _merge_fstrings(raw)
            if t.type not in SKIPPED
            and not (t.type == token_types.ERRORTOKEN and not t.string.strip())]
     # `x = (a, b)` is `x = a, b` and `return (x)` is `return x`; annotations are left out
@@ -260,9 +293,20 @@ def tokenise(source: str, context: frozenset[str] = frozenset()) -> list[Token]:
         text = normalise_token(tok, before, after, bound)
         if text is None:
             continue
-        if text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
-            continue  # one separator between statements; `if x: y` is the same as two lines
-        out.append(Token(text, tok.start[0]))
+        if last is None:
+            out.append(Token(text, first + tok.start[0] - 1))
+        else:
+            out.append(Token(text, first, last))
+    return _separated(out)
+
+
+def _separated(tokens: list[Token]) -> list[Token]:
+    """One separator between statements; `if x: y` is the same as two lines."""
+    out: list[Token] = []
+    for tok in tokens:
+        if tok.text == NEWLINE and (not out or out[-1].text in (NEWLINE, ":")):
+            continue
+        out.append(tok)
     return out
 
 
@@ -327,9 +371,10 @@ def kgrams(tokens: list[Token], k: int = K) -> list[Fingerprint]:
     if not tokens:
         return []
     if len(tokens) < k:
-        return [Fingerprint(_hash(t.text for t in tokens), tokens[0].line, tokens[-1].line)]
+        return [Fingerprint(_hash(t.text for t in tokens), tokens[0].line,
+                            tokens[-1].last_line)]
     return [Fingerprint(_hash(t.text for t in tokens[i:i + k]), tokens[i].line,
-                        tokens[i + k - 1].line)
+                        tokens[i + k - 1].last_line)
             for i in range(len(tokens) - k + 1)]
 
 
@@ -446,7 +491,8 @@ def drop_common(students: list[Document], limit: int = COMMON_LIMIT) -> list[Doc
         counts.update((doc.assignment, doc.cell, h) for h in doc.hashes)
     return [Document(doc.owner, doc.assignment, doc.cell,
                      [f for f in doc.fingerprints
-                      if counts[doc.assignment, doc.cell, f.hash] <= limit], doc.kind)
+                      if counts[doc.assignment, doc.cell, f.hash] <= limit], doc.kind,
+                     doc.source)
             for doc in students]
 
 
@@ -525,7 +571,7 @@ def library_documents(library: Path | None, given: set[int]) -> list[Document]:
     sources = {path: path.read_text(encoding="utf-8") for path in sorted(library.glob("*.py"))}
     context = context_names(sources.values())
     return [Document(LIBRARY, "", path.relative_to(library.parent).as_posix(),
-                     fingerprint(source, given, context), LIBRARY)
+                     fingerprint(source, given, context), LIBRARY, source)
             for path, source in sources.items()]
 
 
@@ -533,7 +579,7 @@ def notebook_documents(owner: str, assignment_id: str, nb: dict | None, given: s
                        kind: str = STUDENT) -> list[Document]:
     """A notebook's answer cells, names bound in any of its cells counted as bound."""
     context = context_names(code_cells(nb))
-    return [Document(owner, assignment_id, gid, fingerprint(src, given, context), kind)
+    return [Document(owner, assignment_id, gid, fingerprint(src, given, context), kind, src)
             for gid, src in answer_cells(nb).items()]
 
 
@@ -544,7 +590,7 @@ def assignment_documents(workdir: Path, assignment_id: str,
     given = given_hashes(code_cells(release), context_names(code_cells(release)))
     solution = read_notebook(workdir / "source" / assignment_id / f"{assignment_id}.ipynb")
     references = notebook_documents(SOLUTION, assignment_id, solution, given, SOLUTION)
-    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY)
+    references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY, d.source)
                    for d in library_documents(library, given)]
     students = []
     submitted = workdir / "submitted"
@@ -554,24 +600,44 @@ def assignment_documents(workdir: Path, assignment_id: str,
     return students, references
 
 
-def similarity_report(workdir: Path, assignments: list[str],
-                      library: Path | None) -> list[Match]:
-    """Find the matches of every assignment in `workdir` and write DIR/similarity.csv."""
+def similarity_report(workdir: Path, assignments: list[str], library: Path | None,
+                      log=print) -> list[Match]:
+    """Find the matches of every assignment in `workdir`; write DIR/similarity.csv and the
+    side-by-side pages DIR/similarity/*.html (grader.similarity_html). Pages that cannot be
+    written (DIR/similarity is a link or a file) are logged and left out; the CSV is not."""
     matches: list[Match] = []
+    documents: dict[tuple[str, str, str, str], Document] = {}
     for assignment_id in assignments:
         students, references = assignment_documents(workdir, assignment_id, library)
         matches += find_matches(students, references)
-    write_csv(workdir / "similarity.csv", matches)
+        documents.update({(assignment_id, d.kind, d.owner, d.cell): d
+                          for d in students + references})
+
+    def sources(m: Match) -> tuple[str, list[tuple[str, str]]]:
+        mine = documents[m.assignment, STUDENT, m.student_id, m.cell].source
+        if m.kind == LIBRARY:
+            return mine, [(name, documents[m.assignment, LIBRARY, LIBRARY, name].source)
+                          for name in m.source_cell.split(" + ")]
+        return mine, [("", documents[m.assignment, m.kind, m.source, m.source_cell].source)]
+
+    try:
+        pages = write_reports(workdir, matches, sources)
+    except (OSError, ValueError) as err:
+        log(f"warning: no side-by-side pages ({type(err).__name__}: {err})")
+        pages = None
+    write_csv(workdir / "similarity.csv", matches, pages)
     return matches
 
 
-def write_csv(path: Path, matches: list[Match]) -> None:
+def write_csv(path: Path, matches: list[Match], pages: list[str] | None = None) -> None:
+    """DIR/similarity.csv; `pages`: each match's side-by-side page, relative to DIR."""
+    pages = pages or [""] * len(matches)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(CSV_HEADER)
-        for m in matches:
+        for m, page in zip(matches, pages, strict=True):
             writer.writerow([m.student_id, m.assignment, m.cell, m.kind, m.source, m.source_cell,
-                             f"{m.score:.3f}", m.shared, m.lines, m.source_lines])
+                             f"{m.score:.3f}", m.shared, m.lines, m.source_lines, page])
 
 
 def flags_by_submission(matches: Iterable[Match]) -> dict[tuple[str, str], set[str]]:
@@ -595,7 +661,7 @@ def flag_similar(workdir: Path, assignments: list[str], solutions: Path, outcome
     ((student, assignment) -> Outcome). Scores are not touched; a failure here is logged and
     leaves the grades alone."""
     try:
-        matches = similarity_report(workdir, assignments, default_library(solutions))
+        matches = similarity_report(workdir, assignments, default_library(solutions), log)
     except Exception as err:  # the report is advice: it must never cost a run its grades
         log(f"warning: similarity report failed ({type(err).__name__}: {err})")
         return
@@ -604,4 +670,5 @@ def flag_similar(workdir: Path, assignments: list[str], solutions: Path, outcome
             outcomes[key].flags = sorted({*outcomes[key].flags, *flags})
     if matches:
         log(f"similarity: {len(matches)} pair(s) of answer cells to review in "
-            f"{workdir / 'similarity.csv'}")
+            f"{workdir / 'similarity.csv'} (side by side: "
+            f"{workdir / 'similarity' / 'index.html'})")
