@@ -177,15 +177,20 @@ def data(tmp_path_factory) -> Path:
     return data
 
 
+def _podman(*args: str) -> list[str]:
+    """podman run with the host's PODMAN_FLAGS (see build.sh: runtime and ulimit work-arounds)."""
+    return ["podman", "run", "--rm", *os.environ.get("PODMAN_FLAGS", "").split(), *args]
+
+
 def _podman_run(image: str, data: Path, flags: list[str], argv: list[str]):
-    return subprocess.run(["podman", "run", "--rm", "-v", f"{data}:/data", *flags, image, *argv],
+    return subprocess.run(_podman("-v", f"{data}:/data", *flags, image, *argv),
                           capture_output=True, text=True, timeout=1800)
 
 
 @opt_in
 def test_image_environment_is_the_pinned_one(image: str) -> None:
-    proc = subprocess.run(["podman", "run", "--rm", "--network", "none", image,
-                           "/course/.venv/bin/python", "-m", "pip", "freeze"],
+    proc = subprocess.run(_podman("--network", "none", image,
+                                  "/course/.venv/bin/python", "-m", "pip", "freeze"),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     frozen = {}

@@ -10,6 +10,10 @@
 #   podman push resnet-course-grader:latest docker://registry.example.edu/resnet-course-grader:latest
 # Needs root (mmdebstrap, podman) and: apt-get install mmdebstrap podman
 # Usage: deploy/image/build.sh [--rebuild-base]      (IMAGE, BASE, SUITE, MIRROR from the env)
+# PODMAN_FLAGS: extra options of `podman build` and of the test's `podman run`, for hosts where
+#   the defaults fail, e.g. a cgroup v1/v2 hybrid without CAP_SYS_RESOURCE (crun: "cgroups in
+#   hybrid mode not supported"; both: "setrlimit RLIMIT_NPROC: Operation not permitted"):
+#   PODMAN_FLAGS="--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768"
 # Takes about 10 min (most of it pip installing the environment, ~3 GB unpacked).
 set -euo pipefail
 
@@ -17,6 +21,7 @@ IMAGE=${IMAGE:-resnet-course-grader:latest}
 SUITE=${SUITE:-bookworm}  # python3 3.11, as the wheels of requirements.txt (cp311)
 BASE=${BASE:-localhost/resnet-course-grader-base:$SUITE}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
+PODMAN_FLAGS=${PODMAN_FLAGS:-}
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=$REPO/_build/image
 
@@ -24,7 +29,7 @@ rebuild_base=0
 for arg in "$@"; do
     case $arg in
         --rebuild-base) rebuild_base=1 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "build.sh: unknown argument '$arg' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -67,6 +72,7 @@ cp -l "$OUT/wheels/$wheel" "$OUT/context/wheels/" 2>/dev/null \
 
 # 3. the image (host network for apt-get and pip: a build needs only Debian's archive and PyPI)
 echo "== image $IMAGE"
-podman build --network=host --build-arg "BASE=$BASE" -f "$REPO/deploy/image/Containerfile" \
+# shellcheck disable=SC2086  # PODMAN_FLAGS: several options
+podman build $PODMAN_FLAGS --network=host --build-arg "BASE=$BASE" -f "$REPO/deploy/image/Containerfile" \
     -t "$IMAGE" "$OUT/context"
 echo "built $IMAGE; test: GRADER_IMAGE_TEST=1 .venv/bin/python -m pytest -n 0 tests/test_grader_image.py"
