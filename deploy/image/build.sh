@@ -4,7 +4,8 @@
 #      (skipped when $BASE exists; --rebuild-base makes it again, e.g. for security updates)
 #   2. the build context in _build/image/context: course/ = the repository's files that git
 #      tracks or would track (as in the working tree), wheels/ = torch's CPU wheel at the pin of
-#      requirements.txt (pip download: a find-links folder or PyTorch's CPU index)
+#      requirements.txt (pip download: a find-links folder or PyTorch's CPU index),
+#      ca-certificates/ = the host's /usr/local/share/ca-certificates (used while building only)
 #   3. podman build (or buildah bud) -> $IMAGE
 # Then push it where the cluster pulls from, and name it in deploy/kubernetes/autograde-job.yaml:
 #   podman push resnet-course-grader:latest docker://registry.example.edu/resnet-course-grader:latest
@@ -66,7 +67,10 @@ if [ ! -f "$OUT/wheels/$wheel" ]; then
         --extra-index-url https://download.pytorch.org/whl/cpu "torch==$torch_pin+cpu"
 fi
 [ -f "$OUT/wheels/$wheel" ] || { echo "build.sh: pip did not fetch $wheel" >&2; exit 1; }
-mkdir -p "$OUT/context/wheels"
+# the host's own CAs (Debian's place for them), so that pip trusts what the host trusts
+mkdir -p "$OUT/context/wheels" "$OUT/context/ca-certificates"
+find /usr/local/share/ca-certificates -maxdepth 1 -name '*.crt' \
+    -exec cp {} "$OUT/context/ca-certificates/" \; 2>/dev/null || true
 cp -l "$OUT/wheels/$wheel" "$OUT/context/wheels/" 2>/dev/null \
     || cp "$OUT/wheels/$wheel" "$OUT/context/wheels/"
 
