@@ -12,7 +12,8 @@ course's files changed), then the toy class of tests/test_grader_cli.py is grade
 container started as the recipe's pod is: its command, working folder and capabilities, /data a
 volume, no network. Every submission must get test_grader_cli's expected scores and flags, with
 the sandbox on (autograde refuses without it); and without the recipe's added capabilities the
-same command must exit 2 saying the sandbox is missing. Not part of `make test`: it downloads gigabytes.
+same command must exit 2 saying the sandbox is missing. Not part of `make test`: it downloads
+gigabytes.
 """
 
 from __future__ import annotations
