@@ -6,7 +6,7 @@ needs; the Containerfile installs requirements.txt (torch's pin, as its CPU whee
 Debian packages grader.sandbox calls; build.sh parses and refuses unknown arguments.
 
 Opt-in, GRADER_IMAGE_TEST=1 (root, podman, mmdebstrap, network to Debian's archive and PyPI):
-deploy/image/build.sh builds the image (the first build takes about 10-15 min: debootstrap and
+deploy/image/build.sh builds the image (the first build takes about 18 min: mmdebstrap and
 pip installing ~3 GB; later ones reuse podman's layer cache and take about 1 min when only the
 course's files changed), then the toy class of tests/test_grader_cli.py is graded inside a
 container started as the recipe's pod is: its command, working folder and capabilities, /data a
