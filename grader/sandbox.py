@@ -593,12 +593,16 @@ def require_sandbox() -> None:
 
 
 def configure(config, limits: Limits, sandbox: bool = True) -> None:
-    """Point an nbgrader config at the sandboxed executor with these limits."""
+    """Point an nbgrader config at the sandboxed executor with these limits, hidden tests
+    taken out of the test cells before it runs them."""
     from nbgrader.converters import Autograde
+
+    from grader.hidden_tests import HideHiddenTests
 
     steps = [SandboxedExecute if step is Execute else step
              for step in Autograde.class_traits()["autograde_preprocessors"].default()]
-    config.Autograde.autograde_preprocessors = steps
+    # the kernel runs test cells without their hidden tests (grader.hidden_tests)
+    config.Autograde.autograde_preprocessors = [HideHiddenTests, *steps]
     config.Execute.timeout = limits.cell_timeout
     config.SandboxedExecute.cell_output_bytes = limits.cell_output_bytes
     config.SandboxedExecute.notebook_output_bytes = limits.notebook_output_bytes
