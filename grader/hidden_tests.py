@@ -26,8 +26,9 @@ BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 
 def split_hidden(source: str, begin: str = BEGIN, end: str = END) -> list[tuple[bool, str]]:
     """[(hidden, text), ...]: the cell's lines in order, in runs of visible and hidden code.
-    The marker lines belong to no part; a region left open runs to the end of the cell (as
-    nbgrader's release refuses; the kernel must not see it either way)."""
+    The marker lines belong to no part, nor do blank visible runs; a region left open runs to
+    the end of the cell (nbgrader's release refuses one; the kernel must not see it either
+    way)."""
     parts: list[tuple[bool, list[str]]] = []
     hidden = False
     for line in source.split("\n"):
@@ -42,7 +43,8 @@ def split_hidden(source: str, begin: str = BEGIN, end: str = END) -> list[tuple[
         if not parts or parts[-1][0] != hidden:
             parts.append((hidden, []))
         parts[-1][1].append(line)
-    return [(h, "\n".join(lines)) for h, lines in parts if lines or h]
+    # a visible run of blank lines is no part (nothing there can fail)
+    return [(h, "\n".join(lines)) for h, lines in parts if h or "".join(lines).strip()]
 
 
 def visible_source(source: str, begin: str = BEGIN, end: str = END) -> str:
