@@ -280,9 +280,10 @@ def train_digits(model, train_loader, device, max_steps):
 ''',
 }
 
-# wrong on the visible tests too (on any machine): what the forged reports below hide
+# wrong on the visible tests too (on any machine: a name, not a torch.device, which the later
+# cells still run with): what the forged reports below hide
 VISIBLY_WRONG5 = {
-    "pick_device": '\ndef pick_device():\n    return torch.device("mps")\n',
+    "pick_device": '\ndef pick_device():\n    return "cpu"\n',
     "evaluate": WRONG5["evaluate"].replace("correct / total", "correct / (total + 1)"),
 }
 
