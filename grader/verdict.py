@@ -15,8 +15,10 @@ For one submission:
 The failure message (failure_message) is the student's to read: a check's own words (what was
 observed, what was expected), or the name of the call and a short escaped excerpt of an error
 their code raised (grader.proxy.student_text) — never a traceback, a grader path or the source
-of a check. Nothing of the grader but the subject's own source (subject.py, wire.py,
-instruments.py, sent as text) and the library-use scan enters the subject's sandbox.
+of a check. The subject's sandbox mounts nothing of the grader: it is sent its own source as text
+(subject.py, wire.py, instruments.py), the library-use scan of grader.checks.common, and the
+source of any module of the checks' own that a check hands to the student's code (a model to
+train or count, built by grader.proxy.source_bundle), which must run there.
 Only data crosses (grader.wire). A subject that dies or stops answering scores the remaining
 cells 0 with a message; if it dies while running its cells, it is started again without the cell
 that killed it (as a kernel that died there would have left the notebook).
