@@ -78,7 +78,7 @@ def install_mathjax(feedback_root: Path) -> Path:
     version = package_version("jupyter-server-mathjax")
     assets = Path(feedback_root) / ASSETS
     target = assets / MATHJAX
-    if lstat_kind(target / STAMP) == "file" and (target / STAMP).read_text() == version:
+    if _current(target, version):
         return target
     if lstat_kind(assets) not in ("dir", "missing"):
         _clear(assets)
@@ -87,15 +87,25 @@ def install_mathjax(feedback_root: Path) -> Path:
     try:
         shutil.copytree(mathjax_source(), tmp / MATHJAX)
         (tmp / MATHJAX / STAMP).write_text(version)
-        _clear(target)  # an older copy (or whatever was there)
+        if not _current(target, version) and lstat_kind(target) != "missing":
+            try:  # an older copy (or whatever is there): moved aside at once, then removed
+                os.rename(target, tmp / "old")
+            except OSError:
+                pass  # another process moved it first
         try:
             os.rename(tmp / MATHJAX, target)
         except OSError:  # another process put its copy there first
-            if lstat_kind(target / STAMP) != "file":
+            if not _current(target, version):
                 raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clear(tmp)
     return target
+
+
+def _current(target: Path, version: str) -> bool:
+    stamp = target / STAMP
+    return lstat_kind(target) == "dir" and lstat_kind(stamp) == "file" and \
+        stamp.read_text() == version
 
 
 def _clear(path: Path) -> None:

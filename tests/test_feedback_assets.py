@@ -67,6 +67,16 @@ def test_the_copy_is_written_once_where_the_page_looks(tmp_path):
     assert [p.name for p in (feedback / ASSETS).iterdir()] == [MATHJAX]  # no temporary left
 
 
+def test_a_copy_of_another_version_is_replaced(tmp_path):
+    target = tmp_path / "feedback" / ASSETS / MATHJAX
+    target.mkdir(parents=True)
+    (target / STAMP).write_text("0.0.1")
+    (target / "stale.js").write_text("old")
+    install_mathjax(tmp_path / "feedback")
+    assert not (target / "stale.js").exists() and (target / "MathJax.js").is_file()
+    assert [p.name for p in target.parent.iterdir()] == [MATHJAX]
+
+
 def test_a_link_in_the_way_is_replaced_not_followed(tmp_path):
     decoy = tmp_path / "decoy"
     decoy.mkdir()
