@@ -130,12 +130,12 @@ def hunt_source() -> str:
         "    here = '/'\n"
         f"for path in {known!r} + [os.path.join(here, 'checks', 'ex2.py')]:\n"
         "    try:\n"
-        "        print('READ', path, open(path).read() if os.path.isfile(path)\n"
+        "        print('READ', path, open(path).read()[:300] if os.path.isfile(path)\n"
         "              else os.listdir(path))\n"
         "    except OSError as e:\n        print('NOT READ', path, type(e).__name__)\n"
         "for name, module in list(sys.modules.items()):\n"
         "    if 'grader' in name and module is not None:\n"
-        "        try:\n            print('MODULE', name, inspect.getsource(module))\n"
+        "        try:\n            print('MODULE', name, inspect.getsource(module)[:300])\n"
         "        except Exception as e:\n            print('MODULE', name, type(e).__name__)\n"
         "try:\n    import grader.checks.common\n    print('IMPORTED CHECKS')\n"
         "except ImportError as e:\n    print('NO CHECKS', type(e).__name__)\n"
@@ -334,10 +334,10 @@ def _received(course, student: str) -> dict[str, str]:
     notebook = work / "autograded" / student / "toy" / "toy.ipynb"
     if notebook.exists():
         nb = nbformat.read(notebook, as_version=4)
-        got["notebook"] = "\n".join(
-            [c.source for c in nb.cells] + [str(c.metadata) for c in nb.cells]
-            + ["".join(o.get("text", "")) + str(o.get("traceback", ""))
-               for c in nb.cells for o in c.get("outputs", [])])
+        got["outputs"] = "\n".join("".join(o.get("text", "")) + str(o.get("traceback", ""))
+                                   for c in nb.cells for o in c.get("outputs", []))
+        got["notebook"] = "\n".join([c.source for c in nb.cells]
+                                    + [str(c.metadata) for c in nb.cells] + [got["outputs"]])
     return got
 
 
@@ -361,7 +361,7 @@ def test_hunting_for_the_checks_finds_nothing_and_says_little(course):
     grader/checks, saw its test cells without their hidden tests; the verdict's message quotes
     200 characters of its exception."""
     got = _received(course, "hunt_checks")
-    text = got["notebook"]
+    text = got["outputs"]
     assert f"GRADER FILES: {sorted(KERNEL_GRADER_FILES)}" in text, text[:3000]
     assert "NO CHECKS" in text and "IMPORTED CHECKS" not in text
     assert "READ" not in text.replace("NOT READ", "")
