@@ -114,8 +114,13 @@ def test_the_maths_renders_with_the_network_blocked(tmp_path):
             page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
                 base) else (refused.append(route.request.url), route.abort()))
             page.goto(base + "alice/toy/toy.html")
-            page.wait_for_function("() => document.querySelectorAll('.MathJax, "
-                                   ".MathJax_Display').length >= 2", timeout=60_000)
+            try:  # typeset: MathJax's queue is done and the text shows no TeX any more
+                page.wait_for_function(
+                    "() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 && "
+                    "document.querySelectorAll('.MathJax, .MathJax_Display').length >= 2 && "
+                    "!document.body.innerText.includes('\\\\frac')", timeout=90_000)
+            except Exception:  # noqa: BLE001 - the assertions below say what is wrong
+                pass
             text = page.evaluate("document.body.innerText")
             browser.close()
     finally:
@@ -123,6 +128,7 @@ def test_the_maths_renders_with_the_network_blocked(tmp_path):
         server.server_close()
     assert refused == []
     assert "e^{i" not in text and "\\frac" not in text, text[:500]
+    assert "\N{MATHEMATICAL ITALIC SMALL E}" in text and "\N{N-ARY SUMMATION}" in text, text[:500]
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
