@@ -31,6 +31,7 @@ import contextlib
 import inspect
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -232,8 +233,9 @@ def failure_message(e: BaseException) -> str:
 
 
 def _without_grader_paths(text: str) -> str:
+    """`text` with every path into the grader package replaced by "<grader file>"."""
     for folder in {str(GRADER_FOLDER), str(Path(grader.__file__).parent)}:
-        text = text.replace(folder + os.sep, "").replace(folder, "grader")
+        text = re.sub(re.escape(folder) + r"[^\s'\"]*", "<grader file>", text)
     return text
 
 
@@ -245,14 +247,16 @@ def run_test_cell(source: str, label: str, ns: dict) -> tuple[Exception | None, 
     try:
         codes = [(hidden, compile(text, f"<{label}>", "exec")) for hidden, text in parts]
     except SyntaxError:  # a hidden region inside a block: the parts are not code alone
-        try:
-            codes = [(True, compile(source, f"<{label}>", "exec"))]
+        try:  # the whole cell at once (hidden None: visible and hidden code mixed)
+            codes = [(None, compile(source, f"<{label}>", "exec"))]
         except SyntaxError as e:
-            return e, False
+            return e, None
     for index, (hidden, code) in enumerate(codes):
         try:
             exec(code, ns)
         except Exception as e:  # noqa: BLE001 - a failed test is a verdict
+            if hidden is None:
+                return e, None
             if not hidden:
                 return e, False
             return e, None if any(not h for h, _ in codes[index + 1:]) else True
