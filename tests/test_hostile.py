@@ -71,8 +71,9 @@ EXPECTED = {
     "tamper_sys_modules": ("tamper-suspected", 2),
     "tamper_runtime_only": ("tamper-suspected", 3),  # patches torch in its own process only
     # looks for the hidden tests and the grader's checks everywhere (kernel and verdict), then
-    # raises with chosen text; its square() is wrong, double() right (see hunt_source)
-    "hunt_checks": ("tamper-suspected", 1),
+    # raises with chosen text; its square() is wrong, double() right (see hunt_source). The
+    # kernel's own traceback of its 5000-character error is over the cell's output cap.
+    "hunt_checks": ("output-truncated;tamper-suspected", 1),
 }
 
 WRONG_DOUBLE = "def double(x):\n    return 0\n"
