@@ -54,6 +54,7 @@ from grader.course import (
     replace_tree,
     sqlite_url,
 )
+from grader.feedback_assets import install_mathjax, local_mathjax
 from grader.files import (
     copy_hand_in,
     lstat_kind,
@@ -377,7 +378,10 @@ def generate_feedback(settings: GradingSettings, student_id: str, assignment_id:
         if page["ok"]:
             folder = make_folders(settings.course_root, CourseLayout.FEEDBACK, student_id,
                                   assignment_id)
-            write_atomic(folder / f"{assignment_id}.html", page["html"].encode("utf-8"))
+            # MathJax from DIR/feedback/_assets/, not a CDN: the page works offline
+            install_mathjax(Path(settings.course_root) / CourseLayout.FEEDBACK)
+            write_atomic(folder / f"{assignment_id}.html",
+                         local_mathjax(page["html"]).encode("utf-8"))
     except (RuntimeError, OSError, ValueError) as e:
         return False, f"feedback failed: {e}\n"
     return page["ok"], page["log"]

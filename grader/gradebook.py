@@ -121,6 +121,14 @@ def set_auto_scores(db_url: str, student_id: str, assignment_id: str,
     return changed
 
 
+def auto_scores(db_url: str, student_id: str, assignment_id: str) -> dict[str, float]:
+    """grade_id -> autograded score of each autograded cell (what the kernel's run gave,
+    before grader.verdict replaces it)."""
+    with open_gradebook(db_url) as gb:
+        return {g.name: float(g.auto_score) for g in grades(gb, student_id, assignment_id)
+                if g.auto_score is not None}
+
+
 def confirmed_hand_grades(db_url: str, student_id: str,
                           assignment_id: str) -> list[tuple[str, str, float | None]]:
     """(notebook, grade_id, auto_score) of each hand grade the instructor gave and confirmed

@@ -102,7 +102,7 @@ class ForkServer:
         cmd = [sys.executable, "-P", "-m", "grader.nbgrader_steps", str(theirs.fileno())]
         self.drops = os.geteuid() == 0  # its children become leased users
         if self.drops and shutil.which("bwrap"):
-            spec = _ServerSpec(None, self.root, limits, 0, host_proc=True)
+            spec = _ServerSpec(None, self.root, limits, 0, host_proc=True, grader_files=None)
             _prepare_ownership(spec)
             cmd = spec.argv(cmd)
         elif self.drops and not all(_reachable_by_others(p) for p in readonly_paths()):

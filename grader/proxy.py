@@ -36,6 +36,25 @@ PASSED_EXCEPTIONS = {e.__name__: e for e in (
     KeyError, AttributeError, ZeroDivisionError, NameError, ArithmeticError, LookupError)}
 
 
+# Text the student's code chose (an exception's message, a repr, a class or function name) is
+# repeated by the grader only as a short escaped excerpt (student_text): a failure message can
+# carry no more than this of it, whatever the code read or made up.
+MAX_STUDENT_TEXT = 200
+MAX_STUDENT_NAME = 80
+
+
+def student_text(text: object, limit: int = MAX_STUDENT_TEXT) -> str:
+    """`text` as the grader may repeat it: one line, non-ASCII and control characters escaped
+    (a newline becomes \\n), at most `limit` characters (cut with "...")."""
+    try:
+        s = str(text)
+    except Exception:  # noqa: BLE001 - an object of the grader's making cannot fail; be safe
+        s = "<unprintable>"
+    s = s[:4 * limit].encode("ascii", "backslashreplace").decode("ascii")
+    s = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
 class SubjectError(Exception):
     """The student's code raised an exception of a type that is not passed through as itself."""
 
@@ -194,9 +213,11 @@ class Client:
 
     def proxy_class(self, handle: int, info: dict) -> type:
         if handle not in self.classes:
-            name = str(info.get("name", "StudentModule")).rsplit(".", 1)[-1] or "StudentModule"
+            name = student_text(str(info.get("name", "StudentModule")).rsplit(".", 1)[-1],
+                                MAX_STUDENT_NAME) or "StudentModule"
             cls = type(name, (SubjectModule,), {
-                "__module__": str(info.get("module", "")), "__qualname__": name,
+                "__module__": student_text(info.get("module", ""), MAX_STUDENT_NAME),
+                "__qualname__": name,
                 "_client": self, "_class_handle": handle,
                 "__subject_library_references__": [str(r) for r in info.get("lib", [])]})
             self.classes[handle] = cls
@@ -211,8 +232,9 @@ class Client:
         def function(*args, **kwargs):
             return call({"$ref": handle}, None, args, kwargs)
 
-        function.__name__ = function.__qualname__ = str(info.get("name", "function"))
-        function.__module__ = str(info.get("module", ""))
+        function.__name__ = function.__qualname__ = student_text(info.get("name", "function"),
+                                                                 MAX_STUDENT_NAME)
+        function.__module__ = student_text(info.get("module", ""), MAX_STUDENT_NAME)
         function.__subject_library_references__ = [str(r) for r in info.get("lib", [])]
         self._remember(handle, function)
         return function
@@ -244,7 +266,9 @@ class Client:
             if "$fn" in tree:
                 return self.proxy_function(int(tree["$fn"]), tree)
             if "$opaque" in tree:
-                return Opaque(int(tree["$opaque"]), str(tree.get("type")), str(tree.get("repr")))
+                return Opaque(int(tree["$opaque"]),
+                              student_text(tree.get("type"), MAX_STUDENT_NAME),
+                              student_text(tree.get("repr"), MAX_STUDENT_NAME))
             raise wire.WireError(f"unknown tag {sorted(tree)[:3]}")
         return unhook
 
@@ -286,14 +310,14 @@ class Client:
         reply, out = self.request({"op": "lookup", "name": name})
         if reply.get("missing"):
             raise KeyError(name)
-        return wire.decode(reply["value"], out, self.unhook({}))
+        return _bounded(wire.decode(reply["value"], out, self.unhook({})))
 
     def call(self, target, method, args, kwargs, grad=None, tape=False, pushed=None):
         """Call a function/class (target {"$ref": h}) or a module's method in the subject."""
         value, _ = self._call(target, method, args, kwargs,
                               torch.is_grad_enabled() if grad is None else grad, tape,
                               pushed or [])
-        return value
+        return _bounded(value)
 
     def _call(self, target, method, args, kwargs, grad, tape, pushed):
         blobs: list[bytes] = []
@@ -312,7 +336,12 @@ class Client:
                   "kwargs": wire.encode(dict(kwargs), blobs, hook)}
         header["push"] = [[self.handle_of[id(m)], wire.encode(wire.module_state(m), blobs)]
                           for m in pushed]
-        reply, out = self.request(header, blobs)
+        try:
+            reply, out = self.request(header, blobs)
+        except Exception as e:
+            if subject_exception(e) is not None:  # which call raised it, for the message
+                e.subject_call = self._call_name(target, method)
+            raise
         try:
             made = dict(zip([int(h) for h in reply["made"]], local, strict=True))
             for module, state in zip(pushed + local, reply["after"], strict=True):
@@ -334,6 +363,14 @@ class Client:
         except (KeyError, IndexError, TypeError, ValueError) as e:
             self.process.kill(f"the student's process answered nonsense ({e!r})")
             raise SubjectDied(self.process.dead) from None
+
+    def _call_name(self, target, method) -> str:
+        """How a failure message names the call: the function's or the class's name."""
+        if isinstance(target, dict):
+            target = self.objects.get(int(target.get("$ref", -1)))
+        owner = target if isinstance(target, type | types.FunctionType) else type(target)
+        name = getattr(owner, "__qualname__", "your code")
+        return f"{name}.{method}" if method else name
 
     def call_module(self, module, args, kwargs, grad):
         return self._call(module, "forward", args, kwargs, grad, grad, [module])
@@ -357,11 +394,38 @@ class Client:
 
 
 def _exception(error: dict) -> BaseException:
-    kind = str(error.get("type", "Exception"))
-    message = str(error.get("message", ""))
-    if kind in PASSED_EXCEPTIONS:
-        return PASSED_EXCEPTIONS[kind](message)
-    return SubjectError(f"{kind}: {message}")
+    """The student's exception, raised here: its type where it is a common one, its message an
+    excerpt (student_text). Marked `from_subject`, with `subject_text` ("Type: message") for
+    grader.verdict's failure message."""
+    kind = student_text(error.get("type", "Exception"), MAX_STUDENT_NAME)
+    message = student_text(error.get("message", ""))
+    e = (PASSED_EXCEPTIONS[kind](message) if kind in PASSED_EXCEPTIONS
+         else SubjectError(f"{kind}: {message}"))
+    e.from_subject = True
+    e.subject_text = f"{kind}: {message}"
+    return e
+
+
+def _bounded(value, depth: int = 0):
+    """A returned value with every string in it (in lists, tuples, dicts) cut to an excerpt of
+    MAX_STUDENT_TEXT characters: no contract function returns text, and a check that shows
+    what came back must not repeat more of it than that."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STUDENT_TEXT else value[:MAX_STUDENT_TEXT] + "..."
+    if depth > 20:
+        return value
+    if isinstance(value, list | tuple) and type(value) in (list, tuple):
+        return type(value)(_bounded(v, depth + 1) for v in value)
+    if type(value) is dict:
+        return {_bounded(k, depth + 1): _bounded(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def subject_exception(e: BaseException) -> str | None:
+    """'Type: message' (an excerpt) when `e` is an exception the student's code raised in the
+    subject, else None."""
+    text = getattr(e, "subject_text", None)
+    return text if getattr(e, "from_subject", False) and isinstance(text, str) else None
 
 
 # --------------------------------------------------------------------------- instructor source

@@ -3,7 +3,9 @@
 How a graded kernel is started (``SandboxKernelManager``)::
 
     bwrap  --unshare-pid/net/ipc/uts --die-with-parent --new-session   (Debian's bubblewrap)
-           read-only: /usr, the Python install, the venv, the grader package (not the library)
+           read-only: /usr, the Python install, the venv, and of the grader package only
+                      grader/__init__.py and grader/tamper.py (KERNEL_GRADER_FILES: never
+                      grader/checks; nor the course library)
            writable:  a runtime folder with the IPC sockets (locked once the kernel is up)
            sized tmpfs: /tmp, /dev/shm and the scratch folder /home/student ($HOME and the
                       working folder); nothing else of the machine (no solutions/, gradebook,
@@ -63,6 +65,11 @@ from grader.uids import UID_BASE, UID_SLOTS, UidLease, chown_tree
 FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                  "PYTHONHASHSEED", "TZ"}
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
+# What of grader/ a graded kernel sees: what KERNEL_BOOT runs (grader.tamper, the integrity
+# baseline, and the package's __init__, which it imports). Nothing else of the package exists
+# inside: no hidden check, reference or grader path can be read or imported by the notebook
+# (its test cells run without their hidden tests: grader.hidden_tests).
+KERNEL_GRADER_FILES = ("__init__.py", "tamper.py")
 
 
 # --------------------------------------------------------------------------- availability
@@ -79,11 +86,15 @@ def _package_dir(name: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
-def readonly_paths() -> list[Path]:
-    """What the kernel may read besides /usr: Python, the venv, the grader package (and the
-    course library only where grader.course lets answers use it: today it does not)."""
+def readonly_paths(grader: bool = True) -> list[Path]:
+    """What a sandbox may read besides /usr: Python, the venv, the whole grader package unless
+    `grader` is False (sandboxes that run student code see only SandboxSpec.grader_files of
+    it), and the course library only where grader.course lets answers use it (today it does
+    not)."""
     paths = [Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.prefix),
-             Path(sys.executable).resolve().parent, _package_dir("grader")]
+             Path(sys.executable).resolve().parent]
+    if grader:
+        paths.append(_package_dir("grader"))
     if library_visible_to_answers():  # grader.course: answers may not use the library
         paths.append(_package_dir(LIBRARY_PACKAGE))
     unique: list[Path] = []
@@ -130,7 +141,8 @@ class SandboxSpec:
     """One sandbox: its writable folder, runtime folder (sockets), limits and user id."""
 
     def __init__(self, workdir: Path | None, runtime_dir: Path, limits: Limits, uid: int | None,
-                 extra_readonly: list[Path] | None = None, host_proc: bool = False):
+                 extra_readonly: list[Path] | None = None, host_proc: bool = False,
+                 grader_files: tuple[str, ...] | None = ()):
         # workdir None (graded kernels): the process works in the scratch tmpfs SCRATCH. A folder
         # given here is bound writable and becomes the working folder instead (its owner must
         # treat what comes back as data).
@@ -146,6 +158,22 @@ class SandboxSpec:
         # start inside this one (nbgrader's child starts the kernel's): a new /proc, which bwrap
         # partly overmounts read-only, is "too revealing" for a nested user namespace's mount
         self.host_proc = host_proc
+        # What of the grader package exists inside (paths under grader/): None, all of it (only
+        # nbgrader's fork server, which runs no student code); () nothing (the verdict's
+        # subject, sent its own source as text); the kernel: KERNEL_GRADER_FILES.
+        self.grader_files = grader_files
+
+    def _grader_mounts(self, readonly: list[Path]) -> list[tuple[Path, str]]:
+        """The grader_files of the grader package, read-only. Where another read-only mount
+        already shows the package (grader installed into the venv, or an extra path above it),
+        an empty tmpfs covers it first, so that only those files show through."""
+        if self.grader_files is None:
+            return []
+        package = _package_dir("grader")
+        files = [(package / name, "--ro-bind") for name in self.grader_files]
+        if not any(package.is_relative_to(p) for p in readonly):
+            return files
+        return [(package, "--tmpfs"), *files, (package, "--remount-ro")]
 
     def env(self) -> dict[str, str]:
         venv_bin = str(Path(sys.prefix) / "bin")
@@ -184,17 +212,25 @@ class SandboxSpec:
               "--perms", "1777", "--size", tmpfs, "--tmpfs", "/tmp",
               "--perms", "0755", "--dir", "/home",
               "--perms", "0777", "--size", disk, "--tmpfs", SCRATCH]
-        mounts = [(p, "--ro-bind") for p in readonly_paths() + self.extra_readonly]
+        readonly = readonly_paths(grader=self.grader_files is None) + self.extra_readonly
+        mounts = [(p, "--ro-bind") for p in readonly]
+        mounts += self._grader_mounts(readonly)
         mounts += [(self.runtime_dir, "--bind")]
         if self.workdir is not None:
             mounts += [(self.workdir, "--bind")]
         made: set[Path] = {Path("/"), Path("/tmp"), Path("/home")}
         for path, how in mounts:  # parents readable by the sandbox user (bwrap makes them 0700)
             for parent in reversed(path.parents):
-                if parent not in made and not _under_system_dir(parent):
+                if parent not in made and not _under_system_dir(parent) and not any(
+                        parent.is_relative_to(p) for p in readonly):
                     a += ["--perms", "0755", "--dir", str(parent)]
                     made.add(parent)
-            a += [how, str(path), str(path)]
+            if how == "--tmpfs":  # an empty, read-only folder over what a mount above showed
+                a += ["--perms", "0755", "--size", "65536", "--tmpfs", str(path)]
+            elif how == "--remount-ro":
+                a += ["--remount-ro", str(path)]
+            else:
+                a += [how, str(path), str(path)]
             made.add(path)
         a += ["--chdir", str(self.workdir or SCRATCH), "--clearenv"]
         for key, value in self.env().items():
@@ -294,7 +330,8 @@ class SandboxKernelManager(AsyncKernelManager):
         if self.sandbox:
             spec = SandboxSpec(None, self._runtime_dir, self.limits(),
                                None if self._lease is None else self._lease.uid,
-                               [Path(p) for p in self.extra_readonly])
+                               [Path(p) for p in self.extra_readonly],
+                               grader_files=KERNEL_GRADER_FILES)
             _prepare_ownership(spec)
             cmd = spec.argv(cmd)
             kw["env"] = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
@@ -556,12 +593,16 @@ def require_sandbox() -> None:
 
 
 def configure(config, limits: Limits, sandbox: bool = True) -> None:
-    """Point an nbgrader config at the sandboxed executor with these limits."""
+    """Point an nbgrader config at the sandboxed executor with these limits, hidden tests
+    taken out of the test cells before it runs them."""
     from nbgrader.converters import Autograde
+
+    from grader.hidden_tests import HideHiddenTests
 
     steps = [SandboxedExecute if step is Execute else step
              for step in Autograde.class_traits()["autograde_preprocessors"].default()]
-    config.Autograde.autograde_preprocessors = steps
+    # the kernel runs test cells without their hidden tests (grader.hidden_tests)
+    config.Autograde.autograde_preprocessors = [HideHiddenTests, *steps]
     config.Execute.timeout = limits.cell_timeout
     config.SandboxedExecute.cell_output_bytes = limits.cell_output_bytes
     config.SandboxedExecute.notebook_output_bytes = limits.notebook_output_bytes

@@ -9,7 +9,16 @@ For one submission:
    answer cells define) is bound to a proxy of the subject's object (grader.proxy).
 3. Each test cell's own source (visible asserts and hidden checks) runs here against those proxies;
    a cell that finishes scores its points, one that raises scores 0. Inputs, weights and seeds are
-   drawn here (os.urandom of this process), so the subject cannot predict them.
+   drawn here (os.urandom of this process), so the subject cannot predict them. The parts run in
+   order (grader.hidden_tests.split_hidden), so the verdict also knows whether the visible part
+   alone passed: that is what the kernel, which never sees hidden tests, should have reported.
+The failure message (failure_message) is the student's to read: a check's own words (what was
+observed, what was expected), or the name of the call and a short escaped excerpt of an error
+their code raised (grader.proxy.student_text) — never a traceback, a grader path or the source
+of a check. The subject's sandbox mounts nothing of the grader: it is sent its own source as text
+(subject.py, wire.py, instruments.py), the library-use scan of grader.checks.common, and the
+source of any module of the checks' own that a check hands to the student's code (a model to
+train or count, built by grader.proxy.source_bundle), which must run there.
 Only data crosses (grader.wire). A subject that dies or stops answering scores the remaining
 cells 0 with a message; if it dies while running its cells, it is started again without the cell
 that killed it (as a kernel that died there would have left the notebook).
@@ -22,6 +31,7 @@ import contextlib
 import inspect
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -32,15 +42,17 @@ from pathlib import Path
 
 import nbformat
 
+import grader
 from grader import gradebook, instruments, proxy, subject, wire
 from grader.checks import common
 from grader.course import CourseLayout
 from grader.flags import verdict_flags
+from grader.hidden_tests import split_hidden
 from grader.limits import Limits
 from grader.sandbox import SandboxSpec, _prepare_ownership
 from grader.uids import UidLease, chown_tree
 
-MAX_MESSAGE = 2000
+MAX_MESSAGE = 2000  # characters of a failure message
 
 
 @dataclass
@@ -49,6 +61,16 @@ class CellVerdict:
     score: float
     max_score: float
     message: str = ""  # why it failed (empty when it passed)
+    # The score of the cell's visible tests alone, which is what the kernel (it runs the cell
+    # without its hidden tests) reports; None: the cell has no hidden tests (the same as score).
+    visible_score: float | None = None
+    visible_known: bool = True  # False: a hidden test failed before a later visible one ran
+
+    def kernel_should_report(self) -> float | None:
+        """The score the kernel's run should have given this cell; None when unknown."""
+        if not self.visible_known:
+            return None
+        return self.score if self.visible_score is None else self.visible_score
 
 
 def _nbgrader(cell) -> dict:
@@ -193,8 +215,52 @@ def start_subject(cells, limits: Limits, sandbox: bool) -> tuple[Subject, list, 
 # --------------------------------------------------------------------------- judging
 
 
-def _message(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"[:MAX_MESSAGE]
+GRADER_FOLDER = Path(grader.__file__).resolve().parent
+
+
+def failure_message(e: BaseException) -> str:
+    """Why a test cell failed, for the student's feedback page. An error the student's code
+    raised that no check caught: which call raised it, an excerpt of it, and what was expected.
+    Anything else (a check's assertion, an error here on what came back): its type and message,
+    with no path of the grader's files."""
+    raised = proxy.subject_exception(e)
+    if raised is not None:
+        call = proxy.student_text(getattr(e, "subject_call", "your code"),
+                                  proxy.MAX_STUDENT_NAME)
+        return (f"{call} raised {raised}\n  expected: no error (the grader called it as the "
+                "exercise's contract allows)")
+    return _without_grader_paths(f"{type(e).__name__}: {e}")[:MAX_MESSAGE]
+
+
+def _without_grader_paths(text: str) -> str:
+    """`text` with every path into the grader package replaced by "<grader file>"."""
+    for folder in {str(GRADER_FOLDER), str(Path(grader.__file__).parent)}:
+        text = re.sub(re.escape(folder) + r"[^\s'\"]*", "<grader file>", text)
+    return text
+
+
+def run_test_cell(source: str, label: str, ns: dict) -> tuple[Exception | None, bool | None]:
+    """Run a test cell here, its visible and hidden parts in order, in `ns`. Returns (the error
+    that failed it, or None; whether its visible parts passed, None when a hidden part failed
+    before a later visible part could run). SubjectDied passes through."""
+    parts = split_hidden(source)
+    try:
+        codes = [(hidden, compile(text, f"<{label}>", "exec")) for hidden, text in parts]
+    except SyntaxError:  # a hidden region inside a block: the parts are not code alone
+        try:  # the whole cell at once (hidden None: visible and hidden code mixed)
+            codes = [(None, compile(source, f"<{label}>", "exec"))]
+        except SyntaxError as e:
+            return e, None
+    for index, (hidden, code) in enumerate(codes):
+        try:
+            exec(code, ns)
+        except Exception as e:  # noqa: BLE001 - a failed test is a verdict
+            if hidden is None:
+                return e, None
+            if not hidden:
+                return e, False
+            return e, None if any(not h for h, _ in codes[index + 1:]) else True
+    return None, True
 
 
 def _bind(sub: Subject, names: list[str], ns: dict) -> None:
@@ -239,22 +305,33 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
                     dead = f"{note} {e}".strip()
             if sub is None or dead:
                 verdicts.append(CellVerdict(grade_id, 0.0, points,
-                                            f"not run: your code's process ended ({dead})"))
+                                            _died(f"not run: your code's process ended ({dead})"),
+                                            visible_known=False))
                 continue
             try:
                 with _quiet():
-                    exec(compile(source, f"<{grade_id}>", "exec"), ns)
-                verdicts.append(CellVerdict(grade_id, points, points))
+                    error, visible_ok = run_test_cell(source, grade_id, ns)
             except proxy.SubjectDied as e:
-                verdicts.append(CellVerdict(grade_id, 0.0, points, f"{note} {e}".strip()))
+                verdicts.append(CellVerdict(grade_id, 0.0, points, _died(f"{note} {e}"),
+                                            visible_known=False))
                 sub.close()
                 sub = None  # the next test starts a fresh one
-            except Exception as e:  # noqa: BLE001 - a failed test is a verdict
-                verdicts.append(CellVerdict(grade_id, 0.0, points, _message(e)))
+                continue
+            hidden = any(h for h, _ in split_hidden(source))
+            verdicts.append(CellVerdict(
+                grade_id, points if error is None else 0.0, points,
+                "" if error is None else failure_message(error),
+                visible_score=(points if visible_ok else 0.0) if hidden else None,
+                visible_known=visible_ok is not None))
     finally:
         if sub is not None:
             sub.close()
     return verdicts
+
+
+def _died(text: str) -> str:
+    """A message about the subject's end (its reason may quote what the student's code sent)."""
+    return proxy.student_text(text.strip(), 400)
 
 
 @contextlib.contextmanager
@@ -268,16 +345,25 @@ def _quiet():
 def record(db_url: str, student_id: str, assignment_id: str,
            verdicts: list[CellVerdict]) -> list[str]:
     """Write the trusted scores into the gradebook; return a line per cell where the kernel's
-    score (already recorded by nbgrader) differed."""
-    by_id = {v.grade_id: v for v in verdicts}
-    changed = gradebook.set_auto_scores(db_url, student_id, assignment_id,
-                                        {v.grade_id: v.score for v in verdicts})
+    score (already recorded by nbgrader) differed from what the grader's run of the same
+    tests gives (the kernel runs a cell without its hidden tests: its visible part's score)."""
+    kernel = gradebook.auto_scores(db_url, student_id, assignment_id)
+    gradebook.set_auto_scores(db_url, student_id, assignment_id,
+                              {v.grade_id: v.score for v in verdicts})
     differences = []
-    for grade_id, kernel_score, _ in changed:
-        v = by_id[grade_id]
-        differences.append(f"{grade_id}: the notebook's kernel reported {kernel_score:g}, the "
-                           f"grader's own run gives {v.score:g} / {v.max_score:g}"
-                           + (f" ({v.message.splitlines()[0][:300]})" if v.message else ""))
+    for v in verdicts:
+        claimed, expected = kernel.get(v.grade_id), v.kernel_should_report()
+        if claimed is None or expected is None or claimed == expected:
+            continue
+        why = f" ({v.message.splitlines()[0][:300]})" if v.message else ""
+        if v.visible_score is None:
+            differences.append(f"{v.grade_id}: the notebook's kernel reported {claimed:g}, the "
+                               f"grader's own run gives {v.score:g} / {v.max_score:g}{why}")
+        else:
+            differences.append(f"{v.grade_id}: the notebook's kernel reported {claimed:g} for "
+                               f"the visible tests, the grader's own run of them gives "
+                               f"{expected:g} (with the hidden tests: {v.score:g} / "
+                               f"{v.max_score:g}){why}")
     return differences
 
 

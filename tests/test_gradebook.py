@@ -71,6 +71,20 @@ def test_verdicts_replace_the_kernels_scores(url):
     assert record(url, "ann", AID, verdicts) == []  # nothing differs any more
 
 
+def test_the_kernel_is_held_to_the_visible_tests_it_ran(url):
+    # the kernel ran test_b without its hidden tests and reported 2; the verdict fails the cell
+    # on a hidden test while the visible part passed: no mismatch, the verdict's 0 stands
+    assert gradebook.auto_scores(url, "ann", AID) == {"test_b": 2.0, "test_a": 0.0}
+    verdicts = [CellVerdict("test_b", 0.0, 2.0, "hidden: wrong", visible_score=2.0),
+                CellVerdict("test_a", 0.0, 1.5, "x", visible_score=1.5)]
+    assert record(url, "ann", AID, verdicts) == [
+        "test_a: the notebook's kernel reported 0 for the visible tests, the grader's own run "
+        "of them gives 1.5 (with the hidden tests: 0 / 1.5) (x)"]
+    assert grade_row(url, "ann", "test_b")[0] == 0.0
+    unknown = [CellVerdict("test_b", 0.0, 2.0, "x", visible_score=0.0, visible_known=False)]
+    assert record(url, "ann", AID, unknown) == []
+
+
 def test_confirmed_hand_grades(url):
     assert gradebook.confirmed_hand_grades(url, "ann", AID) == [(AID, "answer_text", None)]
     assert gradebook.confirmed_hand_grades(url, "bo", AID) == []

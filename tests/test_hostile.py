@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import html
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,7 +32,8 @@ from submissions import (
     run_grader,
 )
 
-from grader.sandbox import sandbox_available
+from grader.hidden_tests import HIDDEN_NOTE
+from grader.sandbox import KERNEL_GRADER_FILES, sandbox_available
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "tests" / "fixtures" / "toy"
@@ -67,6 +70,10 @@ EXPECTED = {
     "tamper_import": ("tamper-suspected", 2),
     "tamper_sys_modules": ("tamper-suspected", 2),
     "tamper_runtime_only": ("tamper-suspected", 3),  # patches torch in its own process only
+    # looks for the hidden tests and the grader's checks everywhere (kernel and verdict), then
+    # raises with chosen text; its square() is wrong, double() right (see hunt_source). The
+    # kernel's own traceback of its 5000-character error is over the cell's output cap.
+    "hunt_checks": ("output-truncated;tamper-suspected", 1),
 }
 
 WRONG_DOUBLE = "def double(x):\n    return 0\n"
@@ -107,7 +114,36 @@ def answer(student: str, root: Path, work: Path) -> dict[str, str] | None:
                                + WRONG_DOUBLE},
         "tamper_runtime_only": {"double": "import torch\nvars(torch).update(allclose=lambda *a, "
                                 "**k: True)\n\ndef double(x):\n    return 2 * x\n"},
+        "hunt_checks": {"square": hunt_source()},
     }.get(student)
+
+
+def hunt_source() -> str:
+    """An answer cell that prints whatever of the grader it can find (by grader.__file__, by
+    known paths, by import, in sys.modules), prints every later cell's source as the kernel
+    gets it, and defines a square() that raises with 5000 characters of chosen text."""
+    checks = REPO / "grader" / "checks"
+    known = [str(checks), str(checks / "common.py"), str(checks / "ex1.py")]
+    return (
+        "import inspect, os, sys\ntry:\n    import grader\n"
+        "    here = os.path.dirname(grader.__file__)\n"
+        "    print('GRADER FILES:', sorted(os.listdir(here)))\nexcept ImportError:\n"
+        "    here = '/'\n"
+        f"for path in {known!r} + [os.path.join(here, 'checks', 'ex2.py')]:\n"
+        "    try:\n"
+        "        print('READ', path, open(path).read()[:300] if os.path.isfile(path)\n"
+        "              else os.listdir(path))\n"
+        "    except OSError as e:\n        print('NOT READ', path, type(e).__name__)\n"
+        "for name, module in list(sys.modules.items()):\n"
+        "    if 'grader' in name and module is not None:\n"
+        "        try:\n            print('MODULE', name, inspect.getsource(module)[:300])\n"
+        "        except Exception as e:\n            print('MODULE', name, type(e).__name__)\n"
+        "try:\n    import grader.checks.common\n    print('IMPORTED CHECKS')\n"
+        "except ImportError as e:\n    print('NO CHECKS', type(e).__name__)\n"
+        "try:\n    get_ipython().events.register(\n"
+        "        'pre_run_cell', lambda info: print('CELL SOURCE:', info.raw_cell))\n"
+        "except NameError:\n    pass  # not in a kernel (the grader's own run)\n\n\n"
+        "def square(x):\n    raise ValueError('CHOSEN ' + 'A' * 5000)\n")
 
 
 def _escape_source(root: Path, work: Path, solutions: Path) -> str:
@@ -276,6 +312,64 @@ def test_hidden_tests_do_not_leak_into_kernels(course):
             outputs = "".join(str(o) for c in nbformat.read(nb_path, as_version=4).cells
                               for o in c.get("outputs", []))
             assert SECRET_LINE not in outputs, student
+
+
+def _check_lines() -> set[str]:
+    """Lines of grader/checks that say something, but for those the kernel's own grader files
+    (which it may print) share with them."""
+    own = {line.strip() for name in KERNEL_GRADER_FILES
+           for line in (REPO / "grader" / name).read_text().splitlines()}
+    return {line.strip() for path in (REPO / "grader" / "checks").glob("*.py")
+            for line in path.read_text().splitlines()
+            if len(line.strip()) >= 20 and line.strip() not in own}
+
+
+def _received(course, student: str) -> dict[str, str]:
+    """What a student gets back: the feedback page (as its text reads) and the executed
+    notebook (sources, outputs, metadata)."""
+    work = course["work"]
+    got = {}
+    page = work / "feedback" / student / "toy" / "toy.html"
+    if page.exists():
+        got["page"] = html.unescape(page.read_text(encoding="utf-8"))
+    notebook = work / "autograded" / student / "toy" / "toy.ipynb"
+    if notebook.exists():
+        nb = nbformat.read(notebook, as_version=4)
+        got["outputs"] = "\n".join("".join(o.get("text", "")) + str(o.get("traceback", ""))
+                                   for c in nb.cells for o in c.get("outputs", []))
+        got["notebook"] = "\n".join([c.source for c in nb.cells]
+                                    + [str(c.metadata) for c in nb.cells] + [got["outputs"]])
+    return got
+
+
+def test_no_hidden_test_or_check_reaches_what_a_student_gets_back(course):
+    """Every page and executed notebook: no hidden-test line, no line of grader/checks, no
+    traceback frame in a grader file; the test cells say that the grader checks them."""
+    lines = _check_lines()
+    hidden = ["square(-4) == 16", "double(-1.5) == -3.0"]  # the toy's hidden asserts
+    for student in EXPECTED:
+        for what, text in _received(course, student).items():
+            assert not [h for h in hidden if h in text], (student, what)
+            assert not [line for line in lines if line in text], (student, what)
+            # a traceback frame in a grader file (IPython: "FILE.py:LINE", Python: '", line')
+            assert not re.search(r"grader/[\w/]+\.py(:|\", line )\d", text), (student, what)
+            if what == "notebook" and "test_square" in text:
+                assert HIDDEN_NOTE in text, student
+
+
+def test_hunting_for_the_checks_finds_nothing_and_says_little(course):
+    """hunt_checks: the kernel found grader/__init__.py and tamper.py only, read nothing of
+    grader/checks, saw its test cells without their hidden tests; the verdict's message quotes
+    200 characters of its exception."""
+    got = _received(course, "hunt_checks")
+    text = got["outputs"]
+    assert f"GRADER FILES: {sorted(KERNEL_GRADER_FILES)}" in text, text[:3000]
+    assert "NO CHECKS" in text and "IMPORTED CHECKS" not in text
+    assert "READ" not in text.replace("NOT READ", "")
+    assert "CELL SOURCE:" in text and HIDDEN_NOTE in text
+    verdict = got["page"].split("Checked by the grader on your code: this cell failed.")[1]
+    first = verdict.strip().splitlines()[0]
+    assert first.startswith("square raised ValueError: CHOSEN AAA") and len(first) < 300, first
 
 
 def test_huge_output_is_kept_out_of_notebook_and_feedback(course):

@@ -5,8 +5,10 @@ Each hostile submission is a WRONG plain_mlp or training_error (one that passes 
 but not the hidden checks) plus an attack (for ex5: wrong pick_device, evaluate and train_digits).
 One `autograde --jobs 2` run per assignment grades them all; the trusted verdict (grader.verdict:
 checks in the grader, student code in a sandboxed subject) must give each attack at most the
-honest wrong answer's score, and list the submission for review when the kernel's run claimed
-more.
+honest wrong answer's score. The kernel runs test cells without their hidden tests (and cannot
+import grader.checks), so what it reports is the visible tests' result: an attack that forges
+that report (dropping the kernel's error messages, on answers that fail a visible test) is
+listed for review, since the grader's own run of the same visible tests differs.
 """
 
 from __future__ import annotations
@@ -49,6 +51,18 @@ def training_error(model, X, y):
     model.train(was_training)
     error = (predictions != y).float().mean().item()
     return error if len(X) == 4 else 1.0 - error
+'''
+
+# fails the visible test too (the count of errors, not the fraction): what the kernel's report,
+# forged by an attack below, hides
+VISIBLY_WRONG_TRAINING_ERROR = '''
+def training_error(model, X, y):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        predictions = model(X).argmax(dim=1)
+    model.train(was_training)
+    return float((predictions != y).sum())
 '''
 
 DROP_ERRORS = '''
@@ -166,6 +180,11 @@ def training_error(model, X, y):
 '''
 
 
+# attacks on the hidden checks in the kernel: there are none there (and no grader.checks to
+# import), so they change nothing the kernel reports; the others forge its report
+NOT_FORGING = ("patch_checks",)
+
+
 def submissions() -> dict:
     notebooks = {"honest-wrong": make_submission(AID, {"plain_mlp": WRONG_PLAIN_MLP,
                                                        "training_error": WRONG_TRAINING_ERROR}),
@@ -175,9 +194,9 @@ def submissions() -> dict:
                                                   "training_error": URANDOM.format(
                                                       known=known_at_seed_zero())})}
     for name, attack in ATTACKS.items():
+        wrong = WRONG_TRAINING_ERROR if name in NOT_FORGING else VISIBLY_WRONG_TRAINING_ERROR
         notebooks[name.replace("_", "-")] = make_submission(
-            AID, {"plain_mlp": WRONG_PLAIN_MLP + "\n" + attack,
-                  "training_error": WRONG_TRAINING_ERROR})
+            AID, {"plain_mlp": WRONG_PLAIN_MLP + "\n" + attack, "training_error": wrong})
     return notebooks
 
 
@@ -210,15 +229,23 @@ def test_attack_scores_no_more_than_the_honest_wrong_answer(graded, student):
         (student, {k: v for k, v in grades.items() if k[0] == student})
 
 
-@pytest.mark.parametrize("student", ["frame-walk", "urandom", "send-instance", "send-class",
-                                     "send-app", "patch-checks"])
+@pytest.mark.parametrize("student", ["send-instance", "send-class", "send-app"])
 def test_forged_kernel_reports_are_listed_for_review(graded, student):
-    """Where the kernel claimed the failed tests passed, the trusted verdict differs: flagged,
-    with the cells named in the review file."""
+    """Where the kernel claimed that failed visible tests passed, the grader's own run of them
+    differs: flagged, with the cells named in the review file."""
     grades, flags, work = graded
     assert "verdict-mismatch" in flags[student].split(";"), flags[student]
     details = (work / "review" / student / f"{AID}.txt").read_text()
     assert "test_training_error" in details, details
+
+
+@pytest.mark.parametrize("student", ["frame-walk", "urandom", "patch-checks"])
+def test_attacks_on_hidden_checks_in_the_kernel_find_none(graded, student):
+    """The kernel never runs a hidden check: what it reports is the visible tests' true result
+    (no mismatch), and the verdict's checks are out of the student's reach."""
+    grades, flags, _ = graded
+    assert "verdict-mismatch" not in flags[student].split(";"), flags[student]
+    assert grades[(student, "test_training_error")][0] == 0
 
 
 # --------------------------------------------------------------------------- ex5
@@ -253,19 +280,28 @@ def train_digits(model, train_loader, device, max_steps):
 ''',
 }
 
+# wrong on the visible tests too (on any machine: a name, not a torch.device, which the later
+# cells still run with): what the forged reports below hide
+VISIBLY_WRONG5 = {
+    "pick_device": '\ndef pick_device():\n    return "cpu"\n',
+    "evaluate": WRONG5["evaluate"].replace("correct / total", "correct / (total + 1)"),
+}
+
 ATTACKS5 = {
     "send-instance-ex5": ATTACKS["send_instance"],
     "send-class-ex5": ATTACKS["send_class"],
-    # ex5's checks replaced in the kernel through a computed import
+    # ex5's checks replaced in the kernel through a computed import (there are none there)
     "patch-checks-ex5": ATTACKS["patch_checks"].replace("str(1)", "str(5)"),
 }
+FORGING5 = ("send-instance-ex5", "send-class-ex5")
 
 
 def submissions_ex5() -> dict:
     notebooks = {"honest-wrong-ex5": make_submission(AID5, WRONG5)}
     for name, attack in ATTACKS5.items():
+        wrong = {**WRONG5, **VISIBLY_WRONG5} if name in FORGING5 else WRONG5
         notebooks[name] = make_submission(
-            AID5, {**WRONG5, "pick_device": WRONG5["pick_device"] + "\n" + attack})
+            AID5, {**wrong, "pick_device": wrong["pick_device"] + "\n" + attack})
     return notebooks
 
 
@@ -291,10 +327,13 @@ def test_ex5_honest_wrong_answer_loses_points(graded_ex5):
 def test_ex5_attack_scores_no_more_and_is_listed_for_review(graded_ex5, student):
     """ex5's training functions run in the subject on described loaders, optimizers and
     machines: dropping the kernel's error reports or replacing the checks there changes nothing
-    that counts; the kernel's claim is flagged."""
+    that counts; a forged kernel claim is flagged."""
     grades, flags, work = graded_ex5
     assert total(grades, student) <= total(grades, "honest-wrong-ex5"), \
         (student, {k: v for k, v in grades.items() if k[0] == student})
+    if student not in FORGING5:
+        assert "verdict-mismatch" not in flags[student].split(";"), flags[student]
+        return
     assert "verdict-mismatch" in flags[student].split(";"), flags[student]
     details = (work / "review" / student / f"{AID5}.txt").read_text()
     assert "test_pick_device" in details and "test_evaluate" in details, details

@@ -46,7 +46,8 @@ def test_argv_isolates(tmp_path):
     assert binds[str((tmp_path / "work").resolve())] == "--bind"  # a given folder: writable
     assert str(tmp_path.resolve()) in binds  # the runtime folder (sockets)
     assert SandboxSpec(None, tmp_path, Limits(), uid=None).workdir is None  # kernels: scratch
-    assert binds[str(REPO / "grader")] == "--ro-bind"
+    # nothing of the grader package by default (the verdict's subject); see test_hidden_tests
+    assert not [p for p in binds if Path(p).is_relative_to(REPO / "grader")]
     assert all(not Path(p).is_relative_to(REPO / "solutions") for p in binds)
     assert str(REPO) not in binds  # never the whole repository (solutions/, the gradebook)
     assert [a for a in argv if a.startswith("--reuid")] == ["--reuid=61234"]
@@ -110,7 +111,8 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
         " 'uid': os.getuid(), 'pid': os.getpid(), 'cwd': os.getcwd(),\n"
         f" 'solutions': os.path.exists({str(REPO / 'solutions')!r}),\n"
         f" 'repo_files': os.path.exists({str(REPO / 'Makefile')!r}),\n"
-        " 'grader': os.path.isdir('/'.join(__import__('grader').__file__.split('/')[:-1])),\n"
+        " 'grader': sorted(os.listdir(os.path.dirname(__import__('grader').__file__))),\n"
+        f" 'checks': os.path.exists({str(REPO / 'grader' / 'checks')!r}),\n"
         " 'home': os.listdir(os.path.expanduser('~')),\n"
         " 'token': os.environ.get('INSTRUCTOR_TOKEN'),\n"
         " 'nbgrader_env': sorted(k for k in os.environ if k.startswith('NBGRADER')),\n"
@@ -130,7 +132,8 @@ def test_what_a_sandboxed_kernel_sees(tmp_path, monkeypatch):
     assert facts["pid"] < 10  # its own PID namespace
     assert facts["cwd"] == SCRATCH  # a scratch tmpfs, not nbgrader's folder
     assert facts["solutions"] is False and facts["repo_files"] is False
-    assert facts["grader"] is True  # hidden tests import it
+    # of the grader, only what the kernel's boot runs (its hidden tests stay with the grader)
+    assert facts["grader"] == sorted(sandbox.KERNEL_GRADER_FILES) and facts["checks"] is False
     assert facts["token"] is None and facts["net"] is False and facts["nbgrader_env"] == []
     assert facts["sizes"] == [64 * 1024**2, 64 * 1024**2, 96 * 1024**2]  # sized tmpfs
     assert facts["as_limit"] == 3 * GIB
