@@ -64,70 +64,10 @@ def test_epoch_problems_tell_the_two_means_apart():
         assert gap == pytest.approx(k * (b - m) * (L - A) / ((k + 1) * (k * b + m)), abs=1e-6)
 
 
-# train_digits won by training elsewhere (issue 20): a hook-free copy of the model trained for
-# 4x the budget on all 1,797 scikit-learn digits (the grader's held-out digits among them), the
-# weights copied back. It used to score 4/4: the budget was counted by a hook on the model
-# handed in, and the held-out digits were the public ones.
-ELSEWHERE = '''
-import copy
-from sklearn.datasets import load_digits
-
-
-def _all_digits():
-    data = load_digits()
-    X = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    return X, torch.tensor(data.target)
-
-
-def train_digits(model, train_loader, device, max_steps):
-    twin = copy.deepcopy(model)
-    twin._forward_pre_hooks.clear()  # the grader's step counter stays on `model` only
-    twin.train()
-    X, y = _all_digits()
-    loader = DataLoader(TensorDataset(X, y), batch_size=64, shuffle=True)
-    optimizer = torch.optim.SGD(twin.parameters(), lr=0.2, momentum=0.9)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=4 * max_steps)
-    step = 0
-    while step < 4 * max_steps:
-        for Xb, yb in loader:
-            optimizer.zero_grad()
-            F.cross_entropy(twin(Xb), yb).backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            if step == 4 * max_steps:
-                break
-    model.load_state_dict(twin.state_dict())
-    return model
-'''
-
-# The same training with no module and no optimizer (torch.nn.functional and a hand-written
-# SGD step on the copy's tensors): the counting hooks see nothing; the digits it trains on are
-# not the ones it is graded on.
-UNCOUNTED = ELSEWHERE.replace('''\
-    optimizer = torch.optim.SGD(twin.parameters(), lr=0.2, momentum=0.9)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=4 * max_steps)
-''', '''    params = [p.detach().clone().requires_grad_(True) for p in twin.parameters()]
-    buffers = [b.clone() for b in twin.buffers()]
-''').replace('''            optimizer.zero_grad()
-            F.cross_entropy(twin(Xb), yb).backward()
-            optimizer.step()
-            schedule.step()
-''', '''            w1, b1, g1, c1, w2, b2, g2, c2, w3, b3 = params
-            h = F.conv2d(Xb, w1, b1, padding=1)
-            h = F.relu(F.batch_norm(h, buffers[0], buffers[1], g1, c1, training=True))
-            h = F.conv2d(h, w2, b2, stride=2, padding=1)
-            h = F.relu(F.batch_norm(h, buffers[3], buffers[4], g2, c2, training=True))
-            loss = F.cross_entropy(F.linear(h.mean(dim=(2, 3)), w3, b3), yb)
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g in zip(params, grads):
-                    p -= 0.1 * g
-''').replace('''    model.load_state_dict(twin.state_dict())''', '''    with torch.no_grad():
-        for p, q in zip(model.parameters(), params):
-            p.copy_(q)
-        for b, c in zip(model.buffers(), buffers):
-            b.copy_(c)''')
+# train_digits won by training elsewhere (issue 20): see variants_ex5 (trains_a_copy_elsewhere,
+# learns_public_digits_uncounted)
+ELSEWHERE = variants_ex5.WRONG["train_digits"]["trains_a_copy_elsewhere"]
+UNCOUNTED = variants_ex5.WRONG["train_digits"]["learns_public_digits_uncounted"]
 
 
 def _train_digits(source: str):
@@ -147,7 +87,7 @@ def test_training_a_hook_free_copy_over_the_budget_is_counted():
 
 def test_training_on_the_public_digits_does_not_reach_the_graded_ones():
     # uncounted work on the public digits: within the budget as counted, below the target on
-    # the digits as the grader draws them (a hand-checked stand-in trains to ~0.97 on raw ones)
+    # the digits as the grader draws them (on the raw held-out digits it reaches about 0.98)
     with pytest.raises(CheckFailure, match="held-out digits") as failure:
         ex5.check_train_digits(_train_digits(UNCOUNTED))
     assert "after 0 steps" in str(failure.value)
