@@ -10,9 +10,9 @@ function runs in the subject (grader.subject) on objects the grader *describes* 
   to the parameters of a model sent in the same request;
 * a machine: whether CUDA and Apple MPS are available (`play_machine`), set up in the subject
   for the call — a described environment, never code from a check;
-* the work a call does (`count_work`): every optimizer step and every outermost forward pass
-  with gradients of *any* module, counted by torch's global hooks (a step budget is not
-  dodged by training a hook-free copy of the model).
+* the work a call does (`count_work`): every forward call with gradients of *any* module that
+  holds parameters and every optimizer step, counted by torch's global hooks (a step budget is
+  not dodged by training a hook-free copy of the model).
 
 The host-batch record is kept honest (`start_record` / `finish_record`): a call that clears or
 replaces `HostBatch.used_unmoved`, or rebinds an instrument's function, is reported as such and
@@ -248,23 +248,28 @@ TAMPERED = "the grader's record of batches left on the host was cleared or rewri
 
 
 class Work:
-    """What one call did: outermost forward passes with gradients of any module (`forwards`,
-    over `examples` rows of their first input), optimizer steps (`steps`); `changed` when the
-    counting hooks were taken off or replaced during the call."""
+    """What one call did, counted layer by layer so that no way of calling a model hides work:
+    `calls`, the forward calls with gradients of modules holding parameters of their own (a
+    pass of the digits net is 5 such calls, whether made as `model(X)` or `model.forward(X)`,
+    on the model or on a copy), `rows`, the rows of their first inputs, and `updates`, the
+    parameter tensors that optimizer steps updated (one step of an optimizer over the whole net
+    updates all of them, whether one optimizer or several share the parameters). `changed`: the
+    counting hooks were taken off or bypassed during the call."""
 
-    def __init__(self, forwards=0, examples=0, steps=0, changed=False):
-        self.forwards, self.examples, self.steps = int(forwards), int(examples), int(steps)
+    FIELDS = ("calls", "rows", "updates")
+
+    def __init__(self, calls=0, rows=0, updates=0, changed=False):
+        self.calls, self.rows, self.updates = int(calls), int(rows), int(updates)
         self.changed = bool(changed)
 
     def add(self, data: dict) -> None:
         """Add a subject's report (`as_data`): counts, and whether its hooks stayed on."""
-        self.forwards += max(0, int(data.get("forwards", 0)))
-        self.examples += max(0, int(data.get("examples", 0)))
-        self.steps += max(0, int(data.get("steps", 0)))
+        for field in self.FIELDS:
+            setattr(self, field, getattr(self, field) + max(0, int(data.get(field, 0))))
         self.changed = self.changed or bool(data.get("changed", True))
 
     def as_data(self) -> dict:
-        return {"forwards": self.forwards, "examples": self.examples, "steps": self.steps,
+        return {"calls": self.calls, "rows": self.rows, "updates": self.updates,
                 "changed": self.changed}
 
 
@@ -276,34 +281,31 @@ def _rows(inputs) -> int:
     return int(first.shape[0]) if first is not None and first.dim() > 0 else 1
 
 
+def _holds_parameters(module) -> bool:
+    return any(p is not None for p in module._parameters.values())
+
+
 @contextlib.contextmanager
 def count_work():
-    """Count the work done inside the block with torch's global hooks: a forward pass of any
-    module that runs with gradients and inside no other module's forward pass, and every
-    optimizer step (torch.optim's global step hook). Yields the Work."""
+    """Count the work done inside the block with torch's global hooks (module forward pre-hook,
+    optimizer step post-hook): see Work. Yields the Work."""
     from torch.nn.modules import module as nn_module
     from torch.optim import optimizer as optim_module
 
-    work, depth = Work(), [0]
+    work = Work()
 
     def pre(module, inputs):
-        if depth[0] == 0 and torch.is_grad_enabled():
-            work.forwards += 1
-            work.examples += _rows(inputs)
-        depth[0] += 1
-
-    def post(module, inputs, output):
-        depth[0] = max(0, depth[0] - 1)
+        if torch.is_grad_enabled() and _holds_parameters(module):
+            work.calls += 1
+            work.rows += _rows(inputs)
 
     def step(optimizer, args, kwargs):
-        work.steps += 1
+        work.updates += sum(len(group["params"]) for group in optimizer.param_groups)
 
     # (module, name of its hook table, handle, hook): the tables are looked up again at the
     # end, by name, since torch reads them by name on every call (a replaced table is noticed)
     handles = [(nn_module, "_global_forward_pre_hooks",
                 nn_module.register_module_forward_pre_hook(pre), pre),
-               (nn_module, "_global_forward_hooks",
-                nn_module.register_module_forward_hook(post, always_call=True), post),
                (optim_module, "_global_optimizer_post_hooks",
                 optim_module.register_optimizer_step_post_hook(step), step)]
     calls = _module_calls()

@@ -388,4 +388,32 @@ def evaluate(model, loader, device):
     return correct / total
 ''',
     },
+    # the net called through .forward (its layers are then called one by one) and two
+    # optimizers over disjoint parameters, each stepped once per batch: 150 steps all the same
+    "forward_method_and_two_optimizers": {
+        "train_digits": '''
+def train_digits(model, train_loader, device, max_steps):
+    convs = [p for m in model.modules() if isinstance(m, nn.Conv2d) for p in m.parameters()]
+    others = [p for p in model.parameters() if all(p is not q for q in convs)]
+    optimizers = [torch.optim.SGD(convs, lr=0.2, momentum=0.9),
+                  torch.optim.SGD(others, lr=0.2, momentum=0.9)]
+    schedules = [torch.optim.lr_scheduler.OneCycleLR(o, 0.2, total_steps=max_steps)
+                 for o in optimizers]
+    model.train()
+    step = 0
+    while step < max_steps:
+        for X, y in train_loader:
+            X, y = X.to(device), y.to(device)
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            F.cross_entropy(model.forward(X), y).backward()
+            for optimizer, schedule in zip(optimizers, schedules):
+                optimizer.step()
+                schedule.step()
+            step += 1
+            if step == max_steps:
+                break
+    return model
+''',
+    },
 }

@@ -400,13 +400,7 @@ def check_train_digits(train_digits) -> None:
         expect(not work.changed, f"{what}: the grader counts training steps with torch's "
                "global module and optimizer hooks", "they were taken off or bypassed",
                "the hooks left as they were")
-        steps = max(work.forwards, work.steps)
-        expect(steps <= MAX_STEPS and work.examples <= MAX_STEPS * BATCH_SIZE,
-               f"{what}: training must stay within the budget (every forward pass with "
-               "gradients of any module, copies of the model included, and every optimizer "
-               "step counts)", f"{work.forwards} forward passes over {work.examples} examples "
-               f"and {work.steps} optimizer steps",
-               f"at most {MAX_STEPS} of each, over batches of {BATCH_SIZE}")
+        steps = _expect_within_budget(work, model, what)
         model.eval()
         with torch.no_grad():
             accuracy = (model(X[held_out]).argmax(dim=1) == y[held_out]).float().mean().item()
@@ -415,3 +409,21 @@ def check_train_digits(train_digits) -> None:
                "at grading time): accuracy on "
                f"{len(held_out)} held-out digits after training (evaluated in eval mode)",
                f"{accuracy:.3f} after {steps} steps", f">= {TARGET_ACCURACY}")
+
+
+def _expect_within_budget(work, model: nn.Module, what: str) -> int:
+    """The work counted (instruments.Work) in passes of `model`: its layers holding parameters
+    are called once per pass, and an optimizer step over it updates every parameter tensor.
+    Work on copies of the model, or on any other module, counts the same. Returns the steps."""
+    layers = sum(1 for m in model.modules() if any(p is not None for p in m._parameters.values()))
+    tensors = len(list(model.parameters()))
+    passes, updates = -(-work.calls // layers), -(-work.updates // tensors)  # rounded up
+    expect(work.calls <= MAX_STEPS * layers and work.rows <= MAX_STEPS * BATCH_SIZE * layers
+           and work.updates <= MAX_STEPS * tensors,
+           f"{what}: training must stay within the budget (every forward pass with gradients "
+           "and every optimizer step counts, on copies of the model too)",
+           f"{passes} forward passes with gradients over {-(-work.rows // layers)} examples, "
+           f"{updates} optimizer steps ({work.calls} calls of the net's {layers} layers with "
+           f"parameters, {work.updates} updates of its {tensors} parameter tensors)",
+           f"at most {MAX_STEPS} of each, over batches of {BATCH_SIZE}")
+    return max(passes, updates)
