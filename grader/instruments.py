@@ -308,7 +308,6 @@ def count_work():
                 nn_module.register_module_forward_pre_hook(pre), pre),
                (optim_module, "_global_optimizer_post_hooks",
                 optim_module.register_optimizer_step_post_hook(step), step)]
-    calls = _module_calls()
     ACTIVE_WORK.append(work)
     try:
         yield work
@@ -319,7 +318,7 @@ def count_work():
             work.changed = work.changed or not isinstance(current, dict) \
                 or current.get(handle.id) is not hook
             handle.remove()
-        work.changed = work.changed or _module_calls() != calls
+        work.changed = work.changed or _module_calls() != _ORIGINAL_CALLS
 
 
 def _module_calls() -> list:
@@ -330,3 +329,6 @@ def _module_calls() -> list:
     return [nn_call, torch.nn.Module.__dict__.get("_call_impl"),
             getattr(nn_call, "__code__", None), Optimizer.__dict__.get("profile_hook_step"),
             Optimizer.__dict__.get("_patch_step_function")]
+
+
+_ORIGINAL_CALLS = _module_calls()  # as imported, before any student code ran

@@ -129,3 +129,42 @@ def _namespace(source: str) -> dict:
     namespace = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn}
     exec(compile(source, "<answer>", "exec"), namespace)
     return namespace
+
+
+def test_work_is_counted_layer_by_layer_however_the_net_is_called():
+    from grader import instruments
+
+    net = ex5.digits_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    X = torch.randn(7, 1, 8, 8)
+    with instruments.count_work() as work:
+        net(X).sum().backward()  # one pass: 5 layers with parameters (2 conv, 2 BN, Linear)
+        net.forward(X).sum().backward()  # the same pass, its layers called one by one
+        optimizer.step()  # 10 parameter tensors
+        with torch.no_grad():
+            net(X)  # evaluation costs nothing
+    assert work.as_data() == {"calls": 10, "rows": 70, "updates": 10, "changed": False}
+
+
+@pytest.mark.parametrize("bypass", ["clear", "replace", "rebind_call"])
+def test_count_work_notices_its_hooks_taken_off_or_bypassed(bypass):
+    from collections import OrderedDict
+
+    from torch.nn.modules import module as nn_module
+
+    from grader import instruments
+
+    saved = (nn_module._global_forward_pre_hooks, torch.nn.Module.__call__)
+    try:
+        with instruments.count_work() as work:
+            if bypass == "clear":
+                nn_module._global_forward_pre_hooks.clear()
+            elif bypass == "replace":
+                nn_module._global_forward_pre_hooks = OrderedDict()
+            else:
+                torch.nn.Module.__call__ = lambda self, *args, **kwargs: self.forward(*args,
+                                                                                     **kwargs)
+            torch.nn.Linear(2, 2)(torch.randn(3, 2))
+    finally:
+        nn_module._global_forward_pre_hooks, torch.nn.Module.__call__ = saved
+    assert work.changed
