@@ -21,8 +21,9 @@ either way.
 * `train_digits` trains the digits net twice on fresh splits within a step budget and must reach a
   stated held-out accuracy. The digits are transformed by a draw made at grading time
   (`secret_view`), so the held-out digits are none the student's process could load; the budget
-  counts the work done anywhere in the call (instruments.count_work: every forward pass with
-  gradients of any module and every optimizer step), not the calls of the model handed over.
+  counts the work done anywhere in the call (instruments.count_work: every forward call with
+  gradients of a layer holding parameters, in any module, and every parameter tensor an optimizer
+  step updates), in passes of the net, not the calls of the model handed over.
 """
 
 from __future__ import annotations
@@ -392,8 +393,8 @@ def check_train_digits(train_digits) -> None:
         model = digits_net().train(modes[run])
         loader = shuffled_host_loader(X[train], y[train], BATCH_SIZE, generator)
         record = start_record()
-        # every forward pass with gradients of any module, every optimizer step (a copy of the
-        # model trained elsewhere counts too)
+        # every forward call with gradients of any layer holding parameters, every optimizer
+        # step (a copy of the model trained elsewhere counts too)
         with count_work() as work, quiet():
             train_digits(model, loader, torch.device("cpu"), MAX_STEPS)
         _expect_moved(what, finish_record(record))
