@@ -14,6 +14,8 @@ applies what comes back:
   (then the names of the operations that used a batch before `.to(device)` come back);
 * an optimizer of `instruments.OPTIMIZERS`: its kind, hyper-parameters and state, its parameters
   named by (module, qualified name) among the modules of the same call; its new state comes back;
+* a loader handed over while a check counts work here (`instruments.count_work`) has the
+  subject count the whole call's work with torch's global hooks; the counts are added here;
 * the machine this process plays (`torch.cuda` / MPS availability, patched by a check) goes with
   every call, and the subject plays it while the function runs.
 """
@@ -43,6 +45,7 @@ class Described:
         self.traced_ids: dict[int, int] = {}
         self.optimizers: list = []  # (optimizer, {id(param): [module index, name]})
         self.host = False  # a loader of HostBatch tensors is in the call
+        self.work = False  # the subject counts the call's work (a check counts it here)
 
     # ----------------------------------------------------------------- modules with hooks
 
@@ -100,9 +103,11 @@ class Described:
         if shuffle:  # the order is drawn here; the subject shuffles with this seed
             seed = int(torch.randint(0, 2**62, (), generator=loader.generator).item())
         self.host = self.host or host
+        # a check counting the work done here (instruments.count_work) has it counted there
+        self.work = self.work or bool(instruments.ACTIVE_WORK)
         return {"tensors": wire.encode(list(loader.dataset.tensors), blobs),
                 "batch_size": loader.batch_size, "drop_last": bool(loader.drop_last),
-                "shuffle": shuffle, "seed": seed, "host": host}
+                "shuffle": shuffle, "seed": seed, "host": host, "work": self.work}
 
     def optimizer(self, optimizer: torch.optim.Optimizer, blobs: list[bytes]) -> dict:
         kind = type(optimizer).__name__
@@ -139,8 +144,17 @@ class Described:
                                             strict=True):
             _load_optimizer(optimizer, where, back, blobs)
         if self.host:
+            if reply.get("unmoved_tampered"):
+                raise AssertionError(f"your code changed the grader's instruments: "
+                                     f"{instruments.TAMPERED} (the check cannot tell whether "
+                                     "batches were moved to the device)")
             unmoved = [str(name) for name in reply.get("unmoved", [])][:MAX_UNMOVED]
-            instruments.HostBatch.used_unmoved.extend(unmoved)
+            instruments.note_unmoved(unmoved)
+        if self.work:
+            if not isinstance(reply.get("work"), dict):
+                raise AssertionError("the student's process did not report the work it did")
+            for work in instruments.ACTIVE_WORK[-1:]:
+                work.add(reply["work"])
         if self.traced:
             self.replay(wire.decode(reply.get("local_trace", {"$l": []}), blobs))
 

@@ -9,7 +9,16 @@ function runs in the subject (grader.subject) on objects the grader *describes* 
 * an optimizer: one of `OPTIMIZERS` by name, its hyper-parameters and state, bound in the subject
   to the parameters of a model sent in the same request;
 * a machine: whether CUDA and Apple MPS are available (`play_machine`), set up in the subject
-  for the call — a described environment, never code from a check.
+  for the call — a described environment, never code from a check;
+* the work a call does (`count_work`): every forward call with gradients of *any* module that
+  holds parameters and every optimizer step, counted by torch's global hooks (a step budget is
+  not dodged by training a hook-free copy of the model).
+
+The host-batch record is kept honest (`start_record` / `finish_record`): a call that clears or
+replaces `HostBatch.used_unmoved`, or rebinds an instrument's function, is reported as such and
+fails the check — it is not read as "no batch was left on the host". Likewise a call that takes
+the global counting hooks off. (Code that searches this module out can still forge both; the
+scores that matter are compared with references on the trusted side.)
 
 This file is imported by the trusted side (grader.checks.ex5, grader.proxy) and sent as source
 into the subject (like grader/wire.py), so it depends on nothing but torch and the standard
@@ -19,6 +28,8 @@ on the trusted side.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -83,7 +94,7 @@ class HostBatch(torch.Tensor):
         tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
         if all(isinstance(t, HostBatch) for t in tensors):
             return _rewrap(out)  # batch-only work (conversion, indexing, metadata): still host
-        cls.used_unmoved.append(name)
+        note_unmoved([name])
         return out
 
 
@@ -130,7 +141,7 @@ class DeviceResult(torch.Tensor):
             return _rewrap(out)  # back on the host, like the batches
         tensors = [t for t in _flatten((args, kwargs)) if isinstance(t, torch.Tensor)]
         if any(isinstance(t, HostBatch) for t in tensors):
-            HostBatch.used_unmoved.append(name)
+            note_unmoved([name])
             return out
         return _wrap(out, cls)
 
@@ -172,3 +183,152 @@ def host_collate(items):
 
 
 HOST_BATCHES = "wire_host_batches"  # a DataLoader attribute: its collate_fn is host_collate
+
+
+# --------------------------------------------------------------------------- the record
+
+
+_notes = [0]  # how many names were noted since start_record (a second count of the record)
+
+
+def note_unmoved(names) -> None:
+    """Record operations that used a batch still on the host (here, or reported by a subject)."""
+    for name in names:
+        HostBatch.used_unmoved.append(str(name))
+        _notes[0] += 1
+
+
+def _instrument_code() -> list:
+    """(owner, attribute, object, code object) of everything that takes the record."""
+    found = [(HostBatch, "__torch_function__"), (DeviceResult, "__torch_function__")]
+    module = globals()
+    names = ("note_unmoved", "_plain_call", "_flatten", "_rewrap", "_wrap", "_names_host",
+             "_names_device", "mark_device", "host_collate")
+    entries = []
+    for owner, name in found:
+        value = vars(owner)[name]
+        entries.append((owner, name, value, value.__func__.__code__))
+    for name in names:
+        entries.append((module, name, module[name], module[name].__code__))
+    return entries
+
+
+class Record:
+    """One call's record of batches used before `.to(device)` (see start_record)."""
+
+    def __init__(self):
+        self.log: list[str] = []
+        self.code = _ORIGINAL_CODE  # as imported, before any student code ran
+
+
+def start_record() -> Record:
+    """A fresh, empty HostBatch record for one call of the student's code."""
+    record = Record()
+    HostBatch.used_unmoved = record.log
+    _notes[0] = 0
+    return record
+
+
+def finish_record(record: Record) -> list[str] | None:
+    """The operations recorded since `start_record`, or None when the record was cleared,
+    replaced or shortened, or an instrument's code was rebound, in between."""
+    intact = HostBatch.used_unmoved is record.log and len(record.log) == _notes[0]
+    for owner, name, value, code in record.code:
+        current = owner.get(name) if isinstance(owner, dict) else vars(owner).get(name)
+        function = getattr(current, "__func__", current)
+        intact = intact and current is value and getattr(function, "__code__", None) is code
+    return list(record.log) if intact else None
+
+
+_ORIGINAL_CODE = _instrument_code()
+TAMPERED = "the grader's record of batches left on the host was cleared or rewritten"
+
+
+# --------------------------------------------------------------------------- work done
+
+
+class Work:
+    """What one call did, counted layer by layer so that no way of calling a model hides work:
+    `calls`, the forward calls with gradients of modules holding parameters of their own (a
+    pass of the digits net is 5 such calls, whether made as `model(X)` or `model.forward(X)`,
+    on the model or on a copy), `rows`, the rows of their first inputs, and `updates`, the
+    parameter tensors that optimizer steps updated (one step of an optimizer over the whole net
+    updates all of them, whether one optimizer or several share the parameters). `changed`: the
+    counting hooks were taken off or bypassed during the call."""
+
+    FIELDS = ("calls", "rows", "updates")
+
+    def __init__(self, calls=0, rows=0, updates=0, changed=False):
+        self.calls, self.rows, self.updates = int(calls), int(rows), int(updates)
+        self.changed = bool(changed)
+
+    def add(self, data: dict) -> None:
+        """Add a subject's report (`as_data`): counts, and whether its hooks stayed on."""
+        for field in self.FIELDS:
+            setattr(self, field, getattr(self, field) + max(0, int(data.get(field, 0))))
+        self.changed = self.changed or bool(data.get("changed", True))
+
+    def as_data(self) -> dict:
+        return {"calls": self.calls, "rows": self.rows, "updates": self.updates,
+                "changed": self.changed}
+
+
+ACTIVE_WORK: list = []  # the Work being counted here now (a check's count_work), innermost last
+
+
+def _rows(inputs) -> int:
+    first = next((t for t in _flatten(inputs) if isinstance(t, torch.Tensor)), None)
+    return int(first.shape[0]) if first is not None and first.dim() > 0 else 1
+
+
+def _holds_parameters(module) -> bool:
+    return any(p is not None for p in module._parameters.values())
+
+
+@contextlib.contextmanager
+def count_work():
+    """Count the work done inside the block with torch's global hooks (module forward pre-hook,
+    optimizer step post-hook): see Work. Yields the Work."""
+    from torch.nn.modules import module as nn_module
+    from torch.optim import optimizer as optim_module
+
+    work = Work()
+
+    def pre(module, inputs):
+        if torch.is_grad_enabled() and _holds_parameters(module):
+            work.calls += 1
+            work.rows += _rows(inputs)
+
+    def step(optimizer, args, kwargs):
+        work.updates += sum(len(group["params"]) for group in optimizer.param_groups)
+
+    # (module, name of its hook table, handle, hook): the tables are looked up again at the
+    # end, by name, since torch reads them by name on every call (a replaced table is noticed)
+    handles = [(nn_module, "_global_forward_pre_hooks",
+                nn_module.register_module_forward_pre_hook(pre), pre),
+               (optim_module, "_global_optimizer_post_hooks",
+                optim_module.register_optimizer_step_post_hook(step), step)]
+    ACTIVE_WORK.append(work)
+    try:
+        yield work
+    finally:
+        ACTIVE_WORK.remove(work)
+        for owner, table, handle, hook in handles:
+            current = getattr(owner, table, None)
+            work.changed = work.changed or not isinstance(current, dict) \
+                or current.get(handle.id) is not hook
+            handle.remove()
+        work.changed = work.changed or _module_calls() != _ORIGINAL_CALLS
+
+
+def _module_calls() -> list:
+    """What runs the global hooks on every module call: rebinding it skips them."""
+    from torch.optim import Optimizer
+
+    nn_call = torch.nn.Module.__dict__.get("__call__")
+    return [nn_call, torch.nn.Module.__dict__.get("_call_impl"),
+            getattr(nn_call, "__code__", None), Optimizer.__dict__.get("profile_hook_step"),
+            Optimizer.__dict__.get("_patch_step_function")]
+
+
+_ORIGINAL_CALLS = _module_calls()  # as imported, before any student code ran

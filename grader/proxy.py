@@ -258,7 +258,7 @@ class Client:
                     return made[handle]
                 if handle in self.objects:
                     return self.objects[handle]
-                module = wire.build(wire.decode(tree["tree"], blobs), self._factory)
+                module = wire.build(wire.decode(tree["tree"], blobs, unhook), self._factory)
                 self._remember(handle, module)
                 return module
             if "$cls" in tree:

@@ -23,6 +23,7 @@ it could in the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import sys
@@ -53,6 +54,7 @@ class _Call:
         self.handles: list = []  # hooks put on the built modules, removed after the call
         self.kept: list = []  # (module, hook dict name, hook id) of those hooks
         self.host = False  # batches are HostBatch tensors
+        self.work = False  # count the work the call does (instruments.count_work)
         self.marks = False  # a module's output counts as "on the device"
 
     def watch(self, module, node: dict) -> None:
@@ -93,6 +95,7 @@ class _Call:
         if spec.get("shuffle"):  # the order the grader drew
             generator = torch.Generator().manual_seed(int(spec["seed"]))
         self.host = self.host or bool(spec.get("host"))
+        self.work = self.work or bool(spec.get("work"))
         return DataLoader(TensorDataset(*tensors), batch_size=int(spec["batch_size"]),
                           shuffle=bool(spec.get("shuffle")), drop_last=bool(spec.get("drop_last")),
                           generator=generator,
@@ -166,7 +169,8 @@ class Server:
         """wire.encode's hook: what is not plain data goes out as a handle."""
         if isinstance(value, torch.nn.Module):
             return {"$obj": self.handle(value),
-                    "tree": wire.encode(wire.describe(value, self._node), blobs)}
+                    "tree": wire.encode(wire.describe(value, self._node, functions=True),
+                                        blobs, self.tag)}
         if isinstance(value, type):
             return {"$cls": self.handle(value), **self._origin(value)}
         if callable(value):
@@ -247,12 +251,13 @@ class Server:
         hooks = _watch(watched[0], msg.get("trace") or [], calls) if watched else []
         hooks += call.handles
         saved = self._play(msg.get("machine"))
-        instruments.HostBatch.used_unmoved = []
+        record = instruments.start_record()
         if call.marks:  # the device the function is given is "the device" for DeviceResult
             instruments.DeviceResult.device_under_test = next(
                 (d for d in _walk(args) + _walk(kwargs) if isinstance(d, torch.device)), None)
+        counting = instruments.count_work() if call.work else contextlib.nullcontext()
         try:
-            with torch.set_grad_enabled(bool(msg.get("grad"))):
+            with counting as work, torch.set_grad_enabled(bool(msg.get("grad"))):
                 result = target(*args, **kwargs)
         finally:
             unwatched = call.unwatched()
@@ -275,7 +280,12 @@ class Server:
         if call.optimizers:
             reply["optimizers"] = call.optimizer_states(out)
         if call.host:
-            reply["unmoved"] = list(instruments.HostBatch.used_unmoved)
+            unmoved = instruments.finish_record(record)
+            reply["unmoved"] = [] if unmoved is None else unmoved
+            if unmoved is None:  # cleared or rewritten by the call: the check fails
+                reply["unmoved_tampered"] = True
+        if call.work:
+            reply["work"] = work.as_data()
         if msg.get("tape") and isinstance(result, torch.Tensor) and result.requires_grad:
             module = self.objects[int(msg["push"][0][0])]
             inputs = [getattr(t, "wire_leaf", t) for t in tensors if t.requires_grad]

@@ -256,11 +256,14 @@ def plain_attributes(module: torch.nn.Module) -> dict:
 # --------------------------------------------------------------------------- module trees
 
 
-def describe(module: torch.nn.Module, hook, _seen: dict | None = None, _path: str = "") -> dict:
+def describe(module: torch.nn.Module, hook, _seen: dict | None = None, _path: str = "",
+             functions: bool = False) -> dict:
     """A module tree as data: {"std", "attrs", "params", "buffers", "children"} per node, plus
     what `hook(node_module)` adds (handles, class ids). A hook result with "ref" ends the walk
     there: the other side already holds that object. A module met again (one layer under two
-    names) is {"alias": path of its first place}."""
+    names) is {"alias": path of its first place}. functions=True (the subject describing the
+    student's modules) adds "fns": the attributes that hold functions (a `shortcut` that is a
+    plain function, a bound method, a partial), left as objects for `encode`'s hook to tag."""
     seen = {} if _seen is None else _seen
     if id(module) in seen:
         return {"alias": seen[id(module)]}
@@ -270,10 +273,23 @@ def describe(module: torch.nn.Module, hook, _seen: dict | None = None, _path: st
         return extra
     node = {"std": standard_name(module), "attrs": plain_attributes(module),
             "params": dict(module._parameters), "buffers": dict(module._buffers),
-            "children": [[name, describe(child, hook, seen, f"{_path}.{name}" if _path else name)]
+            "children": [[name, describe(child, hook, seen, f"{_path}.{name}" if _path else name,
+                                         functions)]
                          for name, child in module._modules.items() if child is not None]}
+    if functions:
+        fns = function_attributes(module)
+        if fns:
+            node["fns"] = fns
     node.update(extra)
     return node
+
+
+def function_attributes(module: torch.nn.Module) -> dict:
+    """The module's own attributes that hold something callable other than a module or tensor
+    (the contract allows a shortcut that is "a module (or function)")."""
+    return {key: value for key, value in module.__dict__.items()
+            if key not in MODULE_INTERNALS and isinstance(key, str) and callable(value)
+            and not isinstance(value, torch.nn.Module | torch.Tensor)}
 
 
 def _check_name(name) -> str:
@@ -299,6 +315,11 @@ def build(node: dict, factory, _made: dict | None = None, _path: str = "") -> to
     for key, value in dict(node.get("attrs", {})).items():
         if _check_name(key) in MODULE_INTERNALS or callable(value):
             raise WireError(f"attribute {key!r} refused")
+        module.__dict__[key] = value
+    for key, value in dict(node.get("fns", {})).items():  # decoded by the caller's unhook
+        if _check_name(key) in MODULE_INTERNALS or not callable(value) \
+                or isinstance(value, torch.nn.Module):
+            raise WireError(f"function attribute {key!r} refused")
         module.__dict__[key] = value
     for name, t in dict(node.get("params", {})).items():
         if t is not None and not isinstance(t, torch.Tensor):

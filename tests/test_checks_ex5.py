@@ -62,3 +62,109 @@ def test_epoch_problems_tell_the_two_means_apart():
         # the docstring's formula for the gap (L: the last batch's loss, A: the others' mean)
         L, A = losses[-1], sum(losses[:-1]) / k
         assert gap == pytest.approx(k * (b - m) * (L - A) / ((k + 1) * (k * b + m)), abs=1e-6)
+
+
+# train_digits won by training elsewhere (issue 20): see variants_ex5 (trains_a_copy_elsewhere,
+# learns_public_digits_uncounted)
+ELSEWHERE = variants_ex5.WRONG["train_digits"]["trains_a_copy_elsewhere"]
+UNCOUNTED = variants_ex5.WRONG["train_digits"]["learns_public_digits_uncounted"]
+
+
+def _train_digits(source: str):
+    namespace = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn,
+                 "DataLoader": torch.utils.data.DataLoader,
+                 "TensorDataset": torch.utils.data.TensorDataset}
+    exec(compile(source, "<attack>", "exec"), namespace)
+    return namespace["train_digits"]
+
+
+def test_training_a_hook_free_copy_over_the_budget_is_counted():
+    with pytest.raises(CheckFailure, match="within the budget") as failure:
+        ex5.check_train_digits(_train_digits(ELSEWHERE))
+    assert "600 forward passes" in str(failure.value) and "600 optimizer steps" in str(
+        failure.value)
+
+
+def test_training_on_the_public_digits_does_not_reach_the_graded_ones():
+    # uncounted work on the public digits: within the budget as counted, below the target on
+    # the digits as the grader draws them (on the raw held-out digits it reaches about 0.98)
+    with pytest.raises(CheckFailure, match="held-out digits") as failure:
+        ex5.check_train_digits(_train_digits(UNCOUNTED))
+    assert "after 0 steps" in str(failure.value)
+
+
+def test_a_secret_view_is_never_the_identity_and_keeps_digits_apart():
+    X, _ = ex5._digits()
+    for seed in range(40):
+        view = ex5.secret_view(torch.Generator().manual_seed(seed))
+        assert (view(X) - X).abs().mean() > 0.05
+        assert view(X).shape == X.shape
+
+
+# An instrument the answer clears or rewrites (issue 21): batches not moved, and the record of
+# that cleared (or replaced) at the end, used to pass as "every batch moved".
+_NOT_MOVED = variants_ex5.WRONG["train_one_epoch"]["batches_not_moved"]
+
+
+@pytest.mark.parametrize("erase", [
+    "type(X).used_unmoved.clear()",
+    "type(X).used_unmoved = []",
+    "del type(X).used_unmoved[:]",
+    "type(X).__torch_function__ = classmethod(lambda cls, func, types, args=(), kwargs=None: "
+    "torch.Tensor.__torch_function__.__func__(cls, func, types, args, kwargs or {}))",
+], ids=["clear", "replace", "delete", "rebind"])
+def test_an_answer_that_erases_the_record_fails_like_a_wrong_one(erase):
+    source = _NOT_MOVED.replace("    return total_loss / num_examples",
+                                f"    {erase}\n    return total_loss / num_examples")
+    assert source != _NOT_MOVED
+    saved = ex5.HostBatch.__dict__["__torch_function__"]
+    try:
+        with pytest.raises(CheckFailure, match="cleared or rewritten"):
+            ex5.check_train_one_epoch(_namespace(source)["train_one_epoch"])
+    finally:
+        ex5.HostBatch.__torch_function__ = saved
+
+
+def _namespace(source: str) -> dict:
+    namespace = {"torch": torch, "F": torch.nn.functional, "nn": torch.nn}
+    exec(compile(source, "<answer>", "exec"), namespace)
+    return namespace
+
+
+def test_work_is_counted_layer_by_layer_however_the_net_is_called():
+    from grader import instruments
+
+    net = ex5.digits_net()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    X = torch.randn(7, 1, 8, 8)
+    with instruments.count_work() as work:
+        net(X).sum().backward()  # one pass: 5 layers with parameters (2 conv, 2 BN, Linear)
+        net.forward(X).sum().backward()  # the same pass, its layers called one by one
+        optimizer.step()  # 10 parameter tensors
+        with torch.no_grad():
+            net(X)  # evaluation costs nothing
+    assert work.as_data() == {"calls": 10, "rows": 70, "updates": 10, "changed": False}
+
+
+@pytest.mark.parametrize("bypass", ["clear", "replace", "rebind_call"])
+def test_count_work_notices_its_hooks_taken_off_or_bypassed(bypass):
+    from collections import OrderedDict
+
+    from torch.nn.modules import module as nn_module
+
+    from grader import instruments
+
+    saved = (nn_module._global_forward_pre_hooks, torch.nn.Module.__call__)
+    try:
+        with instruments.count_work() as work:
+            if bypass == "clear":
+                nn_module._global_forward_pre_hooks.clear()
+            elif bypass == "replace":
+                nn_module._global_forward_pre_hooks = OrderedDict()
+            else:
+                torch.nn.Module.__call__ = lambda self, *args, **kwargs: self.forward(*args,
+                                                                                     **kwargs)
+            torch.nn.Linear(2, 2)(torch.randn(3, 2))
+    finally:
+        nn_module._global_forward_pre_hooks, torch.nn.Module.__call__ = saved
+    assert work.changed

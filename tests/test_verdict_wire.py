@@ -255,6 +255,47 @@ def uncounted(model, steps):
     model._forward_pre_hooks.clear()  # the grader's step counter goes with it
     for _ in range(steps):
         model(torch.randn(2, 4))
+
+
+def _keep(a):
+    return a
+
+
+class FunctionShortcut(nn.Module):
+    """A block whose shortcut is a plain function (the contract: "a module (or function)")."""
+
+    def __init__(self, features, lam=False):
+        super().__init__()
+        self.linear = nn.Linear(features, features)
+        self.shortcut = (lambda a: 2 * a) if lam else _keep
+
+    def forward(self, a):
+        return self.linear(a) + self.shortcut(a)
+
+
+def elsewhere(model, loader, device, steps):
+    import copy
+    twin = copy.deepcopy(model)
+    twin._forward_pre_hooks.clear()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.1)
+    for _ in range(steps):
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            optimizer.zero_grad()
+            F.cross_entropy(twin(X), y).backward()
+            optimizer.step()
+    model.load_state_dict(twin.state_dict())
+
+
+def erase_record(model, loader, optimizer, device, how="clear"):
+    epoch(model, loader, optimizer, device, move=False)
+    X, _ = next(iter(loader))
+    if how == "clear":
+        type(X).used_unmoved.clear()
+    elif how == "replace":
+        type(X).used_unmoved = []
+    else:  # the hooks that count work
+        torch.nn.modules.module._global_forward_pre_hooks.clear()
 '''
 
 
@@ -586,3 +627,49 @@ def test_taking_the_graders_hooks_off_fails_the_check(subject):
     finally:
         handle.remove()
     assert steps == []
+
+
+def test_a_function_valued_attribute_crosses_as_a_function(subject):
+    """A module attribute that holds a function (a `shortcut` that is a plain function or a
+    lambda) is there on the grader's side, and calling it runs the student's function."""
+    Block = subject.client.lookup("FunctionShortcut")
+    for lam, factor in ((False, 1.0), (True, 2.0)):
+        block = Block(3, lam=lam)
+        assert callable(block.shortcut) and not isinstance(block.shortcut, nn.Module)
+        a = torch.randn(4, 3)
+        assert torch.allclose(block.shortcut(a), factor * a)
+        assert torch.allclose(block(a), block.linear(a) + factor * a, atol=1e-6)
+
+
+def test_work_is_counted_on_any_module_in_the_subject(subject):
+    """Under count_work, the subject counts every forward pass with gradients of any module
+    and every optimizer step: a hook-free copy trained there is counted."""
+    X, y, model = _problem(5)
+    with instruments.count_work() as work:
+        subject.client.lookup("elsewhere")(model, ex5.host_loader(X, y, 8), torch.device("cpu"),
+                                           2)
+    # 2 epochs of 3 batches (8, 8, 7 rows) through 3 layers with parameters; SGD over the
+    # copy's 6 parameter tensors, 6 steps
+    assert work.as_data() == {"calls": 18, "rows": 138, "updates": 36, "changed": False}
+
+
+@pytest.mark.parametrize("how", ["clear", "replace"])
+def test_a_record_the_answer_erases_fails_the_check(subject, how):
+    """Batches not moved, then the record of it erased: refused like a wrong answer (issue 21),
+    not read as "every batch moved" (each call starts a fresh record there)."""
+    X, y, model = _problem(6)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    record = instruments.start_record()
+    with pytest.raises(AssertionError, match="cleared or rewritten"):
+        subject.client.lookup("erase_record")(model, ex5.host_loader(X, y, 8), optimizer,
+                                              torch.device("cpu"), how=how)
+    assert instruments.finish_record(record) == []  # nothing of it reached the record here
+
+
+def test_taking_the_global_counting_hooks_off_is_reported(subject):
+    X, y, model = _problem(7)
+    with instruments.count_work() as work:
+        subject.client.lookup("erase_record")(model, ex5.host_loader(X, y, 8),
+                                              torch.optim.SGD(model.parameters(), lr=0.1),
+                                              torch.device("cpu"), how="hooks")
+    assert work.changed

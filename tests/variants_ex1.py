@@ -167,6 +167,12 @@ WRONG["plain_bn_mlp"] = {
     "xavier_init": _bn_mlp(INIT="nn.init.xavier_normal_(linear.weight)"),
     "gain_of_linear": _bn_mlp(  # He's formula without the factor 2 of the ReLU
         INIT='nn.init.kaiming_normal_(linear.weight, nonlinearity="linear")'),
+    # He's rule applied to some layers only, or with the wrong fan: pooled over all layers,
+    # the many width x width weights hide the first layer
+    "he_skips_first_layer": _bn_mlp(
+        INIT='nn.init.kaiming_normal_(linear.weight, nonlinearity="relu") if i > 0 else None'),
+    "he_fan_out": _bn_mlp(
+        INIT='nn.init.kaiming_normal_(linear.weight, mode="fan_out", nonlinearity="relu")'),
     "batchnorm_after_relu": _bn_mlp(HIDDEN="[linear, nn.ReLU(), nn.BatchNorm1d(sizes[i + 1])]"),
     "batchnorm_on_logits": _bn_mlp(LAST="[linear, nn.BatchNorm1d(sizes[i + 1])]"),
 }

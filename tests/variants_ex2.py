@@ -50,6 +50,10 @@ WRONG_PREACT = {
         "norm_without_relu": _preact_mlp(_IN, _BLOCKS, "nn.BatchNorm1d(width)", _OUT),
         "norm_before_blocks": _preact_mlp(_IN, "nn.BatchNorm1d(width)", "nn.ReLU()", _BLOCKS,
                                           _OUT),
+        # zero blocks are allowed (a negative number raises ValueError)
+        "rejects_zero_blocks": _preact_mlp(_IN, _BLOCKS, "nn.BatchNorm1d(width)", "nn.ReLU()",
+                                           _OUT).replace("if num_blocks < 0:",
+                                                         "if num_blocks <= 0:"),
     },
 }
 
@@ -178,6 +182,23 @@ def residual_mlp(in_features, width, num_blocks, num_classes):
         raise ValueError("num_blocks must be >= 0")
     return nn.Sequential(nn.Linear(in_features, width),
                          *[ResidualBlock(width) for _ in range(num_blocks)],
+                         nn.Linear(width, num_classes))
+''',
+        # zero blocks are allowed: a plain 2-layer network
+        "rejects_zero_blocks": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 1:
+        raise ValueError("num_blocks must be >= 1")
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[ResidualBlock(width) for _ in range(num_blocks)],
+                         nn.Linear(width, num_classes))
+''',
+        "at_least_one_block": '''
+def residual_mlp(in_features, width, num_blocks, num_classes):
+    if num_blocks < 0:
+        raise ValueError("num_blocks must be >= 0")
+    return nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                         *[ResidualBlock(width) for _ in range(max(num_blocks, 1))],
                          nn.Linear(width, num_classes))
 ''',
         "relu_on_logits": '''

@@ -51,6 +51,20 @@ class ZeroPadShortcut(nn.Module):
     def forward(self, x):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra))
 ''',
+        # subsamples only when there are channels to add
+        "skips_when_channels_match": '''
+class ZeroPadShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("out_channels < in_channels")
+        self.stride, self.extra = stride, out_channels - in_channels
+
+    def forward(self, x):
+        if self.extra == 0:
+            return x  # nothing to pad
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.extra))
+''',
         "pads_spatially": '''
 class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels, out_channels, stride):
@@ -120,6 +134,18 @@ class ZeroPadShortcut(nn.Module):
 ''',
     },
     "ProjectionShortcut": {
+        # strides only where the channels change too
+        "stride_only_with_new_channels": '''
+class ProjectionShortcut(nn.Module):
+    def __init__(self, in_channels, out_channels, stride):
+        super().__init__()
+        stride = stride if out_channels != in_channels else 1
+        self.conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+        self.bn = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+''',
         "with_bias": '''
 class ProjectionShortcut(nn.Module):
     def __init__(self, in_channels, out_channels, stride):
@@ -182,6 +208,12 @@ class ProjectionShortcut(nn.Module):
         "relu_before_addition": _block(FORWARD_END=(
             "return F.relu(self.bn2(self.conv2(out))) + self.shortcut(x)")),
         "no_value_error": _block().replace('raise ValueError("bad shortcut option")', "pass"),
+        # an identity shortcut whenever the channels match, whatever the stride (or the reverse)
+        "identity_when_channels_match": _block().replace(
+            "match = stride == 1 and in_channels == out_channels",
+            "match = in_channels == out_channels"),
+        "identity_when_stride_1": _block().replace(
+            "match = stride == 1 and in_channels == out_channels", "match = stride == 1"),
         "library_block": '''
 from resnet_course import models
 
@@ -238,6 +270,8 @@ WRONG["Bottleneck"] = {
     "relu_before_addition": _bottleneck(
         END="return F.relu(self.bn3(self.conv3(out))) + self.shortcut(x)"),
     "no_value_error": _bottleneck().replace('raise ValueError("bad shortcut option")', "pass"),
+    # a stride without a change of channels gets the identity
+    "identity_when_channels_match": _bottleneck(MATCH="in_channels == out_channels"),
 }
 
 CORRECT = {
@@ -452,6 +486,72 @@ class BasicBlock(nn.Module):
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.shortcut(x) + self.bn2(self.conv2(out)))
+''',
+    },
+    # the shortcut is a plain function (the contract: "a module (or function)"): the identity
+    # as a def, zero padding as a functools.partial (BasicBlock) or a lambda (Bottleneck)
+    "function_shortcuts": {
+        "BasicBlock": '''
+import functools
+
+
+def identity(x):
+    return x
+
+
+def pad_channels(x, stride, extra):
+    # (N, C, H, W) -> (N, C + extra, ceil(H / stride), ceil(W / stride))
+    return F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, 0, extra))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, stride=1, shortcut="A"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be A, B or C, not {shortcut!r}")
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        same = stride == 1 and in_channels == out_channels
+        if shortcut == "C" or (shortcut == "B" and not same):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif same:
+            self.shortcut = identity
+        else:
+            self.shortcut = functools.partial(pad_channels, stride=stride,
+                                              extra=out_channels - in_channels)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+''',
+        "Bottleneck": '''
+class Bottleneck(nn.Module):
+    def __init__(self, in_channels, width, stride=1, shortcut="B"):
+        super().__init__()
+        if shortcut not in ("A", "B", "C"):
+            raise ValueError(f"shortcut must be A, B or C, not {shortcut!r}")
+        out_channels = 4 * width
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_channels)
+        same = stride == 1 and in_channels == out_channels
+        extra = out_channels - in_channels
+        if shortcut == "C" or (shortcut == "B" and not same):
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride)
+        elif same:
+            self.shortcut = lambda x: x
+        else:
+            self.shortcut = lambda x: F.pad(x[:, :, ::stride, ::stride], (0, 0, 0, 0, 0, extra))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
 ''',
     },
 }

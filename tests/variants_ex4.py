@@ -160,6 +160,79 @@ def count_macs(model, input_size):
     model.train(was_training)
     return int(sum(counts))
 ''',
+    # the output size from the kernel, stride and padding, without the dilation
+    "ignores_dilation": '''
+class MacCounter:
+    """Counts with forward pre-hooks and the output size computed from the layer's settings."""
+
+    def __init__(self):
+        self.total = 0
+
+    def __call__(self, module, inputs):
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            self.total += x[0].numel() // module.in_features * module.in_features * \\
+                module.out_features
+            return
+        _, H, W = x.shape[1:]
+        (kh, kw), (sh, sw) = module.kernel_size, module.stride
+        (ph, pw), (dh, dw) = module.padding, module.dilation
+        H_out = (H + 2 * ph - kh) // sh + 1
+        W_out = (W + 2 * pw - kw) // sw + 1
+        self.total += (module.out_channels * H_out * W_out
+                       * module.in_channels // module.groups * kh * kw)
+
+
+def count_macs(model, input_size):
+    counter = MacCounter()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    handles = [m.register_forward_pre_hook(counter) for m in model.modules()
+               if type(m) in (nn.Conv2d, nn.Linear)]
+    try:
+        with torch.inference_mode():
+            model(torch.randn(3, *input_size))  # any batch size: the counter looks at one
+    finally:
+        for h in handles:
+            h.remove()
+        model.load_state_dict(state)  # undo BatchNorm's running-statistics update
+    return int(counter.total)
+''',
+    # a Linear layer counted once per call, as if its input were always (N, in_features)
+    "linear_once_per_call": '''
+class MacCounter:
+    """Counts with forward pre-hooks and the output size computed from the layer's settings."""
+
+    def __init__(self):
+        self.total = 0
+
+    def __call__(self, module, inputs):
+        x = inputs[0]
+        if isinstance(module, nn.Linear):
+            self.total += module.in_features * module.out_features
+            return
+        _, H, W = x.shape[1:]
+        (kh, kw), (sh, sw) = module.kernel_size, module.stride
+        (ph, pw), (dh, dw) = module.padding, module.dilation
+        H_out = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        W_out = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        self.total += (module.out_channels * H_out * W_out
+                       * module.in_channels // module.groups * kh * kw)
+
+
+def count_macs(model, input_size):
+    counter = MacCounter()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    handles = [m.register_forward_pre_hook(counter) for m in model.modules()
+               if type(m) in (nn.Conv2d, nn.Linear)]
+    try:
+        with torch.inference_mode():
+            model(torch.randn(3, *input_size))  # any batch size: the counter looks at one
+    finally:
+        for h in handles:
+            h.remove()
+        model.load_state_dict(state)  # undo BatchNorm's running-statistics update
+    return int(counter.total)
+''',
 }
 
 CORRECT = {

@@ -83,6 +83,12 @@ def pick_device():
         "stays_in_eval_mode": _train(mode="pass"),
         "batches_not_moved": _train(move="pass"),
         "ignores_amp": _train(amp="False"),
+        # batches not moved, and the grader's record of that erased (issue 21): fails like the
+        # honest batches_not_moved, not as "every batch moved"
+        "erases_the_record": _train(move="pass").replace(
+            "    return total_loss / num_examples",
+            "    type(X).used_unmoved.clear()  # the batch class's record of unmoved uses\n"
+            "    return total_loss / num_examples"),
     },
     "evaluate": {
         "train_mode": _evaluate(mode="pass"),
@@ -133,6 +139,75 @@ def _digits(**changes: str) -> str:
     return source
 
 
+# scikit-learn's digits, all 1,797 (the grader's held-out digits among them, untransformed)
+_PUBLIC = '''
+from sklearn.datasets import load_digits
+
+
+def public_digits_loader():
+    data = load_digits()
+    X = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return DataLoader(TensorDataset(X, torch.tensor(data.target)), batch_size=64, shuffle=True)
+'''
+
+# train_digits won by training elsewhere (issue 20): a hook-free copy of the model trained for
+# 4x the budget on all 1,797 scikit-learn digits (the grader's held-out digits among them), the
+# weights copied back. It used to score 4/4: the budget was counted by a hook on the model
+# handed in, and the held-out digits were the public ones.
+ELSEWHERE = _PUBLIC + '''
+import copy
+
+
+def train_digits(model, train_loader, device, max_steps):
+    twin = copy.deepcopy(model)
+    twin._forward_pre_hooks.clear()  # the grader's step counter stays on `model` only
+    twin.train()
+    loader = public_digits_loader()
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.2, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=4 * max_steps)
+    step = 0
+    while step < 4 * max_steps:
+        for Xb, yb in loader:
+            optimizer.zero_grad()
+            F.cross_entropy(twin(Xb), yb).backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step == 4 * max_steps:
+                break
+    model.load_state_dict(twin.state_dict())
+    return model
+'''
+
+# The same training with no module and no optimizer (torch.nn.functional and a hand-written
+# SGD step on the copy's tensors): the counting hooks see nothing; the digits it trains on are
+# not the ones it is graded on.
+UNCOUNTED = ELSEWHERE.replace('''\
+    optimizer = torch.optim.SGD(twin.parameters(), lr=0.2, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=4 * max_steps)
+''', '''    params = [p.detach().clone().requires_grad_(True) for p in twin.parameters()]
+    buffers = [b.clone() for b in twin.buffers()]
+''').replace('''            optimizer.zero_grad()
+            F.cross_entropy(twin(Xb), yb).backward()
+            optimizer.step()
+            schedule.step()
+''', '''            w1, b1, g1, c1, w2, b2, g2, c2, w3, b3 = params
+            h = F.conv2d(Xb, w1, b1, padding=1)
+            h = F.relu(F.batch_norm(h, buffers[0], buffers[1], g1, c1, training=True))
+            h = F.conv2d(h, w2, b2, stride=2, padding=1)
+            h = F.relu(F.batch_norm(h, buffers[3], buffers[4], g2, c2, training=True))
+            loss = F.cross_entropy(F.linear(h.mean(dim=(2, 3)), w3, b3), yb)
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p -= 0.1 * g
+''').replace('''    model.load_state_dict(twin.state_dict())''', '''    with torch.no_grad():
+        for p, q in zip(model.parameters(), params):
+            p.copy_(q)
+        for b, c in zip(model.buffers(), buffers):
+            b.copy_(c)''')
+
+
 WRONG["train_digits"] = {
     # far too timid for 150 steps: about 0.3 held-out accuracy
     "small_constant_lr": _digits(OPTIMIZER="torch.optim.SGD(model.parameters(), lr=0.01)"),
@@ -140,6 +215,29 @@ WRONG["train_digits"] = {
     "batches_not_moved": _digits(MOVE="pass"),
     # the same 64 digits every step: memorised, not learned
     "first_batch_only": _digits(BATCHES="[next(iter(train_loader))] * max_steps"),
+    # within the budget, but on scikit-learn's digits instead of the loader's: the task says to
+    # train on train_loader only (the grader's digits are transformed at grading time)
+    "trains_on_public_digits": _PUBLIC + '''
+
+def train_digits(model, train_loader, device, max_steps):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.2, total_steps=max_steps)
+    model.train()
+    step = 0
+    while step < max_steps:
+        for X, y in public_digits_loader():  # not train_loader
+            X, y = X.to(device), y.to(device)
+            optimizer.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            if step == max_steps:
+                break
+    return model
+''',
+    "trains_a_copy_elsewhere": ELSEWHERE,
+    "learns_public_digits_uncounted": UNCOUNTED,
 }
 
 CORRECT = {
@@ -288,6 +386,34 @@ def evaluate(model, loader, device):
             correct += (predictions == y).sum().item()  # y never left the host
             total += y.numel()
     return correct / total
+''',
+    },
+    # the net called through .forward (its layers are then called one by one) and two
+    # optimizers over disjoint parameters, each stepped once per batch: 150 steps all the same
+    "forward_method_and_two_optimizers": {
+        "train_digits": '''
+def train_digits(model, train_loader, device, max_steps):
+    convs = [p for m in model.modules() if isinstance(m, nn.Conv2d) for p in m.parameters()]
+    others = [p for p in model.parameters() if all(p is not q for q in convs)]
+    optimizers = [torch.optim.SGD(convs, lr=0.2, momentum=0.9),
+                  torch.optim.SGD(others, lr=0.2, momentum=0.9)]
+    schedules = [torch.optim.lr_scheduler.OneCycleLR(o, 0.2, total_steps=max_steps)
+                 for o in optimizers]
+    model.train()
+    step = 0
+    while step < max_steps:
+        for X, y in train_loader:
+            X, y = X.to(device), y.to(device)
+            for optimizer in optimizers:
+                optimizer.zero_grad()
+            F.cross_entropy(model.forward(X), y).backward()
+            for optimizer, schedule in zip(optimizers, schedules):
+                optimizer.step()
+                schedule.step()
+            step += 1
+            if step == max_steps:
+                break
+    return model
 ''',
     },
 }

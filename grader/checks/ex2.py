@@ -127,17 +127,22 @@ def check_zero_init_residual(zero_init_residual_) -> None:
 
 
 def _built_mlps(build, name: str):
-    """Yield (model, args, in_features, width, num_blocks, num_classes) for 1 and for 2-4
-    blocks: the student's `build(in_features, width, num_blocks, num_classes)`, checked to be
-    their own nn.Module, as a copy with fresh random parameters. `args` names the call."""
+    """Yield (model, args, in_features, width, num_blocks, num_classes) for 0 (allowed: the
+    task text says so), 1 and 2-4 blocks: the student's `build(in_features, width, num_blocks,
+    num_classes)`, checked to be their own nn.Module, as a copy with fresh random parameters.
+    `args` names the call."""
     expect_own_implementation(build, name)
     fresh_seed()
-    for num_blocks in (1, randint(2, 4)):
+    for num_blocks in (0, 1, randint(2, 4)):
         # distinct sizes, so each layer's role is clear from its shape
         in_features, width, num_classes = randint(2, 4), randint(10, 16), randint(5, 8)
         args = f"{name}({in_features}, {width}, {num_blocks}, {num_classes})"
-        with quiet():
-            model = build(in_features, width, num_blocks, num_classes)
+        try:
+            with quiet():
+                model = build(in_features, width, num_blocks, num_classes)
+        except Exception as error:  # zero blocks are allowed: report it, not a traceback
+            fail(f"{args} raised an error", f"{type(error).__name__}: {error}",
+                 "a model (num_blocks >= 0 is allowed, 0 included)")
         expect(isinstance(model, nn.Module), f"{args} must return an nn.Module",
                type(model).__name__, "nn.Module")
         expect_own_implementation(model, name)

@@ -80,7 +80,9 @@ def check_zero_pad_shortcut(ZeroPadShortcut) -> None:
     expect_own_implementation(ZeroPadShortcut, "ZeroPadShortcut")
     fresh_seed()
     C = randint(2, 6)
-    cases = [(C, 2 * C, 2), (C, C + randint(1, 3), 2), (C, 2 * C, 1), (C, C, 1), (C, 2 * C, 3)]
+    # a change of channels with and without a stride, a stride without a change of channels
+    cases = [(C, 2 * C, 2), (C, C + randint(1, 3), 2), (C, 2 * C, 1), (C, C, 1), (C, 2 * C, 3),
+             (C, C, 2)]
     for in_channels, out_channels, stride in cases:
         args = f"ZeroPadShortcut({in_channels}, {out_channels}, {stride})"
         shortcut = build_module(ZeroPadShortcut, "ZeroPadShortcut", args,
@@ -144,7 +146,9 @@ def check_projection_shortcut(ProjectionShortcut) -> None:
     expect_own_implementation(ProjectionShortcut, "ProjectionShortcut")
     fresh_seed()
     C = randint(2, 6)
-    for in_channels, out_channels, stride in [(C, 2 * C, 2), (C, C + randint(1, 4), 1)]:
+    # channels and stride change together, channels alone, the stride alone
+    for in_channels, out_channels, stride in [(C, 2 * C, 2), (C, C + randint(1, 4), 1),
+                                              (C, C, 2)]:
         args = f"ProjectionShortcut({in_channels}, {out_channels}, {stride})"
         shortcut = build_module(ProjectionShortcut, "ProjectionShortcut", args,
                                 in_channels, out_channels, stride)
@@ -203,7 +207,10 @@ def _shortcut_kind(in_channels: int, out_channels: int, stride: int, option: str
 def _block_cases() -> list[tuple[int, int, int, str]]:
     C = randint(2, 5)
     return [(C, C, 1, "A"), (C, 2 * C, 2, "A"), (C, C, 1, "B"), (C, 2 * C, 2, "B"),
-            (C, C, 1, "C"), (C, 2 * C, 2, "C")]
+            (C, C, 1, "C"), (C, 2 * C, 2, "C"),
+            # a stride without a change of channels, and a change of channels at stride 1:
+            # either alone makes the shapes differ
+            (C, C, 2, "A"), (C, C, 2, "B"), (C, 2 * C, 1, "A"), (C, 2 * C, 1, "B")]
 
 
 def check_basic_block(BasicBlock) -> None:
@@ -309,6 +316,7 @@ def _bottleneck_cases() -> list[tuple[int, int, int, str]]:
     return [(EXPANSION * w, w, 1, "A"), (EXPANSION * w, w, 1, "B"),  # shapes match: identity
             (2 * w, w, 1, "A"), (2 * w, w, 1, "B"),  # channels change at stride 1 (stage 1)
             (EXPANSION * w, 2 * w, 2, "A"), (EXPANSION * w, 2 * w, 2, "B"),  # stage transition
+            (EXPANSION * w, w, 2, "A"), (EXPANSION * w, w, 2, "B"),  # a stride alone
             (EXPANSION * w, w, 1, "C"), (EXPANSION * w, 2 * w, 2, "C")]
 
 

@@ -335,25 +335,32 @@ def reference_macs(model: nn.Module, input_size: tuple[int, ...]) -> int:
     return total
 
 
-def _conv(cin: int, cout: int, groups: int | None = None) -> nn.Conv2d:
-    k = random.choice([1, 3, 5])
+def _conv(cin: int, cout: int, groups: int | None = None, dilated: bool = False) -> nn.Conv2d:
+    k = 3 if dilated else random.choice([1, 3, 5])
     if groups is None:
         groups = random.choice([g for g in (1, 2) if cin % g == 0 and cout % g == 0])
+    # dilation 2 or 3 and padding 1 (not dilation * (k // 2)): the map shrinks, so an answer
+    # that sizes the output without the dilation counts a different number of outputs
+    dilation = random.choice([2, 3]) if dilated else 1
+    padding = 1 if dilated else k // 2
     # padding k // 2: the map never shrinks below 1x1, however many stride-2 layers follow
-    return nn.Conv2d(cin, cout, k, stride=random.choice([1, 2]), padding=k // 2, groups=groups,
+    return nn.Conv2d(cin, cout, k, stride=1 if dilated else random.choice([1, 2]),
+                     padding=padding, dilation=dilation, groups=groups,
                      bias=random.random() < 0.5)
 
 
 def _random_convnet(cin: int) -> nn.Module:
     """Convs of random kernel, stride, padding and groups (one grouped conv at least: an answer
-    that ignores groups must fail every draw), BN, ReLU, pooling, two Linear."""
+    that ignores groups must fail every draw; the first conv is dilated: an answer that ignores
+    dilation too), BN, ReLU, pooling, two Linear."""
     layers: list[nn.Module] = []
     c = cin
     convs = random.randint(2, 4)
     grouped = random.randrange(1, convs)  # one conv after the first (even channels) has groups=2
     for i in range(convs):
         cout = 2 * random.randint(2, 6)
-        layers += [_conv(c, cout, 2 if i == grouped else None), nn.BatchNorm2d(cout), nn.ReLU()]
+        layers += [_conv(c, cout, 2 if i == grouped else None, dilated=i == 0),
+                   nn.BatchNorm2d(cout), nn.ReLU()]
         c = cout
     hidden = random.randint(5, 12)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, hidden), nn.ReLU(),
@@ -381,16 +388,34 @@ class _TwiceAndUnused(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+class _LinearOnTokens(nn.Module):
+    """nn.Linear applied to a (N, H*W, C) tensor (one token per position, as in a transformer
+    block): the Linear runs once per token, so its multiply-adds scale with H*W."""
+
+    def __init__(self, cin: int):
+        super().__init__()
+        c, hidden = 2 * random.randint(2, 5), random.randint(5, 12)
+        self.stem = nn.Conv2d(cin, c, 3, stride=2, padding=1)
+        self.mix = nn.Linear(c, hidden)
+        self.head = nn.Linear(hidden, random.randint(2, 9))
+
+    def forward(self, x):
+        tokens = self.stem(x).flatten(2).transpose(1, 2)  # (N, C, H', W') -> (N, H'W', C)
+        return self.head(torch.relu(self.mix(tokens)).mean(dim=1))  # (N, H'W', h) -> (N, k)
+
+
 def check_count_macs(count_macs) -> None:
     seed = fresh_seed()
     random.seed(seed)
     expect_own_implementation(count_macs, "count_macs")
     # (model, mode): a BatchNorm net in train mode (a forward pass would change it), and eval
     for make, training, what in [
-            (_random_convnet, True, "a conv net with random strides, padding and groups"),
+            (_random_convnet, True, "a conv net with random strides, padding, dilation and groups"),
             (_TwiceAndUnused, random.random() < 0.5,
              "a net that calls one conv twice and never calls a Linear layer"),
-            (_random_convnet, False, "another random conv net, in eval mode")]:
+            (_random_convnet, False, "another random conv net, in eval mode"),
+            (_LinearOnTokens, random.random() < 0.5,
+             "a net that applies a Linear layer to a (N, tokens, channels) tensor")]:
         cin = random.randint(1, 4)
         size = (cin, random.randint(9, 20), random.randint(9, 20))
         model = make(cin).train(training)

@@ -19,7 +19,11 @@ either way.
   gradient tracking. The logits count as "on the device" until `.cpu()` brings them back, so
   labels may stay on the host when they only meet predictions moved back there.
 * `train_digits` trains the digits net twice on fresh splits within a step budget and must reach a
-  stated held-out accuracy.
+  stated held-out accuracy. The digits are transformed by a draw made at grading time
+  (`secret_view`), so the held-out digits are none the student's process could load; the budget
+  counts the work done anywhere in the call (instruments.count_work: every forward call with
+  gradients of a layer holding parameters, in any module, and every parameter tensor an optimizer
+  step updates), in passes of the net, not the calls of the model handed over.
 """
 
 from __future__ import annotations
@@ -42,12 +46,16 @@ from grader.checks.common import (
     quiet,
 )
 from grader.instruments import (  # noqa: F401 - HostBatch and DeviceResult: the checks' API
+    TAMPERED,
     DeviceResult,
     HostBatch,
+    count_work,
+    finish_record,
     host_collate,
     mark_device,
     play_machine,
     restore,
+    start_record,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -92,9 +100,12 @@ def host_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader
                       collate_fn=host_collate)
 
 
-def _expect_moved(name: str) -> None:
-    used = sorted(set(HostBatch.used_unmoved))
+def _expect_moved(name: str, used: list[str] | None) -> None:
+    """`used`: instruments.finish_record of the call (None: the record was tampered with)."""
     HostBatch.used_unmoved = []
+    expect(used is not None, f"{name}: the check watches whether batches are moved to the "
+           "device", TAMPERED, "the grader's instruments left as they were")
+    used = sorted(set(used))
     expect(not used, f"{name}: batches must be moved with .to(device) before the model or the "
            "loss uses them, and labels left on the host can only meet predictions brought back "
            "with .cpu() (on a GPU anything else is a device-mismatch error)",
@@ -196,13 +207,14 @@ def _run_both(train_one_epoch, model, X, y, batch_size, lr, amp):
     dtypes = []
     hook = next(m for m in theirs.modules() if isinstance(m, nn.Linear)).register_forward_hook(
         lambda module, inputs, output: dtypes.append(output.dtype))
-    HostBatch.used_unmoved = []
+    record = start_record()
     try:
         loss = train_one_epoch(theirs, host_loader(X, y, batch_size), opt_theirs, device, amp=amp)
     finally:
         hook.remove()
+    moved = finish_record(record)  # before the reference epoch adds to it
     ref = reference_train_one_epoch(ours, host_loader(X, y, batch_size), opt_ours, device, amp)
-    return theirs, ours, loss, ref, dtypes
+    return theirs, ours, loss, ref, dtypes, moved
 
 
 def check_train_one_epoch(train_one_epoch) -> None:
@@ -212,9 +224,9 @@ def check_train_one_epoch(train_one_epoch) -> None:
 
     # fp32: exact comparison with the reference epoch.
     model, X, y, batch_size, lr = _sized_epoch_problem()
-    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, lr,
-                                                False)  # fmt: skip
-    _expect_moved(what)
+    theirs, ours, loss, ref, dtypes, moved = _run_both(train_one_epoch, model, X, y,
+                                                       batch_size, lr, False)  # fmt: skip
+    _expect_moved(what, moved)
     loss = _expect_number(loss, what)
     expect(dtypes and all(t == torch.float32 for t in dtypes),
            f"{what} with amp=False should compute in float32 (no autocast)",
@@ -232,10 +244,10 @@ def check_train_one_epoch(train_one_epoch) -> None:
 
     # amp: bf16 autocast around the forward pass; bf16 rounding allows a loose comparison only.
     model, X, y, batch_size, lr = _training_problem(batchnorm=False)
-    theirs, ours, loss, ref, dtypes = _run_both(train_one_epoch, model, X, y, batch_size, lr,
-                                                True)  # fmt: skip
+    theirs, ours, loss, ref, dtypes, moved = _run_both(train_one_epoch, model, X, y,
+                                                       batch_size, lr, True)  # fmt: skip
     what = "train_one_epoch(..., amp=True)"
-    _expect_moved(what)
+    _expect_moved(what, moved)
     loss = _expect_number(loss, what)
     expect(dtypes and all(t == torch.bfloat16 for t in dtypes),
            f"{what}: the forward pass should run under torch.autocast(device_type=device.type, "
@@ -287,14 +299,14 @@ def check_evaluate(evaluate) -> None:
         # the logits count as "on the device" until moved back to the host
         hooks.append(model.register_forward_hook(mark_device))
         device = DeviceResult.device_under_test = torch.device("cpu")
-        HostBatch.used_unmoved = []
+        record = start_record()
         try:
             got = evaluate(model, host_loader(X, y, batch_size), device)
         finally:
             for h in hooks:
                 h.remove()
             DeviceResult.device_under_test = None
-        _expect_moved(what)
+        _expect_moved(what, finish_record(record))
         got = _expect_number(got, what)
         expect(seen, f"{what} should run the model on the batches", "no forward pass",
                "model(X) for every batch")
@@ -345,41 +357,74 @@ def shuffled_host_loader(X, y, batch_size: int, generator: torch.Generator) -> D
                       generator=generator, collate_fn=host_collate)
 
 
+def secret_view(generator: torch.Generator):
+    """A transformation of the 8x8 digits drawn at grading time, applied to the training and
+    held-out digits alike, so that the held-out digits are data the student's process never had
+    (the scikit-learn digits it can load are not what it is graded on): one of the 8 symmetries
+    of the square and an optional inversion (never both the identity), then a fixed per-pixel
+    gain in [0.75, 1.25] and offset in [-0.15, 0.15]. A conv net learns it as well as the raw
+    digits (the solution and the correct variants: see the instructor guide)."""
+    k = int(torch.randint(1, 16, (), generator=generator))  # 0 would be the identity
+    turns, mirror, invert = k % 4, bool(k // 4 % 2), bool(k // 8)
+    gain = 0.75 + 0.5 * torch.rand(8, 8, generator=generator)
+    offset = 0.3 * torch.rand(8, 8, generator=generator) - 0.15
+
+    def view(X: torch.Tensor) -> torch.Tensor:  # (N, 1, 8, 8) -> (N, 1, 8, 8)
+        X = torch.rot90(X, turns, dims=(-2, -1))
+        X = X.flip(-1) if mirror else X
+        X = 1.0 - X if invert else X
+        return X * gain + offset
+    return view
+
+
 def check_train_digits(train_digits) -> None:
     random.seed(fresh_seed())
     expect_own_implementation(train_digits, "train_digits")
-    X, y = _digits()
+    raw, y = _digits()
     what = f"train_digits(model, train_loader, device, max_steps={MAX_STEPS})"
+    modes = random.sample([True, False], 2)  # the model is handed over in either mode
     for run in range(2):  # two fresh splits and initialisations: a lucky run is not enough
         seed = random.randrange(2**31)
         generator = torch.Generator().manual_seed(seed)
+        X = secret_view(generator)(raw)
         split = torch.randperm(len(y), generator=generator)
         train, held_out = split[:NUM_TRAIN], split[NUM_TRAIN:]
         torch.manual_seed(seed)
-        model = digits_net()
-        seen = {"steps": 0, "examples": 0}
-
-        def count(module, inputs, seen=seen):
-            if torch.is_grad_enabled():  # a training forward pass (evaluation runs without)
-                seen["steps"] += 1
-                seen["examples"] += len(inputs[0])
-        hook = model.register_forward_pre_hook(count)
-        HostBatch.used_unmoved = []
+        model = digits_net().train(modes[run])
         loader = shuffled_host_loader(X[train], y[train], BATCH_SIZE, generator)
-        try:
-            with quiet():
-                train_digits(model, loader, torch.device("cpu"), MAX_STEPS)
-        finally:
-            hook.remove()
-        _expect_moved(what)
-        expect(seen["steps"] <= MAX_STEPS and seen["examples"] <= MAX_STEPS * BATCH_SIZE,
-               f"{what}: training forward passes (with gradients) must stay within the budget",
-               f"{seen['steps']} passes over {seen['examples']} examples",
-               f"at most {MAX_STEPS} batches of {BATCH_SIZE}")
+        record = start_record()
+        # every forward call with gradients of any layer holding parameters, every optimizer
+        # step (a copy of the model trained elsewhere counts too)
+        with count_work() as work, quiet():
+            train_digits(model, loader, torch.device("cpu"), MAX_STEPS)
+        _expect_moved(what, finish_record(record))
+        expect(not work.changed, f"{what}: the grader counts training steps with torch's "
+               "global module and optimizer hooks", "they were taken off or bypassed",
+               "the hooks left as they were")
+        steps = _expect_within_budget(work, model, what)
         model.eval()
         with torch.no_grad():
             accuracy = (model(X[held_out]).argmax(dim=1) == y[held_out]).float().mean().item()
         expect(accuracy >= TARGET_ACCURACY,
-               f"{what}, run {run + 1} of 2 (fresh split and initialisation): accuracy on "
+               f"{what}, run {run + 1} of 2 (fresh split and initialisation, digits transformed "
+               "at grading time): accuracy on "
                f"{len(held_out)} held-out digits after training (evaluated in eval mode)",
-               f"{accuracy:.3f} after {seen['steps']} steps", f">= {TARGET_ACCURACY}")
+               f"{accuracy:.3f} after {steps} steps", f">= {TARGET_ACCURACY}")
+
+
+def _expect_within_budget(work, model: nn.Module, what: str) -> int:
+    """The work counted (instruments.Work) in passes of `model`: its layers holding parameters
+    are called once per pass, and an optimizer step over it updates every parameter tensor.
+    Work on copies of the model, or on any other module, counts the same. Returns the steps."""
+    layers = sum(1 for m in model.modules() if any(p is not None for p in m._parameters.values()))
+    tensors = len(list(model.parameters()))
+    passes, updates = -(-work.calls // layers), -(-work.updates // tensors)  # rounded up
+    expect(work.calls <= MAX_STEPS * layers and work.rows <= MAX_STEPS * BATCH_SIZE * layers
+           and work.updates <= MAX_STEPS * tensors,
+           f"{what}: training must stay within the budget (every forward pass with gradients "
+           "and every optimizer step counts, on copies of the model too)",
+           f"{passes} forward passes with gradients over {-(-work.rows // layers)} examples, "
+           f"{updates} optimizer steps ({work.calls} calls of the net's {layers} layers with "
+           f"parameters, {work.updates} updates of its {tensors} parameter tensors)",
+           f"at most {MAX_STEPS} of each, over batches of {BATCH_SIZE}")
+    return max(passes, updates)
