@@ -99,8 +99,9 @@ def test_default_publish_writes_the_site_and_the_starter_tree_only(tmp_path):
 def test_starter_tree_holds_the_exercises_and_their_environment_only(published):
     starter = published / "starter"
     ids = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
+    licences = {name for name in ("LICENSE", "LICENSE-CONTENT") if (ROOT / name).is_file()}
     assert files(starter) == {*(f"exercises/{i}/{i}.ipynb" for i in ids), "requirements.txt",
-                              "Makefile", "README.md", ".gitignore", MANIFEST}
+                              "Makefile", "README.md", ".gitignore", MANIFEST, *licences}
     for i in ids:  # the released notebooks, unchanged
         assert (starter / f"exercises/{i}/{i}.ipynb").read_bytes() == \
             (ROOT / f"exercises/{i}/{i}.ipynb").read_bytes()

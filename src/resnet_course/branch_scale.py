@@ -32,6 +32,7 @@ from torch import nn
 from resnet_course.mlp_experiments import (
     bn_plain_mlp,
     classification_error,
+    gradient_norms_by_layer,
     linear_layers,
     make_net,
 )
@@ -138,10 +139,17 @@ class BranchRun:
 
 @ints_at_least(num_steps=1)
 def train_until_diverged(
-    model: nn.Module, X: torch.Tensor, y: torch.Tensor, num_steps: int, lr: float
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    num_steps: int,
+    lr: float,
 ) -> bool:
-    """Full-batch SGD (momentum 0.9) on (X, y); stops early, returning True, once the loss is
-    not finite (the run has diverged: nothing after that step can recover it)."""
+    """Full-batch SGD (momentum 0.9) on (X, y).
+
+    Stops early, returning True, once the loss is not finite: the run has
+    diverged, and nothing after that step can recover it.
+    """
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     model.train()
     for _ in range(num_steps):
@@ -229,11 +237,13 @@ def twin_branch_ratio(model: nn.Sequential, X: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def branch_to_trunk_ratios(model: nn.Sequential, X: torch.Tensor) -> list[float]:
-    """``||alpha F_k(x_k)|| / ||x_k||`` for each ScaledBlock k (1-based order), one forward pass.
+def branch_to_trunk_ratios(
+    model: nn.Sequential, X: torch.Tensor
+) -> list[float]:
+    """``||alpha F_k(x_k)|| / ||x_k||`` for each ScaledBlock k, in order.
 
-    Norms are over the whole batch (Frobenius). Train mode: BatchNorm uses the batch's statistics,
-    as it does at the first training step.
+    One forward pass; norms over the whole batch (Frobenius). Train mode:
+    BatchNorm uses the batch's statistics, as at the first training step.
     """
     ratios = []
     x = X
@@ -254,16 +264,23 @@ def fit_power_law(ks: Sequence[float], values: Sequence[float]) -> tuple[float, 
 
 
 def plain_gradient_growth(
-    X: torch.Tensor, y: torch.Tensor, depth: int = 32, width: int = 256, seed: int = 0
+    X: torch.Tensor,
+    y: torch.Tensor,
+    depth: int = 32,
+    width: int = 256,
+    seed: int = 0,
 ) -> tuple[list[float], float]:
-    """Weight-gradient norms of a plain BatchNorm + ReLU MLP at initialisation, input side first,
-    and the fitted growth factor per layer going backwards (hidden layers only: the first and the
-    last Linear layer have other fan-ins)."""
+    """Weight-gradient norms of a plain BatchNorm + ReLU MLP at init,
+    input side first, and the fitted growth factor per layer going backwards.
+
+    The fit uses the hidden layers only: the first and the last Linear layer
+    have other fan-ins.
+    """
     set_seed(seed)
     model = bn_plain_mlp(X.shape[1], width, depth, int(y.max()) + 1)
-    model.train()
-    F.cross_entropy(model(X), y).backward()
-    norms = [layer.weight.grad.norm().item() for layer in linear_layers(model)]
+    model.train()  # BatchNorm on the batch's statistics, as in training
+    norms = gradient_norms_by_layer(model, X, y)
     hidden = np.log(norms[1:-1])
     slope = np.polyfit(np.arange(len(hidden)), hidden, 1)[0]
-    return norms, float(math.exp(-slope))  # gradients grow towards the input: slope < 0
+    # gradients grow towards the input: the slope is negative
+    return norms, float(math.exp(-slope))
