@@ -65,9 +65,8 @@ def swappable_pairs(model: ResNet) -> list[tuple[Block, Block]]:
     """Pairs of adjacent blocks of the same stage that can trade places: both deletable (input
     and output of one shape), so either order computes something of the right shape."""
     blocks = deletable_blocks(model)
-    return [
-        (a, b) for a, b in zip(blocks, blocks[1:], strict=False) if a[0] == b[0] and b[1] == a[1] + 1
-    ]
+    adjacent = zip(blocks, blocks[1:], strict=False)
+    return [(a, b) for a, b in adjacent if a[0] == b[0] and b[1] == a[1] + 1]
 
 
 def lesioned(
