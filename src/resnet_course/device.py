@@ -32,12 +32,13 @@ def cpu_capabilities() -> dict:
 
 
 def cuda_has_native_bf16(device: torch.device) -> bool:
-    """Whether the CUDA (or ROCm) GPU behind ``device`` computes in bf16 natively.
+    """Whether the CUDA (or ROCm) GPU behind ``device`` has native bf16.
 
-    NVIDIA GPUs have bf16 tensor cores from compute capability 8.0 (Ampere) on.
-    ``torch.cuda.is_bf16_supported()`` alone is not the test: with its default
-    ``including_emulation=True`` it also answers True on a T4 or V100 (7.x), which
-    run bf16 by emulation, slower than fp32. AMD GPUs under ROCm count as native.
+    NVIDIA GPUs have bf16 tensor cores from compute capability 8.0 (Ampere)
+    on. ``torch.cuda.is_bf16_supported()`` alone is not the test: with its
+    default ``including_emulation=True`` it also answers True on a T4 or V100
+    (7.x), which run bf16 by emulation, slower than fp32. AMD GPUs under ROCm
+    count as native.
     """
     if torch.version.hip:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
@@ -46,7 +47,8 @@ def cuda_has_native_bf16(device: torch.device) -> bool:
 
 
 def _arm_cpu_has_bf16() -> bool:
-    """Whether an ARM CPU has the ARMv8.6 BF16 instructions (Graviton3, Apple M2 and later)."""
+    """Whether an ARM CPU has the ARMv8.6 BF16 instructions (Graviton3, Apple
+    M2 and later)."""
     caps = cpu_capabilities()
     if any(caps.get(key) for key in ("bf16", "arm_bf16", "sve_bf16")):
         return True
@@ -56,7 +58,8 @@ def _arm_cpu_has_bf16() -> bool:
         except OSError:
             return False
         return any(
-            line.startswith("Features") and "bf16" in line.split(":", 1)[1].split()
+            line.startswith("Features")
+            and "bf16" in line.split(":", 1)[1].split()
             for line in cpuinfo.splitlines()
         )
     if platform.system() == "Darwin":
@@ -85,7 +88,8 @@ def bf16_is_fast(device: torch.device) -> bool:
         caps = cpu_capabilities()
         if caps.get("avx512_bf16") or caps.get("amx_bf16"):
             return True
-        return platform.machine().lower() in ("arm64", "aarch64") and _arm_cpu_has_bf16()
+        arm = platform.machine().lower() in ("arm64", "aarch64")
+        return arm and _arm_cpu_has_bf16()
     # MPS: bf16 autocast support varies with the macOS version; stay in fp32
     return False
 

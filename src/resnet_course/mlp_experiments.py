@@ -156,7 +156,8 @@ def mlp_depth_sweep(
                 set_seed(seed)  # same initial draw for every run of this seed
                 model = make_net(kind, depth, X.shape[1], width, num_classes)
                 losses, errors = train_full_batch(model, X, y, num_steps, lr)
-                final = classification_error(model, X, y)  # after the last update
+                # after the last update
+                final = classification_error(model, X, y)
                 runs.append(
                     MLPRun(kind, depth, losses, errors, final, model, seed, lr)
                 )
@@ -306,7 +307,9 @@ def bn_depth_sweep(
             losses, errors = train_full_batch(model, X, y, num_steps, lr)
             model.train()  # BatchNorm: the whole training set's statistics
             final = classification_error(model, X, y)  # after the last update
-            runs.append(MLPRun(kind, depth, losses, errors, final, model, seed, lr))
+            runs.append(
+                MLPRun(kind, depth, losses, errors, final, model, seed, lr)
+            )
     return runs
 
 
