@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from resnet_course import bench as bench_module
 from resnet_course.bench import (
     ResidentBatches,
     batch_size_sweep,
@@ -81,3 +82,41 @@ def test_cpu_run_prints_json_with_both_loops_measured(tmp_path):
     assert min(result["naive_round_img_s"] + result["fast_round_img_s"]) > 0
     table = format_table(result)
     assert "naive" in table and "fast" in table and f"{result['speedup']:.2f}x" in table
+
+
+def test_compile_is_a_third_loop_of_the_same_rounds_with_one_cudnn_flag(monkeypatch):
+    """--compile times the fast loop with and without torch.compile in the same rounds, so
+    compile_speedup is compiling's own share; every loop runs under the same cudnn flag, and
+    the flag is restored. The trainers are replaced by fakes with known step times."""
+    seconds_per_step = {"naive": 0.4, "fast": 0.2, "compiled": 0.1}
+    flags_seen = []
+
+    def fake(name):
+        def run(num_steps):
+            flags_seen.append((name, torch.backends.cudnn.benchmark))
+            return seconds_per_step[name] * num_steps
+
+        return run
+
+    monkeypatch.setattr(bench_module, "naive_trainer", lambda *a, **k: fake("naive"))
+    monkeypatch.setattr(
+        bench_module,
+        "fast_trainer",
+        lambda *a, compile=False, **k: fake("compiled" if compile else "fast"),
+    )
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    result = benchmark(device="cpu", batch_size=8, steps=4, warmup=1, rounds=2, compile=True,
+                       amp=False)  # fmt: skip
+    assert result["naive_img_s"] == 20 and result["uncompiled_img_s"] == 40
+    assert result["fast_img_s"] == 80 and result["compile_speedup"] == 2
+    assert result["speedup"] == 4 and result["cudnn_benchmark"] is True
+    assert set(result["warmup_s"]) == {"naive", "uncompiled", "fast"}
+    assert {flag for _, flag in flags_seen} == {True}  # one flag for all three loops
+    assert {name for name, _ in flags_seen} == {"naive", "fast", "compiled"}
+    assert torch.backends.cudnn.benchmark is False  # restored
+    table = format_table(result)
+    assert "compiled" in table and "of which torch.compile 2.00x" in table
+    off = benchmark(device="cpu", batch_size=8, steps=2, warmup=0, rounds=2, amp=False,
+                    cudnn_benchmark=False)  # fmt: skip
+    assert off["cudnn_benchmark"] is False and "compile_speedup" not in off
+    assert {flag for _, flag in flags_seen[-4:]} == {False}

@@ -1,7 +1,8 @@
 """Tests for resnet_course.device: every branch driven through what it reads (no GPU needed).
 
 The branches are chosen by ``torch.cuda.is_available``, ``torch.backends.mps.is_available``,
-``torch.cuda.is_bf16_supported`` and the CPU capabilities PyTorch reports; each test replaces
+``torch.cuda.get_device_capability``, ``torch.cuda.is_bf16_supported``, the CPU capabilities
+PyTorch reports and ``/proc/cpuinfo``; each test replaces
 those with monkeypatch, so each branch runs here whatever this machine's CPU or GPU is.
 """
 
@@ -62,12 +63,54 @@ def test_bf16_on_cpu_follows_the_native_bf16_flags(monkeypatch, caps, expected):
     assert dev.bf16_is_fast(CPU) is expected
 
 
-@pytest.mark.parametrize("supported", [True, False])
-def test_bf16_on_cuda_asks_cuda(monkeypatch, supported):
-    # the CPU's flags must not matter for a GPU
-    fake_cpu(monkeypatch, {"avx512_bf16": not supported})
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: supported)
-    assert dev.bf16_is_fast(CUDA) is supported
+@pytest.mark.parametrize(
+    "capability, expected",
+    [((7, 5), False), ((7, 0), False), ((8, 0), True), ((8, 6), True), ((9, 0), True)],
+    ids=["T4", "V100", "A100", "RTX-30", "H100"],
+)
+def test_bf16_on_cuda_needs_ampere_or_later(monkeypatch, capability, expected):
+    # the CPU's flags must not matter for a GPU, and PyTorch's default is_bf16_supported()
+    # (True on a T4 or V100, where bf16 is emulated) must not decide it either
+    fake_cpu(monkeypatch, {"avx512_bf16": not expected})
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert dev.bf16_is_fast(CUDA) is expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_on_rocm_asks_without_emulation(monkeypatch, native):
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return native
+
+    monkeypatch.setattr(torch.version, "hip", "6.0")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert dev.bf16_is_fast(CUDA) is native and asked == [False]
+
+
+@pytest.mark.parametrize(
+    "machine, features, expected",
+    [
+        ("aarch64", "fp asimd sve i8mm bf16", True),  # Graviton3
+        ("aarch64", "fp asimd asimddp", False),  # Graviton2: no BF16 extension
+        ("x86_64", "fp asimd bf16", False),  # the ARM test is for ARM CPUs only
+    ],
+)
+def test_bf16_on_arm_cpus_reads_the_bf16_feature(monkeypatch, tmp_path, machine, features,
+                                                 expected):  # fmt: skip
+    fake_cpu(monkeypatch, {"avx512_bf16": False, "amx_bf16": False})
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nFeatures\t: {features}\n")
+    real_path = dev.Path
+    monkeypatch.setattr(
+        dev, "Path", lambda p: real_path(cpuinfo) if p == "/proc/cpuinfo" else real_path(p)
+    )
+    monkeypatch.setattr(dev.platform, "machine", lambda: machine)
+    monkeypatch.setattr(dev.platform, "system", lambda: "Linux")
+    assert dev.bf16_is_fast(CPU) is expected
 
 
 def test_bf16_on_mps_stays_off(monkeypatch):

@@ -266,3 +266,54 @@ def test_residual_depth_study_reports_train_and_held_out_error_per_seed(data):
     for result in study.values():
         assert len(result["train"]) == len(result["val"]) == 2
         assert all(0.0 <= e <= 1.0 for e in result["train"] + result["val"])
+
+
+def test_mlp_depth_sweep_runs_every_seed_and_records_it(data):
+    X, y = data
+    runs = mlp_experiments.mlp_depth_sweep(X, y, depths=(2,), kinds=("plain",), width=8,
+                                           num_steps=2, seeds=(3, 4))  # fmt: skip
+    assert [(r.seed, r.lr) for r in runs] == [(3, 0.01), (4, 0.01)]
+    assert runs[0].step_loss != runs[1].step_loss  # different initial draws
+    again = mlp_experiments.mlp_depth_sweep(X, y, depths=(2,), kinds=("plain",), width=8,
+                                            num_steps=2, seeds=(4,))  # fmt: skip
+    assert again[0].step_loss == runs[1].step_loss  # the seed alone decides the run
+
+
+@pytest.mark.parametrize("depth", [2, 4, 8])
+def test_bn_residual_mlp_is_the_plain_bn_nets_twin(depth):
+    torch.manual_seed(0)
+    plain = mlp_experiments.bn_plain_mlp(2, 8, depth, 3)
+    twin = mlp_experiments.bn_residual_mlp(2, 8, depth, 3)
+    # the same Linear layers (shapes, no bias but the last) and BatchNorm layers
+    shapes = [(m.weight.shape, m.bias is None) for m in mlp_experiments.linear_layers(plain)]
+    assert shapes == [(m.weight.shape, m.bias is None)
+                      for m in mlp_experiments.linear_layers(twin)]  # fmt: skip
+    count_bn = lambda m: sum(isinstance(x, nn.BatchNorm1d) for x in m.modules())  # noqa: E731
+    assert count_bn(plain) == count_bn(twin) == depth - 1
+    blocks = [m for m in twin if isinstance(m, mlp_experiments.BNResidualBlock)]
+    assert len(blocks) == (depth - 2) // 2
+    assert twin(torch.randn(5, 2)).shape == (5, 3)
+    with pytest.raises(ValueError, match="even depth"):
+        mlp_experiments.bn_residual_mlp(2, 8, depth + 1, 3)
+
+
+def test_bn_residual_block_adds_its_input_before_the_last_relu():
+    torch.manual_seed(0)
+    block = mlp_experiments.BNResidualBlock(4).eval()  # running stats: mean 0, var 1
+    with torch.no_grad():
+        block.bn2.weight.zero_()
+        block.bn2.bias.zero_()  # branch silenced
+        a = torch.relu(torch.randn(6, 4))
+        assert torch.equal(block(a), a)  # the identity, as in the chapter's argument
+        block.bn2.bias.fill_(-10.0)  # branch far negative: the ReLU after the sum cuts it
+        assert torch.equal(block(a), torch.zeros_like(a))
+
+
+def test_bn_depth_sweep_trains_the_residual_twin_with_its_learning_rate(data):
+    X, y = data
+    runs = mlp_experiments.bn_depth_sweep(X, y, depths=(4,), seeds=(0,), width=8, num_steps=2,
+                                          lr=0.003, kind="residual-bn")  # fmt: skip
+    assert runs[0].kind == "residual-bn" and runs[0].lr == 0.003
+    assert any(isinstance(m, mlp_experiments.BNResidualBlock) for m in runs[0].model.modules())
+    with pytest.raises(ValueError, match="kind"):
+        mlp_experiments.bn_depth_sweep(X, y, depths=(4,), seeds=(0,), num_steps=1, kind="x")

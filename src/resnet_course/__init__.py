@@ -7,7 +7,9 @@ chapters' figures; imports matplotlib, so it is not imported here), ``bench`` (n
 throughput) and ``train_cifar`` (the paper's CIFAR-10 recipe, ``TrainConfig``). The chapters'
 experiments: ``mlp_experiments`` (the MLPs on the spirals of "The degradation problem" and "Why
 the identity is easy"), ``image_experiments`` (ResNets on the digits), ``preact`` and ``probes``
-(measurements inside networks), ``landscape`` (loss along lines and planes in parameter space).
+(measurements inside networks), ``lesions`` (blocks deleted or swapped in trained ResNets, scored
+after BatchNorm statistics are re-estimated), ``landscape`` (loss along lines and planes in
+parameter space).
 """
 
 from . import data, models, train

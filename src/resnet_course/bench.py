@@ -7,8 +7,18 @@ differ only in how they feed it:
 * **naive** - eager fp32, NCHW, batches from a ``DataLoader`` over CPU tensors (each batch is
   collated example by example on the CPU, then copied to the device);
 * **fast** - channels_last, bfloat16 autocast where the hardware computes in bf16 natively,
-  the whole data set resident on the device (a batch is one indexing operation), and
-  ``torch.compile`` when asked (``--compile``).
+  the whole data set resident on the device (a batch is one indexing operation);
+* **compiled** (only with ``--compile``) - the fast loop through ``torch.compile``, timed in the
+  same rounds as the other two, so ``compile_speedup`` (compiled over fast) is compiling's own
+  share of the speed-up, measured under the same load.
+
+``torch.backends.cudnn.benchmark`` (cuDNN tries its convolution algorithms on the first batch of
+each shape and keeps the fastest) is the same in every loop, ``--cudnn-benchmark on`` by default:
+it is a global flag, and a loop that had it while the other did not would credit the data feed
+or the layout with cuDNN's choice. On Ampere and later GPUs PyTorch runs fp32 convolutions as
+TF32 on the tensor cores by default (``torch.backends.cudnn.allow_tf32``), so the naive loop's
+"fp32" is already tensor-core arithmetic there; bf16 then gains at most about 2x at peak, not the
+16x of bf16 over true fp32 arithmetic. The JSON records the flag.
 
 The images are random CIFAR-shaped tensors (nothing is downloaded): throughput does not depend on
 the pixel values. After warm-up the two loops run in alternating rounds, so a machine that gets
@@ -117,8 +127,6 @@ def naive_trainer(
     batches = cycle_loader(make_loader(X, y, batch_size))
 
     def run(num_steps: int) -> float:
-        # PyTorch's default (the flag is global)
-        torch.backends.cudnn.benchmark = False
         synchronize(device)
         start = time.perf_counter()
         steps = itertools.islice(batches, num_steps)
@@ -152,9 +160,6 @@ def fast_trainer(
 
     def run(num_steps: int) -> float:
         batches.num_batches = num_steps
-        # cuDNN tries its algorithms on the first batch of each shape and
-        # keeps the fastest
-        torch.backends.cudnn.benchmark = True
         synchronize(device)
         start = time.perf_counter()
         train_one_epoch(
@@ -179,10 +184,14 @@ def benchmark(
     amp: bool | None = None,
     compile: bool = False,
     seed: int = 0,
+    cudnn_benchmark: bool = True,
 ) -> dict:
     """Time ``steps`` training steps of each loop (after ``warmup`` steps each), in ``rounds``
     alternating rounds; return the results as a JSON-ready dict. ``amp=None`` uses bf16 autocast
-    exactly where ``bf16_is_fast(device)``."""
+    exactly where ``bf16_is_fast(device)``. ``compile=True`` adds the compiled fast loop as a
+    third loop of the same rounds (``fast_img_s`` is then the compiled loop's throughput,
+    ``uncompiled_img_s`` the same loop without compiling, ``compile_speedup`` their ratio).
+    ``cudnn_benchmark`` holds for every loop; the flag is restored afterwards."""
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}; got {model!r}")
     for name, value in [("batch_size", batch_size), ("steps", steps), ("rounds", rounds)]:
@@ -200,19 +209,32 @@ def benchmark(
     base = resnet_cifar(MODELS[model])
     runners = {
         "naive": naive_trainer(copy.deepcopy(base), X, y, batch_size, device),
-        "fast": fast_trainer(copy.deepcopy(base), X, y, batch_size, device, amp, compile),
+        "fast": fast_trainer(copy.deepcopy(base), X, y, batch_size, device, amp),
     }
-    warmup_s = {name: run(warmup) if warmup else 0.0 for name, run in runners.items()}
-
-    # Alternate naive/fast, reversing the order every round, so drifts in load hit both.
-    per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
-    step_s = {"naive": [], "fast": []}
-    for r, n in enumerate(per_round):
-        order = ["naive", "fast"] if r % 2 == 0 else ["fast", "naive"]
-        for name in order:
-            step_s[name].append(runners[name](n) / n)
-    naive_img_s = batch_size / statistics.median(step_s["naive"])
-    fast_img_s = batch_size / statistics.median(step_s["fast"])
+    if compile:
+        runners["compiled"] = fast_trainer(
+            copy.deepcopy(base), X, y, batch_size, device, amp, compile=True
+        )
+    previous_flag = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(cudnn_benchmark)  # global: one value for every loop
+    try:
+        step_s, warmup_s = _time_rounds(runners, steps, warmup, rounds)
+    finally:
+        torch.backends.cudnn.benchmark = previous_flag
+    img_s = {name: batch_size / statistics.median(s) for name, s in step_s.items()}
+    naive_img_s = img_s["naive"]
+    fast_img_s = img_s["compiled" if compile else "fast"]
+    compiled = {}
+    if compile:
+        compiled = {
+            "uncompiled_img_s": round(img_s["fast"], 1),
+            "compile_speedup": round(img_s["compiled"] / img_s["fast"], 2),
+            "uncompiled_round_img_s": [round(batch_size / s, 1) for s in step_s["fast"]],
+        }
+    fast_steps = step_s["compiled" if compile else "fast"]
+    warmup_names = {"naive": "naive", "fast": "fast"}
+    if compile:
+        warmup_names.update(fast="uncompiled", compiled="fast")
     return {
         "device": device.type,
         "device_name": device_name(device),
@@ -226,16 +248,35 @@ def benchmark(
             "data_on_device": True,
             "compile": compile,
         },
+        "cudnn_benchmark": bool(cudnn_benchmark),
         "naive_img_s": round(naive_img_s, 1),
         "fast_img_s": round(fast_img_s, 1),
         "speedup": round(fast_img_s / naive_img_s, 2),
+        **compiled,
         "naive_round_img_s": [round(batch_size / s, 1) for s in step_s["naive"]],
-        "fast_round_img_s": [round(batch_size / s, 1) for s in step_s["fast"]],
-        "warmup_s": {name: round(s, 2) for name, s in warmup_s.items()},
+        "fast_round_img_s": [round(batch_size / s, 1) for s in fast_steps],
+        # "fast" is the loop reported as fast_img_s: with --compile, mostly compiling time
+        "warmup_s": {warmup_names[name]: round(s, 2) for name, s in warmup_s.items()},
         "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+
+
+def _time_rounds(
+    runners: dict[str, Callable[[int], float]], steps: int, warmup: int, rounds: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Warm every loop up, then time them in ``rounds`` rounds, the order reversed every round
+    so drifts in load hit all alike. Returns ({loop: seconds per step, one per round},
+    {loop: warm-up seconds})."""
+    warmup_s = {name: run(warmup) if warmup else 0.0 for name, run in runners.items()}
+    per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
+    step_s: dict[str, list[float]] = {name: [] for name in runners}
+    for r, n in enumerate(per_round):
+        order = list(runners) if r % 2 == 0 else list(reversed(runners))
+        for name in order:
+            step_s[name].append(runners[name](n) / n)
+    return step_s, warmup_s
 
 
 def seconds_per_batch(batches: Iterable, num_batches: int, device: torch.device) -> float:
@@ -281,17 +322,22 @@ def batch_size_sweep(
     batch_sizes = [check_int("batch_size", b) for b in batch_sizes]
     check_int("steps", steps)
     runners = {}
-    for batch_size in batch_sizes:
-        set_seed(0)
-        X, y = synthetic_cifar(2 * batch_size)
-        runners[batch_size] = fast_trainer(
-            resnet_cifar(MODELS[model]), X, y, batch_size, device, amp
-        )
-        runners[batch_size](1)  # warm-up: first-call allocations and kernel choices
-    seconds = {b: [] for b in batch_sizes}
-    for _ in range(steps):
-        for batch_size, run in runners.items():
-            seconds[batch_size].append(run(1))
+    previous_flag = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # as in benchmark()'s default
+    try:
+        for batch_size in batch_sizes:
+            set_seed(0)
+            X, y = synthetic_cifar(2 * batch_size)
+            runners[batch_size] = fast_trainer(
+                resnet_cifar(MODELS[model]), X, y, batch_size, device, amp
+            )
+            runners[batch_size](1)  # warm-up: first-call allocations and kernel choices
+        seconds = {b: [] for b in batch_sizes}
+        for _ in range(steps):
+            for batch_size, run in runners.items():
+                seconds[batch_size].append(run(1))
+    finally:
+        torch.backends.cudnn.benchmark = previous_flag
     return [(b, b / statistics.median(seconds[b])) for b in batch_sizes]
 
 
@@ -303,12 +349,19 @@ def format_table(result: dict) -> str:
         ("naive", f"{result['naive_img_s']:,.0f}", "fp32, NCHW, DataLoader over CPU tensors"),
         ("fast", f"{result['fast_img_s']:,.0f}", fast),
     ]
-    lines = [f"{a:<6} {b:>10}  {c}" for a, b, c in rows]
+    if "compile_speedup" in result:
+        rows[2] = ("fast", f"{result['uncompiled_img_s']:,.0f}",
+                   fast.replace(", compile", ""))  # fmt: skip
+        rows.append(("compiled", f"{result['fast_img_s']:,.0f}", "the fast loop, torch.compile'd"))
+    lines = [f"{a:<8} {b:>10}  {c}" for a, b, c in rows]
     title = (
         f"{result['model']} on {result['device_name']}, batch {result['batch_size']}, "
         f"median of {result['rounds']} rounds ({result['steps']} steps per loop)"
     )
-    return "\n".join([title, *lines, f"speedup {result['speedup']:.2f}x"])
+    tail = [f"speedup {result['speedup']:.2f}x"]
+    if "compile_speedup" in result:
+        tail.append(f"of which torch.compile {result['compile_speedup']:.2f}x")
+    return "\n".join([title, *lines, *tail])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,7 +389,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="bf16 autocast in the fast loop (auto: where the hardware has bf16)",
     )
-    parser.add_argument("--compile", action="store_true", help="torch.compile the fast loop")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the fast loop through torch.compile, in the same rounds",
+    )
+    parser.add_argument(
+        "--cudnn-benchmark",
+        choices=["on", "off"],
+        default="on",
+        help="torch.backends.cudnn.benchmark, the same for every loop (default: on)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON here")
     return parser.parse_args(argv)  # fmt: skip
@@ -349,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
     amp = {"auto": None, "on": True, "off": False}[args.amp]
     result = benchmark(
         args.model, args.device, args.batch_size, args.steps, args.warmup, args.rounds,
-        amp=amp, compile=args.compile,
+        amp=amp, compile=args.compile, cudnn_benchmark=args.cudnn_benchmark == "on",
     )  # fmt: skip
     print(format_table(result))
     if args.json is not None:

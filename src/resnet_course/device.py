@@ -9,6 +9,8 @@ all take them from here.
 from __future__ import annotations
 
 import platform
+import subprocess
+from pathlib import Path
 
 import torch
 
@@ -29,19 +31,65 @@ def cpu_capabilities() -> dict:
     return get() if get is not None else {}
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA (or ROCm) GPU behind ``device`` has native bf16.
+
+    NVIDIA GPUs have bf16 tensor cores from compute capability 8.0 (Ampere)
+    on. ``torch.cuda.is_bf16_supported()`` alone is not the test: with its
+    default ``including_emulation=True`` it also answers True on a T4 or V100
+    (7.x), which run bf16 by emulation, slower than fp32. AMD GPUs under ROCm
+    count as native.
+    """
+    if torch.version.hip:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    major, _minor = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def _arm_cpu_has_bf16() -> bool:
+    """Whether an ARM CPU has the ARMv8.6 BF16 instructions (Graviton3, Apple
+    M2 and later)."""
+    caps = cpu_capabilities()
+    if any(caps.get(key) for key in ("bf16", "arm_bf16", "sve_bf16")):
+        return True
+    if platform.system() == "Linux":
+        try:  # the kernel lists "bf16" among a core's Features
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+        return any(
+            line.startswith("Features")
+            and "bf16" in line.split(":", 1)[1].split()
+            for line in cpuinfo.splitlines()
+        )
+    if platform.system() == "Darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"],
+                                 capture_output=True, text=True, timeout=5)  # fmt: skip
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return out.stdout.strip() == "1"
+    return False
+
+
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 autocast should speed up training on ``device``.
 
-    CUDA GPUs from Ampere on (and recent AMD GPUs) have bf16 tensor cores.
-    A CPU pays off only with native bf16 instructions (AVX512-BF16, or
-    Intel's AMX); elsewhere PyTorch emulates bf16 with fp32 arithmetic plus
-    conversions, which is slower than plain fp32.
+    CUDA GPUs from Ampere on (compute capability 8.0) and recent AMD GPUs have
+    bf16 tensor cores; older ones (Colab's T4, a V100) only emulate bf16. A CPU
+    pays off only with native bf16 instructions: AVX512-BF16 or Intel's AMX on
+    x86, the ARMv8.6 BF16 extension on ARM (Graviton3, Apple M2 and later);
+    elsewhere PyTorch emulates bf16 with fp32 arithmetic plus conversions,
+    which is slower than plain fp32.
     """
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return cuda_has_native_bf16(device)
     if device.type == "cpu":
         caps = cpu_capabilities()
-        return bool(caps.get("avx512_bf16") or caps.get("amx_bf16"))
+        if caps.get("avx512_bf16") or caps.get("amx_bf16"):
+            return True
+        arm = platform.machine().lower() in ("arm64", "aarch64")
+        return arm and _arm_cpu_has_bf16()
     # MPS: bf16 autocast support varies with the macOS version; stay in fp32
     return False
 

@@ -81,6 +81,8 @@ class MLPRun:
     step_error: list[float] = field(default_factory=list)
     final_error: float = float("nan")  # training error after the last update
     model: nn.Module | None = None  # the trained network, for later figures
+    seed: int = 0  # the seed of its initial weights
+    lr: float = float("nan")  # the learning rate it was trained with
 
 
 @ints_at_least(num_steps=1)
@@ -136,24 +138,29 @@ def mlp_depth_sweep(
     width: int = 32,
     num_steps: int = 800,
     lr: float = 0.01,
-    seed: int = 0,
+    seeds: Sequence[int] = (0,),
 ) -> list[MLPRun]:
-    """Train a plain net and its residual twin at each depth, same data, steps
-    and seed.
+    """Train a plain net and its residual twin at each depth from each seed,
+    same data and steps.
 
     SGD with momentum 0.9 on the full batch, PyTorch's default
-    initialization, no normalization: the only thing that changes between
-    runs is the depth (and the shortcuts).
+    initialization, no normalization: within a seed, the only thing that
+    changes between runs is the depth (and the shortcuts). One MLPRun per
+    (kind, depth, seed), with its ``seed``.
     """
     num_classes = int(y.max()) + 1
     runs = []
     for kind in kinds:
         for depth in depths:
-            set_seed(seed)  # same initial draw for every run of this seed
-            model = make_net(kind, depth, X.shape[1], width, num_classes)
-            losses, errors = train_full_batch(model, X, y, num_steps, lr)
-            final = classification_error(model, X, y)  # after the last update
-            runs.append(MLPRun(kind, depth, losses, errors, final, model))
+            for seed in seeds:
+                set_seed(seed)  # same initial draw for every run of this seed
+                model = make_net(kind, depth, X.shape[1], width, num_classes)
+                losses, errors = train_full_batch(model, X, y, num_steps, lr)
+                # after the last update
+                final = classification_error(model, X, y)
+                runs.append(
+                    MLPRun(kind, depth, losses, errors, final, model, seed, lr)
+                )
     return runs
 
 
@@ -184,6 +191,57 @@ def bn_plain_mlp(
     for layer in linear_layers(model):
         nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
     return model
+
+
+class BNResidualBlock(nn.Module):
+    """The residual twin of two hidden layers of ``bn_plain_mlp``: the same
+    Linear (no bias), BatchNorm1d, ReLU twice, with an identity shortcut
+    added before the second ReLU, as in He et al.'s convolutional blocks.
+
+    ``forward(a) = relu(bn2(linear2(relu(bn1(linear1(a))))) + a)``
+    """
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.linear1 = nn.Linear(features, features, bias=False)
+        self.bn1 = nn.BatchNorm1d(features)
+        self.linear2 = nn.Linear(features, features, bias=False)
+        self.bn2 = nn.BatchNorm1d(features)
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        # (N, features) -> (N, features)
+        branch = self.bn2(self.linear2(F.relu(self.bn1(self.linear1(a)))))
+        return F.relu(branch + a)
+
+
+@ints_at_least(depth=2)
+def bn_residual_mlp(
+    in_features: int, width: int, depth: int, num_classes: int
+) -> nn.Sequential:
+    """The residual twin of ``bn_plain_mlp``: ``depth`` Linear layers in all,
+    the same BatchNorm and He initialization.
+
+    Linear, BatchNorm1d, ReLU into ``width``; ``(depth - 2) // 2``
+    BNResidualBlocks; the Linear to the logits. ``depth`` must be even, so
+    that the hidden layers pair up into blocks.
+    """
+    if depth % 2:
+        raise ValueError(
+            f"a residual twin needs an even depth >= 2; got {depth!r}"
+        )
+    model = nn.Sequential(
+        nn.Linear(in_features, width, bias=False),  # (N, in) -> (N, width)
+        nn.BatchNorm1d(width),
+        nn.ReLU(),
+        *[BNResidualBlock(width) for _ in range((depth - 2) // 2)],
+        nn.Linear(width, num_classes),  # (N, width) -> (N, num_classes)
+    )
+    for layer in linear_layers(model):
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    return model
+
+
+BN_NETS = {"plain-bn": bn_plain_mlp, "residual-bn": bn_residual_mlp}
 
 
 def signal_norms(
@@ -225,24 +283,33 @@ def bn_depth_sweep(
     width: int = 32,
     num_steps: int = 800,
     lr: float = 0.01,
+    kind: str = "plain-bn",
 ) -> list[MLPRun]:
-    """Train ``bn_plain_mlp`` at every depth from every seed: full-batch SGD,
-    momentum 0.9.
+    """Train ``bn_plain_mlp`` (``kind="plain-bn"``) or its residual twin
+    ``bn_residual_mlp`` (``"residual-bn"``) at every depth from every seed:
+    full-batch SGD, momentum 0.9.
 
-    One MLPRun per (depth, seed), kind ``"plain-bn"``, with the error at every
-    step (measured on that step's forward pass, BatchNorm using the whole
-    training set's statistics), so the error after any shorter budget can be
-    read off the same run.
+    One MLPRun per (depth, seed), with the error at every step (measured on
+    that step's forward pass, BatchNorm using the whole training set's
+    statistics), so the error after any shorter budget can be read off the
+    same run. ``final_error`` is measured the same way, after the last
+    update (train-mode BatchNorm on the whole training set: the statistics
+    the network was trained with, not a running average of past steps).
     """
+    if kind not in BN_NETS:
+        raise ValueError(f"kind must be one of {sorted(BN_NETS)}; got {kind!r}")
     num_classes = int(y.max()) + 1
     runs = []
     for depth in depths:
         for seed in seeds:
             set_seed(seed)
-            model = bn_plain_mlp(X.shape[1], width, depth, num_classes)
+            model = BN_NETS[kind](X.shape[1], width, depth, num_classes)
             losses, errors = train_full_batch(model, X, y, num_steps, lr)
+            model.train()  # BatchNorm: the whole training set's statistics
             final = classification_error(model, X, y)  # after the last update
-            runs.append(MLPRun("plain-bn", depth, losses, errors, final, model))
+            runs.append(
+                MLPRun(kind, depth, losses, errors, final, model, seed, lr)
+            )
     return runs
 
 
