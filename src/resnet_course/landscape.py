@@ -7,6 +7,9 @@
 * ``interpolation_losses`` - loss on the straight line between two parameter vectors (e.g. the
   initial and the trained weights).
 * ``loss_surface`` - loss on the plane theta* + a d1 + b d2 around trained weights theta*.
+* ``top_hessian_eigenvalue`` - the sharpness of the loss at the weights: the largest eigenvalue
+  of its Hessian, by power iteration on Hessian-vector products (double backward).
+* ``probe_loss`` - the loss at the weights themselves, measured the same way as the slices.
 * ``largest_rise`` / ``local_minima`` - how far a line climbs, how many dips a plane has.
 
 Losses are measured with BatchNorm in train mode, i.e. with the statistics of the evaluation batch
@@ -70,6 +73,52 @@ class _Probe:
         for name, p in self.params.items():
             p.copy_(state[name])
         return F.cross_entropy(self.model(X), y).item()
+
+
+def probe_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy on (X, y) at the model's own weights, BatchNorm on the batch's statistics
+    (the centre of ``loss_surface``, the end of ``interpolation_losses``). The model is not
+    modified (its running statistics included)."""
+    return _Probe(model).loss(parameters_of(model), X, y)
+
+
+def top_hessian_eigenvalue(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    iterations: int = 20,
+    tol: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Largest eigenvalue of the Hessian of the cross-entropy on (X, y) with respect to all
+    parameters, by power iteration on Hessian-vector products.
+
+    The gradient is built once with ``create_graph=True``; each iteration differentiates
+    ``grad . v`` again (double backward), which gives ``H v`` without ever forming H. The
+    iteration stops when the Rayleigh quotient ``v . H v`` changes by less than ``tol``
+    (relative) or after ``iterations`` steps. BatchNorm uses the batch's statistics, as in
+    training and in the slices. For weights near a minimum the top eigenvalue is the largest in
+    magnitude too, which is what power iteration finds. The model is not modified.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1; got {iterations}")
+    probe = copy.deepcopy(model).train()
+    params = [p for p in probe.parameters() if p.requires_grad]
+    loss = F.cross_entropy(probe(X), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+    eigenvalue = None
+    for _ in range(iterations):
+        norm = torch.sqrt(sum((u * u).sum() for u in v))
+        v = [u / norm for u in v]
+        dot = sum((g * u).sum() for g, u in zip(grads, v, strict=True))
+        hv = torch.autograd.grad(dot, params, retain_graph=True)
+        rayleigh = sum((h * u).sum() for h, u in zip(hv, v, strict=True)).item()  # v . Hv, |v|=1
+        converged = eigenvalue is not None and abs(rayleigh - eigenvalue) <= tol * abs(rayleigh)
+        eigenvalue, v = rayleigh, [h.detach() for h in hv]
+        if converged:
+            break
+    return float(eigenvalue)
 
 
 def interpolation_losses(
