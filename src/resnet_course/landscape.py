@@ -10,7 +10,7 @@
 * ``top_hessian_eigenvalue`` - the sharpness of the loss at the weights: the largest eigenvalue
   of its Hessian, by power iteration on Hessian-vector products (double backward).
 * ``probe_loss`` - the loss at the weights themselves, measured the same way as the slices.
-* ``largest_rise`` / ``local_minima`` - how far a line climbs, how many dips a plane has.
+* ``largest_rise`` - how far a line climbs on the way.
 
 Losses are measured with BatchNorm in train mode, i.e. with the statistics of the evaluation batch
 itself: moving the weights changes the statistics, and the running averages of the trained net
@@ -173,21 +173,3 @@ def largest_rise(losses: Sequence[float]) -> float:
         raise ValueError("losses must be a 1-D sequence of at least 2 values")
     lowest_so_far = np.minimum.accumulate(values)
     return float(max(0.0, (values[1:] - lowest_so_far[:-1]).max()))
-
-
-def local_minima(surface: np.ndarray) -> int:
-    """Number of interior grid points strictly lower than all 8 of their neighbours.
-
-    A single convex-looking basin has 1; a chaotic surface has several.
-    """
-    s = np.asarray(surface, dtype=float)
-    if s.ndim != 2 or min(s.shape) < 3:
-        raise ValueError(f"surface must be a 2-D grid of at least 3x3; got shape {s.shape}")
-    centre = s[1:-1, 1:-1]
-    lower = np.ones_like(centre, dtype=bool)
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            if di or dj:
-                rows, cols = slice(1 + di, s.shape[0] - 1 + di), slice(1 + dj, s.shape[1] - 1 + dj)
-                lower &= centre < s[rows, cols]
-    return int(lower.sum())

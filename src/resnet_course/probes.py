@@ -303,7 +303,9 @@ def neighbour_correlation(gradients: np.ndarray) -> float:
     return float(np.corrcoef(g[:-1], g[1:])[0, 1])
 
 
-def correlation_length(gradients: np.ndarray, spacing: float, threshold: float = math.exp(-1)) -> float:
+def correlation_length(
+    gradients: np.ndarray, spacing: float, threshold: float = math.exp(-1)
+) -> float:
     """Distance over which gradients on an evenly spaced grid stay correlated: the smallest lag
     (in input units, ``spacing`` per grid step) at which the autocorrelation
     ``corr(g_i, g_{i+k})`` falls below ``threshold`` (1/e), interpolated linearly between lags.
