@@ -104,7 +104,9 @@ def train_digits_resnet(
     )
     seconds = time.perf_counter() - start
     parameters = count_parameters(model)
-    return Run(depth, bool(residual), shortcut, parameters, history, seconds, seed)
+    return Run(
+        depth, bool(residual), shortcut, parameters, history, seconds, seed
+    )
 
 
 def depth_sweep(
@@ -113,9 +115,11 @@ def depth_sweep(
     seeds: Sequence[int] | None = None,
     **train_kwargs,
 ) -> list[Run]:
-    """``train_digits_resnet`` for every (residual, depth) pair, and every seed of ``seeds``
-    (None: one run with ``train_kwargs``' seed): plain nets first, then ResNets, each
-    depth's seeds together."""
+    """``train_digits_resnet`` for every (residual, depth) pair, and every seed
+    of
+    ``seeds`` (None: one run with ``train_kwargs``' seed): plain nets first,
+    then ResNets, each depth's seeds together.
+    """
     seed_runs = [{}] if seeds is None else [{"seed": seed} for seed in seeds]
     return [
         train_digits_resnet(depth, residual=residual, **seed_kw, **train_kwargs)
@@ -131,8 +135,10 @@ def shortcut_sweep(
     seeds: Sequence[int] | None = None,
     **train_kwargs,
 ) -> list[Run]:
-    """``train_digits_resnet`` for one depth and each shortcut option (same seed, same data), and
-    every seed of ``seeds`` (None: one run with ``train_kwargs``' seed)."""
+    """``train_digits_resnet`` for one depth and each shortcut option (same seed,
+    same data), and every seed of ``seeds`` (None: one run with
+    ``train_kwargs``' seed).
+    """
     seed_runs = [{}] if seeds is None else [{"seed": seed} for seed in seeds]
     return [
         train_digits_resnet(depth, shortcut=option, **seed_kw, **train_kwargs)
@@ -183,17 +189,23 @@ def check_depth_pattern(
     shallow, deep = min(plain), max(plain)
     mean = {("plain", d): sum(e) / len(e) for d, e in plain.items()}
     mean |= {("ResNet", d): sum(e) / len(e) for d, e in res.items()}
-    numbers = {"shallow": shallow, "deep": deep,
-               "seeds": min(len(e) for e in [*plain.values(), *res.values()])}  # fmt: skip
-    for key, errors in [("plain_shallow", plain[shallow]), ("plain_deep", plain[deep]),
-                        ("resnet_shallow", res[shallow]), ("resnet_deep", res[deep])]:  # fmt: skip
+    counts = [len(e) for e in [*plain.values(), *res.values()]]
+    numbers = {"shallow": shallow, "deep": deep, "seeds": min(counts)}
+    groups = {
+        "plain_shallow": plain[shallow],
+        "plain_deep": plain[deep],
+        "resnet_shallow": res[shallow],
+        "resnet_deep": res[deep],
+    }
+    for key, errors in groups.items():
         numbers[key] = sum(errors) / len(errors)
         numbers[f"{key}_min"], numbers[f"{key}_max"] = min(errors), max(errors)
     problems = []
     for before, after in pairwise(plain):
         if mean["plain", after] < mean["plain", before]:
             problems.append(
-                f"plain-{after} training error {mean['plain', after]:.3f} is below "
+                f"plain-{after} training error "
+                f"{mean['plain', after]:.3f} is below "
                 f"plain-{before}'s {mean['plain', before]:.3f}"
             )
     if numbers["plain_deep"] < numbers["plain_shallow"] + min_gap:

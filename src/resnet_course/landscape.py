@@ -90,15 +90,16 @@ def top_hessian_eigenvalue(
     tol: float = 1e-3,
     generator: torch.Generator | None = None,
 ) -> float:
-    """Largest eigenvalue of the Hessian of the cross-entropy on (X, y) with respect to all
-    parameters, by power iteration on Hessian-vector products.
+    """Largest eigenvalue of the Hessian of the cross-entropy on (X, y) with
+    respect to all parameters, by power iteration on Hessian-vector products.
 
-    The gradient is built once with ``create_graph=True``; each iteration differentiates
-    ``grad . v`` again (double backward), which gives ``H v`` without ever forming H. The
-    iteration stops when the Rayleigh quotient ``v . H v`` changes by less than ``tol``
-    (relative) or after ``iterations`` steps. BatchNorm uses the batch's statistics, as in
-    training and in the slices. For weights near a minimum the top eigenvalue is the largest in
-    magnitude too, which is what power iteration finds. The model is not modified.
+    The gradient is built once with ``create_graph=True``; each iteration
+    differentiates ``grad . v`` again (double backward), which gives ``H v``
+    without ever forming H. The iteration stops when the Rayleigh quotient ``v .
+    H v`` changes by less than ``tol`` (relative) or after ``iterations`` steps.
+    BatchNorm uses the batch's statistics, as in training and in the slices. For
+    weights near a minimum the top eigenvalue is the largest in magnitude too,
+    which is what power iteration finds. The model is not modified.
     """
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1; got {iterations}")
@@ -106,14 +107,17 @@ def top_hessian_eigenvalue(
     params = [p for p in probe.parameters() if p.requires_grad]
     loss = F.cross_entropy(probe(X), y)
     grads = torch.autograd.grad(loss, params, create_graph=True)
-    v = [torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params]
+    v = [
+        torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params
+    ]
     eigenvalue = None
     for _ in range(iterations):
         norm = torch.sqrt(sum((u * u).sum() for u in v))
         v = [u / norm for u in v]
         dot = sum((g * u).sum() for g, u in zip(grads, v, strict=True))
         hv = torch.autograd.grad(dot, params, retain_graph=True)
-        rayleigh = sum((h * u).sum() for h, u in zip(hv, v, strict=True)).item()  # v . Hv, |v|=1
+        # v . Hv with |v| = 1
+        rayleigh = sum((h * u).sum() for h, u in zip(hv, v, strict=True)).item()
         converged = eigenvalue is not None and abs(rayleigh - eigenvalue) <= tol * abs(rayleigh)
         eigenvalue, v = rayleigh, [h.detach() for h in hv]
         if converged:

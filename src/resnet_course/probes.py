@@ -306,13 +306,16 @@ def neighbour_correlation(gradients: np.ndarray) -> float:
 def correlation_length(
     gradients: np.ndarray, spacing: float, threshold: float = math.exp(-1)
 ) -> float:
-    """Distance over which gradients on an evenly spaced grid stay correlated: the smallest lag
-    (in input units, ``spacing`` per grid step) at which the autocorrelation
-    ``corr(g_i, g_{i+k})`` falls below ``threshold`` (1/e), interpolated linearly between lags.
+    """Distance over which gradients on an evenly spaced grid stay correlated:
+    the
+    smallest lag (in input units, ``spacing`` per grid step) at which the
+    autocorrelation ``corr(g_i, g_{i+k})`` falls below ``threshold`` (1/e),
+    interpolated linearly between lags.
 
-    A lag-0 correlation is 1 by definition, so a length below one ``spacing`` means the grid
-    does not resolve it (only an upper bound is measured). If the correlation never falls below
-    ``threshold`` within a quarter of the grid, returns that lag (a lower bound).
+    A lag-0 correlation is 1 by definition, so a length below one ``spacing``
+    means the grid does not resolve it (only an upper bound is measured). If the
+    correlation never falls below ``threshold`` within a quarter of the grid,
+    returns that lag (a lower bound).
     """
     g = np.asarray(gradients, dtype=float)
     if g.ndim != 1 or len(g) < 8:
@@ -426,20 +429,25 @@ def train_digits_net_to_loss(
     lr: float = 0.05,
     batch_size: int = 32,
 ) -> TrainedNet:
-    """``resnet_cifar(depth, residual=residual)`` trained on the digits with SGD (momentum 0.9,
-    constant ``lr``) until its loss on the probe batch (X_probe, y_probe) is at most
-    ``target_loss``, checked every ``check_every`` steps, or until ``max_steps``.
+    """``resnet_cifar(depth, residual=residual)`` trained on the digits with SGD
+    (momentum 0.9, constant ``lr``) until its loss on the probe batch (X_probe,
+    y_probe) is at most ``target_loss``, checked every ``check_every`` steps, or
+    until ``max_steps``.
 
-    The probe loss is ``landscape.probe_loss``: cross-entropy with BatchNorm on the probe batch's
-    statistics, the quantity the loss-landscape slices show, so networks stopped at the same
-    target sit at the same height of their landscapes. Same seed: same split, batch order and
-    initial weights as ``train_digits_net``. ``steps`` and ``probe_loss`` say where it stopped;
+    The probe loss is ``landscape.probe_loss``: cross-entropy with BatchNorm on
+    the probe batch's statistics, the quantity the loss-landscape slices show,
+    so networks stopped at the same target sit at the same height of their
+    landscapes. Same seed: same split, batch order and initial weights as
+    ``train_digits_net``. ``steps`` and ``probe_loss`` say where it stopped;
     ``probe_loss > target_loss`` means it never got there.
     """
-    from resnet_course.landscape import probe_loss  # landscape imports nothing from here
+    # landscape imports nothing from here: no import cycle
+    from resnet_course.landscape import probe_loss
 
     if not (target_loss > 0 and max_steps >= 1 and check_every >= 1):
-        raise ValueError("need target_loss > 0, max_steps >= 1 and check_every >= 1")
+        raise ValueError(
+            "need target_loss > 0, max_steps >= 1 and check_every >= 1"
+        )
     train_loader, val_loader = digits_loaders(size=8, batch_size=batch_size, seed=seed)
     set_seed(seed)
     model = resnet_cifar(depth, num_classes=10, residual=residual)
