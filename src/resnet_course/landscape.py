@@ -118,7 +118,8 @@ def top_hessian_eigenvalue(
         hv = torch.autograd.grad(dot, params, retain_graph=True)
         # v . Hv with |v| = 1
         rayleigh = sum((h * u).sum() for h, u in zip(hv, v, strict=True)).item()
-        converged = eigenvalue is not None and abs(rayleigh - eigenvalue) <= tol * abs(rayleigh)
+        change = None if eigenvalue is None else abs(rayleigh - eigenvalue)
+        converged = change is not None and change <= tol * abs(rayleigh)
         eigenvalue, v = rayleigh, [h.detach() for h in hv]
         if converged:
             break

@@ -448,10 +448,10 @@ def train_digits_net_to_loss(
         raise ValueError(
             "need target_loss > 0, max_steps >= 1 and check_every >= 1"
         )
-    train_loader, val_loader = digits_loaders(size=8, batch_size=batch_size, seed=seed)
+    train_loader, val_loader = digits_loaders(8, batch_size, seed)
     set_seed(seed)
     model = resnet_cifar(depth, num_classes=10, residual=residual)
-    init_state = {name: p.detach().clone() for name, p in model.named_parameters()}
+    init_state = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     history, steps, loss_now = History(), 0, probe_loss(model, X_probe, y_probe)
     while steps < max_steps and loss_now > target_loss:
