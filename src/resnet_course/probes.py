@@ -470,8 +470,10 @@ def train_digits_net_to_loss(
     model.eval()
     train_error = error_rate(model, train_loader, "cpu")
     val_error = error_rate(model, val_loader, "cpu")
-    return TrainedNet(model, init_state, history, train_error, val_error, bool(residual), seed,
-                      steps, loss_now)  # fmt: skip
+    return TrainedNet(
+        model, init_state, history, train_error, val_error, bool(residual),
+        seed, steps, loss_now,
+    )  # fmt: skip
 
 
 def train_dense_stack(
