@@ -20,9 +20,12 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def fake_run(depth: int, residual: bool, final_error: float, shortcut: str = "A") -> ie.Run:
+def fake_run(
+    depth: int, residual: bool, final_error: float, shortcut: str = "A", seed: int = 0
+) -> ie.Run:
     history = History(train_error=[0.9, final_error], val_error=[0.9, final_error])
-    return ie.Run(depth, residual, shortcut, num_parameters=1, history=history, seconds=0.0)
+    return ie.Run(depth, residual, shortcut, num_parameters=1, history=history, seconds=0.0,
+                  seed=seed)  # fmt: skip
 
 
 def pattern(plain: dict[int, float], resnet: dict[int, float]) -> list[ie.Run]:
@@ -67,6 +70,21 @@ def test_depth_pattern_raises_when_resnet_not_below_plain():
     # both families degrade equally: the ResNet is not better than the plain net of its depth
     runs = pattern({8: 0.0, 32: 0.08}, {8: 0.07, 32: 0.075})
     with pytest.raises(RuntimeError, match="is not at least 0.05 below plain-32"):
+        ie.check_depth_pattern(runs, min_gap=0.05, tolerance=0.01)
+
+
+def test_depth_pattern_uses_the_mean_over_seeds():
+    # seed 1's deep plain net alone would fail the 0.05 gap; the mean over seeds passes
+    runs = [fake_run(8, False, 0.0, seed=0), fake_run(8, False, 0.02, seed=1),
+            fake_run(32, False, 0.30, seed=0), fake_run(32, False, 0.06, seed=1),
+            fake_run(8, True, 0.0, seed=0), fake_run(8, True, 0.01, seed=1),
+            fake_run(32, True, 0.0, seed=0), fake_run(32, True, 0.02, seed=1)]  # fmt: skip
+    numbers = ie.check_depth_pattern(runs, min_gap=0.05, tolerance=0.01)
+    assert numbers["plain_deep"] == pytest.approx(0.18) and numbers["seeds"] == 2
+    assert (numbers["plain_deep_min"], numbers["plain_deep_max"]) == (0.06, 0.30)
+    assert numbers["resnet_deep"] == pytest.approx(0.01)
+    runs[2] = fake_run(32, False, 0.04, seed=0)  # mean 0.05: not 0.05 above 0.01
+    with pytest.raises(RuntimeError, match="means over seeds"):
         ie.check_depth_pattern(runs, min_gap=0.05, tolerance=0.01)
 
 
@@ -135,6 +153,13 @@ def test_sweeps_build_the_expected_runs(monkeypatch):
     assert all(kwargs == {"num_epochs": 2, "seed": 3} for *_, kwargs in calls)
     runs = ie.shortcut_sweep(20, ("A", "C"), lr=0.01)
     assert [(run.depth, run.shortcut) for run in runs] == [(20, "A"), (20, "C")]
+    calls.clear()
+    runs = ie.depth_sweep([8], seeds=(5, 6), num_epochs=1)
+    assert [(c[0], c[1], c[3]["seed"], c[3]["num_epochs"]) for c in calls] == [
+        (8, False, 5, 1), (8, False, 6, 1), (8, True, 5, 1), (8, True, 6, 1)]  # fmt: skip
+    calls.clear()
+    ie.shortcut_sweep(20, ("A", "B"), seeds=(1, 2))
+    assert [(c[2], c[3]["seed"]) for c in calls] == [("A", 1), ("A", 2), ("B", 1), ("B", 2)]
 
 
 def test_train_digits_resnet_is_real_and_reproducible():

@@ -13,9 +13,10 @@ from resnet_course.landscape import (
     filter_normalized_direction,
     interpolation_losses,
     largest_rise,
-    local_minima,
     loss_surface,
     parameters_of,
+    probe_loss,
+    top_hessian_eigenvalue,
 )
 from resnet_course.models import resnet_cifar
 
@@ -103,12 +104,36 @@ def test_largest_rise():
         largest_rise([1.0])
 
 
-def test_local_minima():
-    a = np.linspace(-1, 1, 9)
-    bowl = a[None, :] ** 2 + a[:, None] ** 2
-    assert local_minima(bowl) == 1
-    bumpy = np.cos(6 * a[None, :]) + np.cos(6 * a[:, None])
-    assert local_minima(bumpy) == 4
-    assert local_minima(np.zeros((5, 5))) == 0  # ties are not minima
-    with pytest.raises(ValueError):
-        local_minima(np.zeros((2, 5)))
+def test_probe_loss_is_the_train_mode_loss_and_leaves_the_model_alone(setup):
+    model, X, y = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert probe_loss(model, X, y) == pytest.approx(_train_mode_loss(model, X, y), rel=1e-6)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats too
+
+
+def test_top_hessian_eigenvalue_matches_the_full_hessian():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 3))
+    g = torch.Generator().manual_seed(1)
+    X, y = torch.randn(20, 4, generator=g), torch.randint(0, 3, (20,), generator=g)
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    def loss_of(theta):
+        params, i = {}, 0
+        for name, shape in zip(names, shapes, strict=True):
+            params[name] = theta[i : i + shape.numel()].view(shape)
+            i += shape.numel()
+        return F.cross_entropy(torch.func.functional_call(model, params, (X,)), y)
+
+    H = torch.autograd.functional.hessian(loss_of, flat)  # (P, P)
+    eigenvalues = torch.linalg.eigvalsh(H)
+    dominant = eigenvalues[eigenvalues.abs().argmax()].item()
+    found = top_hessian_eigenvalue(model, X, y, iterations=500, tol=1e-9,
+                                   generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert found == pytest.approx(dominant, rel=1e-3)
+    assert all(p.grad is None for p in model.parameters())  # a copy was differentiated
+    with pytest.raises(ValueError, match="iterations"):
+        top_hessian_eigenvalue(model, X, y, iterations=0)

@@ -94,3 +94,17 @@ def test_he_init():
 def test_bad_arguments(args):
     with pytest.raises(ValueError):
         dense_stack(*args)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_final_norm_puts_the_same_head_on_every_kind(kind):
+    torch.manual_seed(0)
+    with_head = dense_stack(kind, 5, 8, 2, 3, final_norm=True)
+    assert isinstance(with_head[-3], nn.BatchNorm1d) and isinstance(with_head[-2], nn.ReLU)
+    without = dense_stack(kind, 5, 8, 2, 3, final_norm=False)
+    assert isinstance(without[-2], DenseBlock)
+    default = dense_stack(kind, 5, 8, 2, 3)
+    assert isinstance(default[-3], nn.BatchNorm1d) == (kind == "pre")  # as before
+    assert with_head(torch.randn(4, 5)).shape == (4, 3)
+    with pytest.raises(ValueError, match="final_norm"):
+        dense_stack(kind, 5, 8, 2, 3, final_norm="yes")

@@ -10,14 +10,18 @@ import pytest
 import torch
 from torch import nn
 
+from resnet_course.data import digits
+from resnet_course.landscape import probe_loss
 from resnet_course.models import resnet_cifar, zero_init_residual_
 from resnet_course.preact import dense_stack
 from resnet_course.probes import (
     calibrate_batchnorm_,
+    correlation_length,
     deletable_blocks,
     deletion_errors,
     gradient_ratio,
     gradient_ratio_sweep,
+    input_gradient_sweep,
     input_gradients_1d,
     neighbour_correlation,
     path_gradient,
@@ -27,6 +31,7 @@ from resnet_course.probes import (
     shattered_sweep,
     train_dense_stack,
     train_digits_net,
+    train_digits_net_to_loss,
 )
 
 
@@ -248,3 +253,45 @@ def test_train_dense_stack_records_errors_per_epoch():
     X, y = torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g)
     history = train_dense_stack("pre", 2, X, y, num_epochs=2, width=8)
     assert len(history.train_error) == 2 and all(0 <= e <= 1 for e in history.train_error)
+
+
+def test_correlation_length_of_smoothed_noise():
+    # a moving average over w points: autocorrelation 1 - k/w, below 1/e at k = w (1 - 1/e)
+    w, spacing = 20, 0.01
+    noise = np.random.default_rng(0).standard_normal(40_000)
+    smooth = np.convolve(noise, np.ones(w), mode="valid")
+    length = correlation_length(smooth, spacing)
+    assert length == pytest.approx(spacing * w * (1 - math.exp(-1)), rel=0.05)
+    # the same function on every other point: the same length, in input units
+    assert correlation_length(smooth[::2], 2 * spacing) == pytest.approx(length, rel=0.1)
+    # white noise: below one grid step (unresolved); a slow sine: the lower bound
+    assert correlation_length(noise[:4096], spacing) < spacing
+    assert correlation_length(np.sin(np.linspace(0, 1, 100)), 1.0) == 25
+    with pytest.raises(ValueError):
+        correlation_length(noise[:5], spacing)
+    with pytest.raises(ValueError, match="spacing"):
+        correlation_length(noise, 0.0)
+
+
+def test_input_gradient_sweep_shapes_and_agrees_with_shattered_sweep():
+    gradients = input_gradient_sweep([1, 3], kinds=("pre",), seeds=(0, 1), width=8, num_points=33)
+    assert gradients["pre"].shape == (2, 2, 33)
+    correlations = shattered_sweep([1, 3], kinds=("pre",), seeds=(0, 1), width=8, num_points=33)
+    expected = np.apply_along_axis(neighbour_correlation, 2, gradients["pre"])
+    np.testing.assert_allclose(correlations["pre"], expected)
+
+
+def test_train_digits_net_to_loss_stops_at_the_target():
+    X, y = digits(size=8, channels=3, seed=0)[:2]
+    X, y = X[:64], y[:64]
+    net = train_digits_net_to_loss(8, True, 0, X, y, target_loss=1.5, max_steps=200,
+                                   check_every=5)  # fmt: skip
+    assert net.probe_loss <= 1.5 and 0 < net.steps < 200 and net.steps % 5 == 0
+    assert net.probe_loss == pytest.approx(probe_loss(net.model, X, y), rel=1e-6)
+    again = train_digits_net_to_loss(8, True, 0, X, y, target_loss=1.5, max_steps=200,
+                                     check_every=5)  # fmt: skip
+    assert again.steps == net.steps and again.history.step_losses == net.history.step_losses
+    short = train_digits_net_to_loss(8, False, 0, X, y, target_loss=1e-6, max_steps=3)
+    assert short.steps == 3 and short.probe_loss > 1e-6  # ran out of steps
+    with pytest.raises(ValueError):
+        train_digits_net_to_loss(8, True, 0, X, y, target_loss=0.0)

@@ -6,8 +6,9 @@ CPU, in seconds: the point is the *pattern* He et al. (2016) report, not their a
 
 * ``train_digits_resnet`` - train one ``resnet_cifar`` (plain or residual) on the digits.
 * ``depth_sweep`` / ``shortcut_sweep`` - several such runs (the chapters' Figure-6 and A/B/C runs).
-* ``check_depth_pattern`` - raises unless the runs show the paper's Figure-6 pattern, so a book
-  build fails instead of printing a claim the measurement does not support.
+* ``check_depth_pattern`` - raises unless the runs (mean over their seeds) show the paper's
+  Figure-6 pattern, so a book build fails instead of printing a claim the measurement does not
+  support.
 * ``parameter_rows`` / ``shortcut_parameter_rows`` / ``trace_shapes`` - tables computed from the
   models themselves.
 """
@@ -41,6 +42,7 @@ class Run:
     num_parameters: int
     history: History
     seconds: float  # wall-clock time of the whole run (training and evaluation)
+    seed: int = 0  # data split, batch order and initial weights
 
     @property
     def label(self) -> str:
@@ -102,38 +104,66 @@ def train_digits_resnet(
     )
     seconds = time.perf_counter() - start
     parameters = count_parameters(model)
-    return Run(depth, bool(residual), shortcut, parameters, history, seconds)
+    return Run(
+        depth, bool(residual), shortcut, parameters, history, seconds, seed
+    )
 
 
 def depth_sweep(
     depths: Iterable[int],
     residual_options: Iterable[bool] = (False, True),
+    seeds: Sequence[int] | None = None,
     **train_kwargs,
 ) -> list[Run]:
-    """``train_digits_resnet`` for every (residual, depth) pair: plain nets
-    first, then ResNets."""
+    """``train_digits_resnet`` for every (residual, depth) pair, and every seed
+    of
+    ``seeds`` (None: one run with ``train_kwargs``' seed): plain nets first,
+    then ResNets, each depth's seeds together.
+    """
+    seed_runs = [{}] if seeds is None else [{"seed": seed} for seed in seeds]
     return [
-        train_digits_resnet(depth, residual=residual, **train_kwargs)
+        train_digits_resnet(depth, residual=residual, **seed_kw, **train_kwargs)
         for residual in residual_options
         for depth in depths
+        for seed_kw in seed_runs
     ]
 
 
 def shortcut_sweep(
-    depth: int, options: Iterable[str] = ("A", "B", "C"), **train_kwargs
+    depth: int,
+    options: Iterable[str] = ("A", "B", "C"),
+    seeds: Sequence[int] | None = None,
+    **train_kwargs,
 ) -> list[Run]:
-    """``train_digits_resnet`` for one depth and each shortcut option (same seed, same data)."""
-    return [train_digits_resnet(depth, shortcut=option, **train_kwargs) for option in options]
+    """``train_digits_resnet`` for one depth and each shortcut option (same seed,
+    same data), and every seed of ``seeds`` (None: one run with
+    ``train_kwargs``' seed).
+    """
+    seed_runs = [{}] if seeds is None else [{"seed": seed} for seed in seeds]
+    return [
+        train_digits_resnet(depth, shortcut=option, **seed_kw, **train_kwargs)
+        for option in options
+        for seed_kw in seed_runs
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
 # The claim of the paper's Figure 6, checked on our own runs
 # ----------------------------------------------------------------------------------------------
+def _mean_final_errors(runs: Sequence[Run], residual: bool) -> dict[int, list[float]]:
+    """{depth: final training errors of its runs (one per seed)}, depths ascending."""
+    errors: dict[int, list[float]] = {}
+    for run in runs:
+        if run.residual == residual:
+            errors.setdefault(run.depth, []).append(run.final_train_error)
+    return dict(sorted(errors.items()))
+
+
 def check_depth_pattern(
     runs: Sequence[Run], min_gap: float = 0.05, tolerance: float = 0.01
 ) -> dict:
     """Check the pattern of He et al.'s Figure 6 on the final training
-    errors of ``runs``.
+    errors of ``runs``, averaged over the runs (seeds) of each depth.
 
     * plain nets: each deeper one ends no lower than the one before, and
       the deepest at least ``min_gap`` above the shallowest (deeper is
@@ -142,36 +172,41 @@ def check_depth_pattern(
       shallowest (deeper is not worse), and the deepest at least
       ``min_gap`` below the plain net of its depth.
 
-    Raises RuntimeError naming the failed part; returns the numbers it
-    compared otherwise.
+    Raises RuntimeError naming the failed part; returns the means it
+    compared otherwise, with ``<key>_min`` / ``<key>_max`` over the seeds
+    and ``seeds``, the smallest number of runs behind a mean.
     """
-    plain = sorted((r for r in runs if not r.residual), key=lambda r: r.depth)
-    res = sorted((r for r in runs if r.residual), key=lambda r: r.depth)
+    plain, res = _mean_final_errors(runs, False), _mean_final_errors(runs, True)
     if len(plain) < 2 or len(res) < 2:
         raise ValueError(
             "need at least two plain and two residual runs of different depths"
         )
-    if plain[-1].depth != res[-1].depth or plain[0].depth != res[0].depth:
+    if max(plain) != max(res) or min(plain) != min(res):
         raise ValueError(
             "plain and residual runs must cover the same shallowest and "
             "deepest depth"
         )
-    shallow, deep = plain[0].depth, plain[-1].depth
-    numbers = {
-        "shallow": shallow,
-        "deep": deep,
-        "plain_shallow": plain[0].final_train_error,
-        "plain_deep": plain[-1].final_train_error,
-        "resnet_shallow": res[0].final_train_error,
-        "resnet_deep": res[-1].final_train_error,
+    shallow, deep = min(plain), max(plain)
+    mean = {("plain", d): sum(e) / len(e) for d, e in plain.items()}
+    mean |= {("ResNet", d): sum(e) / len(e) for d, e in res.items()}
+    counts = [len(e) for e in [*plain.values(), *res.values()]]
+    numbers = {"shallow": shallow, "deep": deep, "seeds": min(counts)}
+    groups = {
+        "plain_shallow": plain[shallow],
+        "plain_deep": plain[deep],
+        "resnet_shallow": res[shallow],
+        "resnet_deep": res[deep],
     }
+    for key, errors in groups.items():
+        numbers[key] = sum(errors) / len(errors)
+        numbers[f"{key}_min"], numbers[f"{key}_max"] = min(errors), max(errors)
     problems = []
     for before, after in pairwise(plain):
-        if after.final_train_error < before.final_train_error:
+        if mean["plain", after] < mean["plain", before]:
             problems.append(
-                f"{after.label} training error "
-                f"{after.final_train_error:.3f} is below "
-                f"{before.label}'s {before.final_train_error:.3f}"
+                f"plain-{after} training error "
+                f"{mean['plain', after]:.3f} is below "
+                f"plain-{before}'s {mean['plain', before]:.3f}"
             )
     if numbers["plain_deep"] < numbers["plain_shallow"] + min_gap:
         problems.append(
@@ -179,10 +214,10 @@ def check_depth_pattern(
             f"at least {min_gap} above plain-{shallow}'s "
             f"{numbers['plain_shallow']:.3f}"
         )
-    for run in res[1:]:
-        if run.final_train_error > numbers["resnet_shallow"] + tolerance:
+    for depth in list(res)[1:]:
+        if mean["ResNet", depth] > numbers["resnet_shallow"] + tolerance:
             problems.append(
-                f"{run.label} training error {run.final_train_error:.3f} is "
+                f"ResNet-{depth} training error {mean['ResNet', depth]:.3f} is "
                 f"more than {tolerance} above ResNet-{shallow}'s "
                 f"{numbers['resnet_shallow']:.3f}"
             )
@@ -194,7 +229,8 @@ def check_depth_pattern(
         )
     if problems:
         raise RuntimeError(
-            "the runs do not show the Figure-6 pattern: " + "; ".join(problems)
+            "the runs do not show the Figure-6 pattern (means over seeds): "
+            + "; ".join(problems)
         )
     return numbers
 

@@ -7,7 +7,10 @@
 * ``interpolation_losses`` - loss on the straight line between two parameter vectors (e.g. the
   initial and the trained weights).
 * ``loss_surface`` - loss on the plane theta* + a d1 + b d2 around trained weights theta*.
-* ``largest_rise`` / ``local_minima`` - how far a line climbs, how many dips a plane has.
+* ``top_hessian_eigenvalue`` - the sharpness of the loss at the weights: the largest eigenvalue
+  of its Hessian, by power iteration on Hessian-vector products (double backward).
+* ``probe_loss`` - the loss at the weights themselves, measured the same way as the slices.
+* ``largest_rise`` - how far a line climbs on the way.
 
 Losses are measured with BatchNorm in train mode, i.e. with the statistics of the evaluation batch
 itself: moving the weights changes the statistics, and the running averages of the trained net
@@ -72,6 +75,57 @@ class _Probe:
         return F.cross_entropy(self.model(X), y).item()
 
 
+def probe_loss(model: nn.Module, X: torch.Tensor, y: torch.Tensor) -> float:
+    """Cross-entropy on (X, y) at the model's own weights, BatchNorm on the batch's statistics
+    (the centre of ``loss_surface``, the end of ``interpolation_losses``). The model is not
+    modified (its running statistics included)."""
+    return _Probe(model).loss(parameters_of(model), X, y)
+
+
+def top_hessian_eigenvalue(
+    model: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    iterations: int = 20,
+    tol: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Largest eigenvalue of the Hessian of the cross-entropy on (X, y) with
+    respect to all parameters, by power iteration on Hessian-vector products.
+
+    The gradient is built once with ``create_graph=True``; each iteration
+    differentiates ``grad . v`` again (double backward), which gives ``H v``
+    without ever forming H. The iteration stops when the Rayleigh quotient ``v .
+    H v`` changes by less than ``tol`` (relative) or after ``iterations`` steps.
+    BatchNorm uses the batch's statistics, as in training and in the slices. For
+    weights near a minimum the top eigenvalue is the largest in magnitude too,
+    which is what power iteration finds. The model is not modified.
+    """
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1; got {iterations}")
+    probe = copy.deepcopy(model).train()
+    params = [p for p in probe.parameters() if p.requires_grad]
+    loss = F.cross_entropy(probe(X), y)
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    v = [
+        torch.randn(p.shape, generator=generator, dtype=p.dtype) for p in params
+    ]
+    eigenvalue = None
+    for _ in range(iterations):
+        norm = torch.sqrt(sum((u * u).sum() for u in v))
+        v = [u / norm for u in v]
+        dot = sum((g * u).sum() for g, u in zip(grads, v, strict=True))
+        hv = torch.autograd.grad(dot, params, retain_graph=True)
+        # v . Hv with |v| = 1
+        rayleigh = sum((h * u).sum() for h, u in zip(hv, v, strict=True)).item()
+        change = None if eigenvalue is None else abs(rayleigh - eigenvalue)
+        converged = change is not None and change <= tol * abs(rayleigh)
+        eigenvalue, v = rayleigh, [h.detach() for h in hv]
+        if converged:
+            break
+    return float(eigenvalue)
+
+
 def interpolation_losses(
     model: nn.Module,
     start: Mapping[str, torch.Tensor],
@@ -124,21 +178,3 @@ def largest_rise(losses: Sequence[float]) -> float:
         raise ValueError("losses must be a 1-D sequence of at least 2 values")
     lowest_so_far = np.minimum.accumulate(values)
     return float(max(0.0, (values[1:] - lowest_so_far[:-1]).max()))
-
-
-def local_minima(surface: np.ndarray) -> int:
-    """Number of interior grid points strictly lower than all 8 of their neighbours.
-
-    A single convex-looking basin has 1; a chaotic surface has several.
-    """
-    s = np.asarray(surface, dtype=float)
-    if s.ndim != 2 or min(s.shape) < 3:
-        raise ValueError(f"surface must be a 2-D grid of at least 3x3; got shape {s.shape}")
-    centre = s[1:-1, 1:-1]
-    lower = np.ones_like(centre, dtype=bool)
-    for di in (-1, 0, 1):
-        for dj in (-1, 0, 1):
-            if di or dj:
-                rows, cols = slice(1 + di, s.shape[0] - 1 + di), slice(1 + dj, s.shape[1] - 1 + dj)
-                lower &= centre < s[rows, cols]
-    return int(lower.sum())

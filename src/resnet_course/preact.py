@@ -12,6 +12,8 @@ He-initialised) and differ only in where the shortcut and the nonlinearities sit
 A stack is ``stem -> num_blocks blocks -> head``: the plain and post-activation stacks use
 Linear+BN+ReLU as their stem; the pre-activation stack uses a bare Linear stem and puts the
 final BN+ReLU before the head (as the pre-activation ResNets of He et al., 2016b, do).
+``final_norm=True`` gives the plain and post-activation stacks that same BN+ReLU before the
+head, so that a comparison of the blocks is not also a comparison of the heads.
 These are the fully connected analogues of the papers' convolutional blocks: cheap enough to
 stack 200 blocks deep on a CPU.
 """
@@ -86,24 +88,36 @@ def he_init_(model: nn.Module) -> nn.Module:
 
 
 def dense_stack(
-    kind: str, in_features: int, width: int, num_blocks: int, num_classes: int
+    kind: str,
+    in_features: int,
+    width: int,
+    num_blocks: int,
+    num_classes: int,
+    final_norm: bool | None = None,
 ) -> nn.Sequential:
     """``num_blocks`` DenseBlocks of ``kind`` between a stem and a linear head, He-initialised.
 
     (N, in_features) -> (N, num_classes) logits; ``2 * num_blocks + 2`` Linear layers in all.
+    ``final_norm``: a BatchNorm and a ReLU between the last block and the classifier; by
+    default (None) only the pre-activation stack has them (module doc).
     """
     kind = _check_kind(kind)
     in_features = _check_count("in_features", in_features, 1)
     width = _check_count("width", width, 1)
     num_blocks = _check_count("num_blocks", num_blocks, 0)
     num_classes = _check_count("num_classes", num_classes, 1)
-    blocks = [DenseBlock(width, kind) for _ in range(num_blocks)]
-    if kind == "pre":
+    if final_norm is None:
         # pre-activation: the last block's sum still needs a BN+ReLU before the classifier
-        layers = [nn.Linear(in_features, width), *blocks, nn.BatchNorm1d(width), nn.ReLU()]
-    else:
-        layers = [nn.Linear(in_features, width), nn.BatchNorm1d(width), nn.ReLU(), *blocks]
-    return he_init_(nn.Sequential(*layers, nn.Linear(width, num_classes)))
+        final_norm = kind == "pre"
+    if not isinstance(final_norm, bool):
+        raise ValueError(f"final_norm must be True, False or None; got {final_norm!r}")
+    blocks = [DenseBlock(width, kind) for _ in range(num_blocks)]
+    stem = [nn.Linear(in_features, width)]
+    if kind != "pre":  # the pre-activation blocks normalise their own input
+        stem += [nn.BatchNorm1d(width), nn.ReLU()]
+    head = [nn.BatchNorm1d(width), nn.ReLU()] if final_norm else []
+    layers = [*stem, *blocks, *head, nn.Linear(width, num_classes)]
+    return he_init_(nn.Sequential(*layers))
 
 
 def blocks_of(model: nn.Module) -> list[DenseBlock]:

@@ -7,9 +7,13 @@
 * ``deletion_errors`` - error after deleting one block at a time (Veit et al. 2016).
 * ``path_gradient`` / ``path_gradient_norms`` / ``path_length_counts`` - gradient that reaches
   the input along paths through exactly k residual branches (Veit et al. 2016, section 5).
-* ``input_gradients_1d`` / ``neighbour_correlation`` - input gradients on a grid of nearby inputs
-  and how correlated neighbours are (Balduzzi et al. 2017, "shattered gradients").
-* ``train_digits_net`` / ``train_dense_stack`` - the trained networks these probes look into.
+* ``input_gradients_1d`` / ``neighbour_correlation`` / ``correlation_length`` - input gradients on
+  a grid of nearby inputs, how correlated neighbours are, and over what distance the correlation
+  lasts (Balduzzi et al. 2017, "shattered gradients"); ``input_gradient_sweep`` /
+  ``shattered_sweep`` run them over depths, kinds and seeds.
+* ``train_digits_net`` / ``train_digits_net_to_loss`` / ``train_dense_stack`` - the trained
+  networks these probes look into (the second stops at a target training loss, so that networks
+  of different depth can be compared at the same loss).
 """
 
 from __future__ import annotations
@@ -299,6 +303,59 @@ def neighbour_correlation(gradients: np.ndarray) -> float:
     return float(np.corrcoef(g[:-1], g[1:])[0, 1])
 
 
+def correlation_length(
+    gradients: np.ndarray, spacing: float, threshold: float = math.exp(-1)
+) -> float:
+    """Distance over which gradients on an evenly spaced grid stay correlated:
+    the
+    smallest lag (in input units, ``spacing`` per grid step) at which the
+    autocorrelation ``corr(g_i, g_{i+k})`` falls below ``threshold`` (1/e),
+    interpolated linearly between lags.
+
+    A lag-0 correlation is 1 by definition, so a length below one ``spacing``
+    means the grid does not resolve it (only an upper bound is measured). If the
+    correlation never falls below ``threshold`` within a quarter of the grid,
+    returns that lag (a lower bound).
+    """
+    g = np.asarray(gradients, dtype=float)
+    if g.ndim != 1 or len(g) < 8:
+        raise ValueError("gradients must be a 1-D array of at least 8 values")
+    if not spacing > 0:
+        raise ValueError(f"spacing must be > 0; got {spacing!r}")
+    previous = 1.0
+    for k in range(1, len(g) // 4 + 1):
+        r = float(np.corrcoef(g[:-k], g[k:])[0, 1])
+        if r < threshold:
+            return spacing * (k - 1 + (previous - threshold) / (previous - r))
+        previous = r
+    return spacing * (len(g) // 4)
+
+
+def input_gradient_sweep(
+    num_blocks: Sequence[int],
+    kinds: Iterable[str] = ("plain", "post", "pre"),
+    seeds: Sequence[int] = (0, 1, 2),
+    width: int = 64,
+    num_points: int = 256,
+) -> dict[str, np.ndarray]:
+    """``input_gradients_1d`` on a grid of ``num_points`` inputs in [-2, 2] (spacing
+    4 / (num_points - 1)) for freshly initialised 1-input, 1-output stacks:
+    {kind: array (len(seeds), len(depths), num_points)}. BatchNorm statistics are those of the
+    grid (``calibrate_batchnorm_``). Every other point of a grid of 2n - 1 points is a grid of
+    n points for the same networks, so one sweep gives several resolutions."""
+    x = torch.linspace(-2, 2, num_points).unsqueeze(1)  # (num_points, 1)
+    results = {}
+    for kind in kinds:
+        table = np.empty((len(seeds), len(num_blocks), num_points))
+        for i, seed in enumerate(seeds):
+            for j, n in enumerate(num_blocks):
+                set_seed(seed)
+                model = calibrate_batchnorm_(dense_stack(kind, 1, width, n, 1), x)
+                table[i, j] = input_gradients_1d(model, x)
+        results[kind] = table
+    return results
+
+
 def shattered_sweep(
     num_blocks: Sequence[int],
     kinds: Iterable[str] = ("plain", "post", "pre"),
@@ -306,20 +363,13 @@ def shattered_sweep(
     width: int = 64,
     num_points: int = 256,
 ) -> dict[str, np.ndarray]:
-    """``neighbour_correlation`` of input gradients on a grid of ``num_points`` inputs in
-    [-2, 2], for freshly initialised 1-input, 1-output stacks: {kind: (len(seeds), len(depths))}.
-    BatchNorm statistics are those of the grid (``calibrate_batchnorm_``)."""
-    x = torch.linspace(-2, 2, num_points).unsqueeze(1)  # (num_points, 1)
-    results = {}
-    for kind in kinds:
-        table = np.empty((len(seeds), len(num_blocks)))
-        for i, seed in enumerate(seeds):
-            for j, n in enumerate(num_blocks):
-                set_seed(seed)
-                model = calibrate_batchnorm_(dense_stack(kind, 1, width, n, 1), x)
-                table[i, j] = neighbour_correlation(input_gradients_1d(model, x))
-        results[kind] = table
-    return results
+    """``neighbour_correlation`` of the gradients of ``input_gradient_sweep``:
+    {kind: (len(seeds), len(depths))}."""
+    gradients = input_gradient_sweep(num_blocks, kinds, seeds, width, num_points)
+    return {
+        kind: np.apply_along_axis(neighbour_correlation, 2, table)
+        for kind, table in gradients.items()
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,6 +386,8 @@ class TrainedNet:
     val_error: float  # the same on the validation digits
     residual: bool
     seed: int
+    steps: int = 0  # optimizer steps taken (``train_digits_net_to_loss``; 0: not counted)
+    probe_loss: float = float("nan")  # loss on the probe batch at the end (nan: not measured)
 
 
 def train_digits_net(
@@ -365,6 +417,65 @@ def train_digits_net(
                       seed)  # fmt: skip
 
 
+def train_digits_net_to_loss(
+    depth: int,
+    residual: bool,
+    seed: int,
+    X_probe: torch.Tensor,
+    y_probe: torch.Tensor,
+    target_loss: float,
+    max_steps: int = 400,
+    check_every: int = 10,
+    lr: float = 0.05,
+    batch_size: int = 32,
+) -> TrainedNet:
+    """``resnet_cifar(depth, residual=residual)`` trained on the digits with SGD
+    (momentum 0.9, constant ``lr``) until its loss on the probe batch (X_probe,
+    y_probe) is at most ``target_loss``, checked every ``check_every`` steps, or
+    until ``max_steps``.
+
+    The probe loss is ``landscape.probe_loss``: cross-entropy with BatchNorm on
+    the probe batch's statistics, the quantity the loss-landscape slices show,
+    so networks stopped at the same target sit at the same height of their
+    landscapes. Same seed: same split, batch order and initial weights as
+    ``train_digits_net``. ``steps`` and ``probe_loss`` say where it stopped;
+    ``probe_loss > target_loss`` means it never got there.
+    """
+    # landscape imports nothing from here: no import cycle
+    from resnet_course.landscape import probe_loss
+
+    if not (target_loss > 0 and max_steps >= 1 and check_every >= 1):
+        raise ValueError(
+            "need target_loss > 0, max_steps >= 1 and check_every >= 1"
+        )
+    train_loader, val_loader = digits_loaders(8, batch_size, seed)
+    set_seed(seed)
+    model = resnet_cifar(depth, num_classes=10, residual=residual)
+    init_state = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    history, steps, loss_now = History(), 0, probe_loss(model, X_probe, y_probe)
+    while steps < max_steps and loss_now > target_loss:
+        model.train()
+        for X, y in train_loader:
+            loss = F.cross_entropy(model(X), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            history.step_losses.append(loss.item())
+            steps += 1
+            if steps % check_every == 0 or steps == max_steps:
+                loss_now = probe_loss(model, X_probe, y_probe)
+                if loss_now <= target_loss or steps == max_steps:
+                    break
+    model.eval()
+    train_error = error_rate(model, train_loader, "cpu")
+    val_error = error_rate(model, val_loader, "cpu")
+    return TrainedNet(
+        model, init_state, history, train_error, val_error, bool(residual),
+        seed, steps, loss_now,
+    )  # fmt: skip
+
+
 def train_dense_stack(
     kind: str,
     num_blocks: int,
@@ -375,10 +486,12 @@ def train_dense_stack(
     num_epochs: int = 5,
     lr: float = 0.02,
     batch_size: int = 64,
+    final_norm: bool | None = None,
 ) -> History:
-    """Train ``dense_stack(kind, ...)`` on flat inputs (N, F) with SGD (momentum 0.9); returns
-    its History (training error per epoch, measured in eval mode on all of (X, y))."""
+    """Train ``dense_stack(kind, ..., final_norm=final_norm)`` on flat inputs (N, F) with SGD
+    (momentum 0.9); returns its History (training error per epoch, measured in eval mode on all
+    of (X, y))."""
     set_seed(seed)
-    model = dense_stack(kind, X.shape[1], width, num_blocks, int(y.max()) + 1)
+    model = dense_stack(kind, X.shape[1], width, num_blocks, int(y.max()) + 1, final_norm)
     loader = make_loader(X, y, batch_size, shuffle=True, seed=seed)
     return fit(model, loader, num_epochs=num_epochs, lr=lr, device="cpu", progress=False)
