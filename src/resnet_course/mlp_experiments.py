@@ -203,15 +203,19 @@ class BNResidualBlock(nn.Module):
 
     def __init__(self, features: int):
         super().__init__()
-        self.linear1 = nn.Linear(features, features, bias=False)
-        self.bn1 = nn.BatchNorm1d(features)
-        self.linear2 = nn.Linear(features, features, bias=False)
-        self.bn2 = nn.BatchNorm1d(features)
+        # two (Linear without bias, BatchNorm) pairs, each (N, f) -> (N, f)
+        self.linear1, self.bn1 = _linear_bn(features)
+        self.linear2, self.bn2 = _linear_bn(features)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        # (N, features) -> (N, features)
-        branch = self.bn2(self.linear2(F.relu(self.bn1(self.linear1(a)))))
-        return F.relu(branch + a)
+        h = F.relu(self.bn1(self.linear1(a)))  # (N, f): the first hidden layer
+        # the shortcut joins before the second ReLU, as in He et al.'s blocks
+        return F.relu(a + self.bn2(self.linear2(h)))
+
+
+def _linear_bn(features: int) -> tuple[nn.Linear, nn.BatchNorm1d]:
+    # no bias: BatchNorm's shift makes it redundant
+    return nn.Linear(features, features, bias=False), nn.BatchNorm1d(features)
 
 
 @ints_at_least(depth=2)
