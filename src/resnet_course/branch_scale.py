@@ -31,6 +31,7 @@ from torch import nn
 
 from resnet_course.mlp_experiments import (
     bn_plain_mlp,
+    branch_ratios,
     classification_error,
     gradient_norms_by_layer,
     linear_layers,
@@ -221,16 +222,10 @@ def twin_init_study(
     return runs
 
 
-@torch.no_grad()
 def twin_branch_ratio(model: nn.Sequential, X: torch.Tensor) -> float:
     """Mean over the residual blocks of ``||F(a)|| / ||a||`` at one forward pass, for the
-    degradation chapter's twins (blocks with ``linear1``, ``linear2`` and ``relu(F(a) + a)``)."""
-    ratios, a = [], X
-    for module in model:
-        if hasattr(module, "linear1") and hasattr(module, "linear2"):
-            branch = module.linear2(F.relu(module.linear1(a)))  # (N, width)
-            ratios.append((branch.norm() / a.norm()).item())
-        a = module(a)
+    degradation chapter's twins (``mlp_experiments.branch_ratios``, averaged)."""
+    ratios = branch_ratios(model, X)
     if not ratios:
         raise ValueError("model has no residual block (a module with linear1 and linear2)")
     return float(np.mean(ratios))
