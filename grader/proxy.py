@@ -21,6 +21,7 @@ import inspect
 import signal
 import subprocess
 import threading
+import time
 import types
 
 import torch
@@ -88,10 +89,15 @@ class SubjectProcess:
                                         stderr=subprocess.DEVNULL, env=env, cwd=cwd,
                                         start_new_session=True)
         self.dead: str | None = None
+        # Why it was stopped, for the submission's flags: "timeout" (a clock here ran out),
+        # "protocol" (it sent something no honest subject sends), or what the caller names.
+        self.stopped_for: set[str] = set()
 
-    def kill(self, why: str = "stopped") -> None:
+    def kill(self, why: str = "stopped", kind: str | None = None) -> None:
         if self.dead is None:
             self.dead = why
+            if kind is not None:
+                self.stopped_for.add(kind)
         if self.process.poll() is None:
             try:
                 import os
@@ -101,34 +107,62 @@ class SubjectProcess:
         self.process.wait()
 
     def _timer(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self.kill, args=(f"no answer within {seconds:.0f} s",))
+        timer = threading.Timer(max(seconds, 0.0), self.kill,
+                                args=(f"no answer within {max(seconds, 0.0):.0f} s", "timeout"))
         timer.daemon = True
         timer.start()
         return timer
 
     def exchange(self, header: dict, blobs: list[bytes], timeout: float, on_event=None,
-                 first_timeout: float | None = None) -> tuple[dict, list[bytes]]:
-        """Send one request and read its reply within `timeout` seconds; progress events
-        (one per cell the subject starts) restart the clock. `first_timeout`: the first wait
-        (a fresh subject imports torch first)."""
+                 first_timeout: float | None = None, max_events: int = 0,
+                 deadline: float | None = None) -> tuple[dict, list[bytes]]:
+        """Send one request and read its reply.
+
+        Two clocks, neither of which the subject can move: the request's own limit, fixed when
+        it is sent (`first_timeout` or `timeout`, plus `timeout` for each of the `max_events`
+        progress events the request may bring: the init request's cells), and `deadline`
+        (time.monotonic(): the submission's whole budget). A progress event (one per cell the
+        subject starts) restarts only the per-cell clock of `timeout` seconds, and only
+        `max_events` of them count: one more, or one that `on_event` refuses (it raises
+        WireError), is a broken protocol. Replies are read with the reply caps of grader.wire,
+        so no answer can cost this process more than a few times MAX_REPLY_MESSAGE_BYTES."""
         if self.dead:
             raise SubjectDied(self.dead)
+        limit = (first_timeout or timeout) + timeout * max_events
+        if deadline is not None:
+            limit = min(limit, deadline - time.monotonic())
+        if limit <= 0:
+            self.kill("the notebook's time limit was spent", "timeout")
+            raise SubjectDied(self.dead)
+        whole = self._timer(limit)  # never restarted
         timer = self._timer(first_timeout or timeout)
+        events = 0
         try:
             wire.send(self.process.stdin, header, blobs)
             while True:
-                reply, out = wire.receive(self.process.stdout)
+                reply, out = wire.receive(self.process.stdout,
+                                          max_header=wire.MAX_REPLY_HEADER_BYTES,
+                                          max_items=wire.MAX_REPLY_ITEMS,
+                                          max_message=wire.MAX_REPLY_MESSAGE_BYTES)
                 if "event" not in reply:
                     return reply, out
+                events += 1
+                if events > max_events:
+                    raise wire.WireError(f"progress event {events} where {max_events} may come")
+                if on_event is not None:  # it validates what the event says (else WireError)
+                    on_event(reply)
                 timer.cancel()
                 timer = self._timer(timeout)
-                if on_event is not None:
-                    on_event(reply)
-        except (OSError, EOFError, wire.WireError, ValueError) as e:
-            self.kill(self.dead or f"the student's process ended or broke the protocol ({e})")
+        except (wire.WireError, ValueError) as e:  # read whole, but not what may come
+            self.kill(f"the student's process broke the grader's protocol ({str(e)[:300]})",
+                      "protocol")
+            raise SubjectDied(self.dead) from None
+        except (OSError, EOFError) as e:
+            self.kill(f"the student's process ended ({str(e)[:300]})")
             raise SubjectDied(self.dead) from None
         finally:
             timer.cancel()
+            whole.cancel()
 
 
 # --------------------------------------------------------------------------- proxies
@@ -191,8 +225,9 @@ def _tensors_in(value) -> list:
 class Client:
     """Requests to one subject, and the proxies of its objects."""
 
-    def __init__(self, process: SubjectProcess, timeout: float):
-        self.process, self.timeout = process, timeout
+    def __init__(self, process: SubjectProcess, timeout: float, deadline: float | None = None):
+        # timeout: seconds per request; deadline (time.monotonic()): the submission's end
+        self.process, self.timeout, self.deadline = process, timeout, deadline
         self.objects: dict[int, object] = {}  # subject handle -> proxy here
         self.handle_of: dict[int, int] = {}  # id(proxy) -> subject handle
         self.classes: dict[int, type] = {}
@@ -200,9 +235,12 @@ class Client:
     # ----------------------------------------------------------------- plumbing
 
     def request(self, header: dict, blobs: list[bytes] | None = None, on_event=None,
-                first_timeout: float | None = None):
+                first_timeout: float | None = None, max_events: int | None = None):
+        if max_events is None:  # one progress event per cell an init request sends, else none
+            cells = header.get("cells") if header.get("op") == "init" else None
+            max_events = len(cells) if isinstance(cells, list) else 0
         reply, out = self.process.exchange(header, blobs or [], self.timeout, on_event,
-                                           first_timeout)
+                                           first_timeout, max_events, self.deadline)
         if "error" in reply:
             raise _exception(reply["error"])
         return reply, out
@@ -349,6 +387,8 @@ class Client:
             tensors = _tensors_in(args) + _tensors_in(kwargs)
             with torch.no_grad():
                 for index, value in reply["mutated"]:
+                    if type(index) is not int or not 0 <= index < len(tensors):
+                        raise IndexError(f"no argument tensor {str(index)[:20]} was sent")
                     changed = wire.decode(value, out)
                     if tensors[index].shape == changed.shape:
                         tensors[index].copy_(changed)
@@ -361,7 +401,8 @@ class Client:
             sent.apply(reply, out)  # optimizers, host batches, the grader's hooks on its modules
             return wire.decode(reply["value"], out, self.unhook(made)), reply.get("tape")
         except (KeyError, IndexError, TypeError, ValueError) as e:
-            self.process.kill(f"the student's process answered nonsense ({e!r})")
+            self.process.kill(f"the student's process answered nonsense ({str(e)[:300]!r})",
+                              "protocol")
             raise SubjectDied(self.process.dead) from None
 
     def _call_name(self, target, method) -> str:

@@ -140,6 +140,11 @@ def _probe_uid() -> int | None:
 class SandboxSpec:
     """One sandbox: its writable folder, runtime folder (sockets), limits and user id."""
 
+    # The runtime folder is bound from the host: writable where the process makes its sockets
+    # there (the kernel), read-only where it needs none (the verdict's subject talks over
+    # pipes), so that every place it can write is a sized tmpfs.
+    runtime_writable = True
+
     def __init__(self, workdir: Path | None, runtime_dir: Path, limits: Limits, uid: int | None,
                  extra_readonly: list[Path] | None = None, host_proc: bool = False,
                  grader_files: tuple[str, ...] | None = ()):
@@ -215,7 +220,7 @@ class SandboxSpec:
         readonly = readonly_paths(grader=self.grader_files is None) + self.extra_readonly
         mounts = [(p, "--ro-bind") for p in readonly]
         mounts += self._grader_mounts(readonly)
-        mounts += [(self.runtime_dir, "--bind")]
+        mounts += [(self.runtime_dir, "--bind" if self.runtime_writable else "--ro-bind")]
         if self.workdir is not None:
             mounts += [(self.workdir, "--bind")]
         made: set[Path] = {Path("/"), Path("/tmp"), Path("/home")}

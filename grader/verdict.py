@@ -43,10 +43,12 @@ from pathlib import Path
 import nbformat
 
 import grader
+from grader import flags as flag_names
 from grader import gradebook, instruments, proxy, subject, wire
 from grader.checks import common
 from grader.course import CourseLayout
-from grader.flags import verdict_flags
+from grader.disk_monitor import SandboxMonitor
+from grader.flags import verdict_flags, write_review_note
 from grader.hidden_tests import split_hidden
 from grader.limits import Limits
 from grader.sandbox import SandboxSpec, _prepare_ownership
@@ -151,36 +153,61 @@ def helpers_source() -> str:
 
 
 class _SubjectSpec(SandboxSpec):
+    runtime_writable = False  # it talks over pipes: no socket to make in the runtime folder
+
     def env(self) -> dict[str, str]:  # the subject needs no NBGRADER_* setting
         return {k: v for k, v in super().env().items() if not k.startswith("NBGRADER_")}
 
 
 class Subject:
-    """One started subject process and its client; close() ends it and its sandbox."""
+    """One started subject process and its client; close() ends it and its sandbox.
 
-    def __init__(self, limits: Limits, sandbox: bool):
+    Sandboxed, it writes only where the kernel can: the sized tmpfs of grader.sandbox (its
+    working folder is the scratch tmpfs SCRATCH, not a host folder; the runtime folder is
+    read-only), watched by the kernel's disk monitor. It ends by `deadline` (time.monotonic(),
+    default: notebook_timeout from now), the submission's budget, whatever it answers."""
+
+    def __init__(self, limits: Limits, sandbox: bool, deadline: float | None = None):
+        self.deadline = (time.monotonic() + limits.notebook_timeout if deadline is None
+                         else deadline)
         self.lease = UidLease() if sandbox and os.geteuid() == 0 else None
         tag = "" if self.lease is None else f"{self.lease.uid}-"
         self.runtime = Path(tempfile.mkdtemp(prefix=f"gsv-{tag}"))
-        self.workdir = self.runtime / "work"
+        self.workdir = self.runtime / "work"  # --no-sandbox only; else bwrap's cwd outside
         self.workdir.mkdir()
         cmd = [sys.executable, "-I", "-c", boot_source()]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                "HOME": str(self.workdir), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
         if sandbox:
-            spec = _SubjectSpec(self.workdir, self.runtime, limits,
+            spec = _SubjectSpec(None, self.runtime, limits,
                                 None if self.lease is None else self.lease.uid)
             _prepare_ownership(spec)
             cmd = spec.argv(cmd)
         self.process = proxy.SubjectProcess(cmd, env, str(self.workdir))
-        self.client = proxy.Client(self.process, float(limits.cell_timeout))
-        self.watchdog = threading.Timer(limits.notebook_timeout, self.process.kill,
-                                        args=(f"ran past {limits.notebook_timeout} s in all",))
+        self.monitor: SandboxMonitor | None = None
+        if sandbox:  # reports a full tmpfs (flag disk-limit); stops one past MAX_INODES
+            self.monitor = SandboxMonitor(
+                self.process.process.pid, limits, None, on_overflow=lambda: self.process.kill(
+                    "your code filled the grader's process's folders", "disk"))
+            self.monitor.start()
+        self.client = proxy.Client(self.process, float(limits.cell_timeout), self.deadline)
+        self.watchdog = threading.Timer(
+            max(0.0, self.deadline - time.monotonic()), self.process.kill,
+            args=(f"ran past the notebook's {limits.notebook_timeout} s in all", "timeout"))
         self.watchdog.daemon = True
         self.watchdog.start()
 
+    @property
+    def stopped_for(self) -> set[str]:
+        """What stopped it or went wrong ("timeout", "protocol", "disk"): the flags' source."""
+        full = {"disk"} if self.monitor is not None and self.monitor.full else set()
+        return set(self.process.stopped_for) | full
+
     def close(self) -> None:
         self.watchdog.cancel()
+        if self.monitor is not None:
+            self.monitor.check()  # a last look while its tmpfs still exist
+            self.monitor.stop()
         self.process.kill()
         if self.lease is not None:
             self.lease.release()
@@ -188,28 +215,43 @@ class Subject:
         shutil.rmtree(self.runtime, ignore_errors=True)
 
 
-def start_subject(cells, limits: Limits, sandbox: bool) -> tuple[Subject, list, str]:
+def start_subject(cells, limits: Limits, sandbox: bool, deadline: float | None = None,
+                  stopped: set[str] | None = None) -> tuple[Subject, list, str]:
     """A subject that has run `cells`; if one cell kills it, again without that cell and those
-    after it. Returns (subject, cell errors, note)."""
+    after it. Returns (subject, cell errors, note). What stopped a subject that is given up
+    ("timeout", "protocol", "disk") is added to `stopped`."""
     note = ""
-    last = [0]  # index of the cell the subject is running (its progress events)
+    last = [-1]  # index of the cell the subject is running (its progress events)
 
     def progress(event: dict) -> None:
-        last[0] = int(event.get("index", 0))
+        # the subject says which cell it starts: only the next one, in order, is believed (an
+        # index it made up would pick the cell blamed below)
+        index = event.get("index")
+        if type(index) is not int or index != last[0] + 1 or index >= len(cells):
+            raise wire.WireError(f"progress event for cell {proxy.student_text(index, 20)} "
+                                 f"after cell {last[0]} of {len(cells)}")
+        last[0] = index
 
     for _ in range(2):
-        sub = Subject(limits, sandbox)
-        last[0] = 0
+        sub = Subject(limits, sandbox, deadline)
+        last[0] = -1
         try:
             reply, _ = sub.client.request(
                 {"op": "init", "cells": [list(c) for c in cells], "helpers": helpers_source()},
-                on_event=progress, first_timeout=limits.cell_timeout + proxy.STARTUP_SECONDS)
-            return sub, reply.get("errors", []), note
+                on_event=progress, first_timeout=limits.cell_timeout + proxy.STARTUP_SECONDS,
+                max_events=len(cells))
+            errors = reply.get("errors", [])
+            return sub, errors if isinstance(errors, list) else [], note
         except proxy.SubjectDied as e:
             sub.close()
+            if stopped is not None:
+                stopped.update(sub.stopped_for)
+            if last[0] < 0:  # before any cell: nothing to leave out
+                note = f"the grader's process for your code did not start ({e})"
+                break
             note = f"your code stopped the grader's process in cell {cells[last[0]][0]!r} ({e})"
             cells = cells[:last[0]]
-    return Subject(limits, sandbox), [], note
+    return Subject(limits, sandbox, deadline), [], note
 
 
 # --------------------------------------------------------------------------- judging
@@ -291,18 +333,22 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
                 exec(compile(source, f"<{label}>", "exec"), ns)
             except Exception:  # noqa: BLE001 - the subject's copy is what matters
                 pass
-    verdicts: list[CellVerdict] = []
+    verdicts = Verdicts()
+    stopped: set[str] = set()  # what stopped its subjects (flags)
     sub: Subject | None = None
     dead = ""
     try:
         for grade_id, points, source in tests:
             if sub is None and time.monotonic() < deadline:
-                sub, _, note = start_subject(cells, limits, sandbox)
+                sub, _, note = start_subject(cells, limits, sandbox, deadline, stopped)
                 try:
                     _bind(sub, names, ns)
                     dead = ""
                 except proxy.SubjectDied as e:
                     dead = f"{note} {e}".strip()
+            elif sub is None:
+                dead = f"the notebook's time limit of {limits.notebook_timeout} s was spent"
+                stopped.add("timeout")
             if sub is None or dead:
                 verdicts.append(CellVerdict(grade_id, 0.0, points,
                                             _died(f"not run: your code's process ended ({dead})"),
@@ -315,6 +361,7 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
                 verdicts.append(CellVerdict(grade_id, 0.0, points, _died(f"{note} {e}"),
                                             visible_known=False))
                 sub.close()
+                stopped.update(sub.stopped_for)
                 sub = None  # the next test starts a fresh one
                 continue
             hidden = any(h for h, _ in split_hidden(source))
@@ -326,7 +373,31 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
     finally:
         if sub is not None:
             sub.close()
+            stopped.update(sub.stopped_for)
+    verdicts.note_stopped(stopped)
     return verdicts
+
+
+class Verdicts(list):
+    """The CellVerdicts of one submission, in order, and the flags of its subjects' ends:
+    `timeout` (a request or the notebook's budget ran out), `disk-limit` (a tmpfs filled),
+    `tamper-suspected` (the subject sent what no honest one sends), each with a review line."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.flags: list[str] = []
+        self.notes: list[str] = []
+
+    def note_stopped(self, stopped: set[str]) -> None:
+        why = {"timeout": (flag_names.TIMEOUT, "your code's process ran out of time"),
+               "disk": (flag_names.DISK_LIMIT, "your code filled the writable folders of the "
+                        "grader's process (scratch folder, /tmp or /dev/shm)"),
+               "protocol": (flag_names.TAMPER_SUSPECTED, "the process that ran your code sent "
+                            "the grader something no honest run sends (the checks it was "
+                            "answering scored 0)")}
+        for kind in sorted(stopped & set(why)):
+            self.flags.append(why[kind][0])
+            self.notes.append(why[kind][1])
 
 
 def _died(text: str) -> str:
@@ -382,6 +453,10 @@ def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_
     if verdicts is None:
         return []
     differences = record(db_url, student_id, assignment_id, verdicts)
+    flags = list(getattr(verdicts, "flags", []))
+    if flags:
+        write_review_note(course_root, student_id, assignment_id, "".join(
+            f"verdict: {note}\n" for note in getattr(verdicts, "notes", [])))
     if not differences:
-        return []
-    return verdict_flags(course_root, student_id, assignment_id, differences)
+        return flags
+    return flags + verdict_flags(course_root, student_id, assignment_id, differences)

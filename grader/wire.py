@@ -25,7 +25,17 @@ import weakref
 import torch
 
 MAX_MESSAGE_BYTES = 512 * 1024**2  # one message: header + tensors (a ResNet-110 is ~7 MB)
-MAX_HEADER_BYTES = 64 * 1024**2
+MAX_HEADER_BYTES = 64 * 1024**2  # a request the grader sends (the cells' source text is in it)
+# What the trusted side accepts from the subject, which is the student's to forge. A JSON
+# header costs the parser up to ~30 bytes of Python objects per byte (a 63 MiB one took the
+# grader 2.1 GB and 34 s), so a reply's header is capped near the largest honest one, and the
+# brackets, commas and colons in it (a bound on the JSON values it holds) are counted before it
+# is parsed. Bulk data travels as blobs, which cost their own size (twice: read, then the
+# tensor's copy). The largest honest replies over the five solutions' verdicts: header 181 kB
+# with 31,770 such characters (ex4's ResNet-110 state), whole message 7.1 MB (ex4).
+MAX_REPLY_HEADER_BYTES = 1024**2
+MAX_REPLY_ITEMS = 200_000
+MAX_REPLY_MESSAGE_BYTES = 64 * 1024**2
 DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
     torch.int16, torch.int8, torch.uint8, torch.bool)}
@@ -58,7 +68,8 @@ def tensor_from(data: bytes, dtype_name: str, shape: list) -> torch.Tensor:
         raise WireError(f"{len(data)} bytes do not make a {dtype_name} tensor of shape {shape}")
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
-    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape).clone()
+    # bytearray: a private, writable copy the tensor keeps (no second copy by clone)
+    return torch.frombuffer(bytearray(data), dtype=dtype).reshape(shape)
 
 
 # --------------------------------------------------------------------------- values
@@ -187,22 +198,33 @@ def _read_exactly(stream, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def receive(stream) -> tuple[dict, list[bytes]]:
-    """One message: (header, blobs). Sizes are checked before anything is allocated."""
+def receive(stream, max_header: int = MAX_HEADER_BYTES, max_items: int | None = None,
+            max_message: int = MAX_MESSAGE_BYTES) -> tuple[dict, list[bytes]]:
+    """One message: (header, blobs). Sizes are checked before anything is allocated; with
+    `max_items`, the header's bracket, comma and colon count before it is parsed (a bound on
+    the objects the parser can make, whatever the text)."""
     (length,) = struct.unpack(">Q", _read_exactly(stream, 8))
-    if length > MAX_HEADER_BYTES:
-        raise WireError(f"header of {length} bytes is too large")
+    if length > max_header:
+        raise WireError(f"header of {length} bytes is too large (at most {max_header})")
+    text = _read_exactly(stream, length)
+    if max_items is not None:
+        items = sum(text.count(c) for c in (b"[", b"{", b",", b":"))
+        if items > max_items:
+            raise WireError(f"header with up to {items} JSON values is too large "
+                            f"(at most {max_items})")
     try:
-        header = json.loads(_read_exactly(stream, length))
+        header = json.loads(text)
     except (ValueError, RecursionError) as e:
-        raise WireError(f"header is not JSON: {e}") from None
+        raise WireError(f"header is not JSON: {str(e)[:200]}") from None
+    del text
     if not isinstance(header, dict):
         raise WireError("header is not a JSON object")
     sizes = header.pop("sizes", [])
-    if not isinstance(sizes, list) or not all(isinstance(s, int) and s >= 0 for s in sizes):
+    if not isinstance(sizes, list) or not all(type(s) is int and s >= 0 for s in sizes):
         raise WireError("bad blob sizes")
-    if sum(sizes) + length > MAX_MESSAGE_BYTES:
-        raise WireError(f"message of {sum(sizes) + length} bytes is too large")
+    if sum(sizes) + length > max_message:
+        raise WireError(f"message of {sum(sizes) + length} bytes is too large "
+                        f"(at most {max_message})")
     return header, [_read_exactly(stream, s) for s in sizes]
 
 

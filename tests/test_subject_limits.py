@@ -1,0 +1,362 @@
+"""A verdict subject that cannot stall or harm the run (issue 21, item 3).
+
+The subject (grader/subject.py: the sandboxed process that runs a student's answer cells for
+the trusted verdict) is the student's to control once their code runs. Each attack here is the
+correct ex1 answer with an attack appended to its last graded answer cell (plain_bn_mlp), so the
+cells before it must still score, and each test asserts what the issue asks: bounded time,
+bounded host disk or trusted memory, the submission's checks failing honestly (0 for the cells
+the attack touched, flagged, never `grading-error`), and in one autograde run with honest
+students beside them (two of them named like the grader's own files): every row in grades.csv,
+every feedback page.
+
+The attacks reach the subject's channel the way student code can: the request loop's `Server`
+object, found with `gc` (in the notebook's kernel there is none: the attack does nothing there).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from submissions import (
+    REPO,
+    autograded_cells,
+    grader_env,
+    make_submission,
+    read_by_student,
+    read_grades_by_cell,
+    solution_path,
+    solved_answers,
+    write_submissions,
+)
+
+from grader import verdict
+from grader.limits import MIB, Limits
+from grader.sandbox import sandbox_available
+
+pytestmark = pytest.mark.slow
+needs_sandbox = pytest.mark.skipif(not sandbox_available()[0],
+                                   reason=f"sandbox unavailable: {sandbox_available()[1]}")
+
+AID = "ex1_degradation"
+ATTACKED = "plain_bn_mlp"  # the last graded answer cell: the attack runs at its end
+FULL = sum(autograded_cells(AID).values())  # 13
+UNTOUCHED = FULL - autograded_cells(AID)[f"test_{ATTACKED}"]  # what the cells before it give
+
+SERVER = """
+import gc as _gc
+_server = next((o for o in _gc.get_objects() if type(o).__name__ == "Server"
+                and hasattr(o, "writer")), None)  # the subject's request loop; None elsewhere
+"""
+
+# 601 MiB into the working folder, as issue 21 measured (ENOSPC ends it where the folder is a
+# sized tmpfs; the file is kept, so the folder stays full)
+FILL_DISK = '''
+try:
+    with open("fill", "wb") as _f:
+        for _ in range(601):
+            _f.write(b"x" * 2**20)
+except OSError:
+    pass
+'''
+
+# a progress event every half second, naming a cell the grader never sent (10**6) or the last
+# cell (the retry then ran the attacked cell again: two notebook limits): each event used to
+# restart the request's clock
+SPAM_PROGRESS = SERVER + """
+if _server is not None:
+    import time as _time
+    import grader_wire as _wire
+    while True:
+        _wire.send(_server.writer, {{"event": "cell", "index": {index}}})
+        _time.sleep(0.5)
+"""
+
+# every contract function hangs when the grader calls it
+HANG = """
+import time as _time
+
+
+def _hang(*args, **kwargs):
+    while True:
+        _time.sleep(1)
+
+
+plain_mlp = training_error = layer_gradient_norms = plain_bn_mlp = _hang
+"""
+
+# a 63 MiB JSON header (under the old 64 MiB cap) of empty objects: ~25 bytes of Python
+# objects per byte to parse
+HEADER_BOMB = SERVER + '''
+if _server is not None:
+    import struct as _struct
+    _text = b'{"errors": [], "pad": [' + b'{},' * ((63 * 2**20 - 30) // 3) + b'{}]}'
+    _server.writer.write(_struct.pack(">Q", len(_text)) + _text)
+    _server.writer.flush()
+    del _text
+'''
+
+
+def attacked(attack: str) -> nbformat.NotebookNode:
+    """The correct ex1 answers, `attack` run at the end of the plain_bn_mlp cell."""
+    return make_submission(AID, {ATTACKED: solved_answers(AID)[ATTACKED] + "\n" + attack})
+
+
+def scores(verdicts) -> dict[str, float]:
+    return {v.grade_id: v.score for v in verdicts}
+
+
+def judge(tmp_path: Path, nb, limits: Limits, sandbox: bool):
+    path = tmp_path / f"{AID}.ipynb"
+    nbformat.write(nb, path)
+    started = time.monotonic()
+    verdicts = verdict.judge(solution_path(AID), path, limits, sandbox)
+    return verdicts, time.monotonic() - started
+
+
+class FolderSize(threading.Thread):
+    """The most bytes a host folder held (sampled every 0.1 s, plus a last look)."""
+
+    def __init__(self, folder: Path):
+        super().__init__(daemon=True)
+        self.folder, self.peak, self._done = folder, 0, threading.Event()
+
+    def size(self) -> int:
+        total = 0
+        for dirpath, _dirs, filenames in os.walk(self.folder):
+            for name in filenames:
+                try:
+                    total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+    def run(self) -> None:
+        while not self._done.wait(0.1):
+            self.peak = max(self.peak, self.size())
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        self.peak = max(self.peak, self.size())
+        return self.peak
+
+
+# --------------------------------------------------------------------------- one attack each
+
+
+@needs_sandbox
+def test_a_subject_that_fills_its_folder_writes_no_host_disk(tmp_path, monkeypatch):
+    """Its working folder was a host folder (/tmp/gsv-*/work, 601 MiB written, no flag): now
+    the sandbox's sized scratch tmpfs, so the write ends with ENOSPC inside, the verdict's
+    folders on the host stay small, and the disk monitor flags `disk-limit`."""
+    host = tmp_path / "host-tmp"  # where the verdict makes its folders on the host
+    host.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(host))
+    watch = FolderSize(host)
+    watch.start()
+    limits = Limits(cell_timeout=60, notebook_timeout=300, disk_bytes=64 * MIB)
+    verdicts, seconds = judge(tmp_path, attacked(FILL_DISK), limits, sandbox=True)
+    peak = watch.stop()
+    print(f"verdict {seconds:.1f} s, host folders at most {peak / MIB:.2f} MiB, flags "
+          f"{verdicts.flags}")
+    assert peak < 4 * MIB, f"{peak / MIB:.0f} MiB written to the host's disk"
+    assert sum(scores(verdicts).values()) == FULL, scores(verdicts)  # no check depends on it
+    assert "disk-limit" in verdicts.flags, verdicts.flags
+    assert seconds < 120
+
+
+def last_cell() -> int:
+    """The index of the last cell the subject runs (given and answer cells, in order)."""
+    nb = nbformat.read(solution_path(AID), as_version=4)
+    return len(verdict.notebook_parts(nb, nb)[0]) - 1
+
+
+@pytest.mark.parametrize("index", ["10**6", "last"], ids=["unknown-cell", "last-cell"])
+def test_progress_events_extend_nothing(tmp_path, index):
+    """Progress events restarted the per-request clock (a subject that kept sending them never
+    timed out) and the retry trusted the cell index they named (10**6: IndexError, then
+    `grading-error`; the last cell: the retry ran the attacked cell again, a second notebook
+    limit). Now an event out of order breaks the protocol at once: the attacked cell is left
+    out, the cells before it score, the submission is flagged, well inside the limit."""
+    index = str(last_cell()) if index == "last" else index
+    limits = Limits(cell_timeout=10, notebook_timeout=60)
+    verdicts, seconds = judge(tmp_path, attacked(SPAM_PROGRESS.format(index=index)), limits,
+                              sandbox=False)
+    print(f"verdict {seconds:.1f} s, flags {getattr(verdicts, 'flags', None)}")
+    assert seconds < 45, seconds
+    got = scores(verdicts)
+    assert got[f"test_{ATTACKED}"] == 0 and sum(got.values()) == UNTOUCHED, got
+    assert "tamper-suspected" in verdicts.flags, verdicts.flags
+
+
+def test_the_verdict_ends_by_the_notebooks_limit(tmp_path):
+    """Functions that hang when called: each test's request is stopped, and the next test's
+    fresh subject used to get a whole request's time again past the notebook's limit. The
+    verdict now ends by the notebook's limit (plus closing its subject), flagged `timeout`."""
+    limits = Limits(cell_timeout=12, notebook_timeout=20)
+    verdicts, seconds = judge(tmp_path, attacked(HANG), limits, sandbox=False)
+    print(f"verdict {seconds:.1f} s, flags {getattr(verdicts, 'flags', None)}")
+    assert seconds < 20 + 7, seconds
+    assert sum(scores(verdicts).values()) == 0, scores(verdicts)
+    assert "timeout" in verdicts.flags, verdicts.flags
+
+
+TRUSTED_PEAK = '''
+import json, resource, sys, time
+from pathlib import Path
+from grader import verdict
+from grader.limits import Limits
+
+source, honest, bomb = (Path(p) for p in sys.argv[1:4])
+limits = Limits(cell_timeout=60, notebook_timeout=300)
+verdict.judge(source, honest, limits, sandbox=False)  # the checks' own memory, once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+started = time.monotonic()
+verdicts = verdict.judge(source, bomb, limits, sandbox=False)
+print(json.dumps({"grew": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before,
+                  "seconds": time.monotonic() - started,
+                  "scores": {v.grade_id: v.score for v in verdicts},
+                  "flags": list(getattr(verdicts, "flags", []))}))
+'''
+
+
+def test_a_huge_reply_header_costs_the_trusted_side_little(tmp_path):
+    """A 63 MiB header took the grader's process 2.1 GB and 34 s to parse. Replies now have a
+    header cap near the largest honest one and a count of its JSON values before parsing: the
+    trusted process's peak memory grows by at most 256 MB (measured in a process of its own,
+    after an honest verdict), and the attacked cell fails honestly."""
+    honest, bomb = tmp_path / "honest.ipynb", tmp_path / "bomb.ipynb"
+    nbformat.write(make_submission(AID), honest)
+    nbformat.write(attacked(HEADER_BOMB), bomb)
+    done = subprocess.run([sys.executable, "-c", TRUSTED_PEAK, str(solution_path(AID)),
+                           str(honest), str(bomb)], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env=grader_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"trusted peak grew {result['grew'] / MIB:.0f} MiB in {result['seconds']:.1f} s")
+    assert result["grew"] <= 256 * MIB, f"{result['grew'] / MIB:.0f} MiB"
+    assert result["seconds"] < 60, result
+    assert result["scores"][f"test_{ATTACKED}"] == 0, result
+    assert sum(result["scores"].values()) == UNTOUCHED, result
+    assert "tamper-suspected" in result["flags"], result
+
+
+# --------------------------------------------------------------------------- one class, one run
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found = []
+    for task in tasks:
+        try:
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text()
+                      .split()]
+        except OSError:
+            continue
+    return found
+
+
+class TrustedPeak(threading.Thread):
+    """The largest resident memory of the grader's trusted processes: the autograde command
+    and its worker processes (its direct children that are not a sandbox's bwrap)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.1):
+            pids = [self.pid] + [c for c in _children(self.pid)
+                                 if not _comm(c).startswith("bwrap")]
+            self.peak = max([self.peak] + [_rss(p) for p in pids])
+
+    def stop(self) -> int:
+        self._done.set()
+        self.join()
+        return self.peak
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+NOTEBOOK_TIMEOUT = 150
+
+
+@needs_sandbox
+def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
+    """One `autograde --jobs 2` run: two honest students named like the grader's own files
+    (setup.lock, last_run.json), one honest student, and the three attacks. Every submission
+    is graded within the notebook's limit, none as `grading-error`; the host disk (the grader's
+    temporary folders) and the trusted processes' memory stay bounded; grades.csv has every
+    row and every student has a feedback page."""
+    students = {"honest": make_submission(AID), "setup.lock": make_submission(AID),
+                "last_run.json": make_submission(AID), "fills-disk": attacked(FILL_DISK),
+                "spams-progress": attacked(SPAM_PROGRESS.format(index="10**6")),
+                "header-bomb": attacked(HEADER_BOMB)}
+    subs = write_submissions(tmp_path / "submissions", AID, students)
+    work, host = tmp_path / "work", tmp_path / "host-tmp"
+    host.mkdir()
+    env = {**grader_env(), "TMPDIR": str(host)}
+    disk = FolderSize(host)
+    disk.start()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grader", "autograde", str(subs), "--workdir", str(work),
+         "--assignment", AID, "--jobs", "2", "--cell-timeout", "60",
+         "--notebook-timeout", str(NOTEBOOK_TIMEOUT)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = TrustedPeak(process.pid)
+    memory.start()
+    try:
+        out, err = process.communicate(timeout=900)
+    finally:
+        process.kill()
+        peak_rss, peak_disk = memory.stop(), disk.stop()
+    seconds = time.monotonic() - started
+    assert process.returncode == 0, (out[-3000:], err[-3000:])
+    print(f"run {seconds:.0f} s, trusted peak RSS {peak_rss / MIB:.0f} MiB, host temporary "
+          f"folders at most {peak_disk / MIB:.1f} MiB\n{out}")
+    rows = read_by_student(work / "grades.csv")
+    assert sorted(rows) == sorted(students), sorted(rows)
+    for student in students:
+        assert (work / "feedback" / student / AID / f"{AID}.html").is_file(), student
+        assert "grading-error" not in rows[student]["flags"], rows[student]
+        line = next(x for x in out.splitlines() if x.startswith(f"graded {student}/"))
+        assert float(line.split(" in ")[1].split(" s")[0]) < NOTEBOOK_TIMEOUT, line
+    by_cell = read_grades_by_cell(work, AID)
+    for student in ("honest", "setup.lock", "last_run.json"):
+        assert float(rows[student]["score"]) == FULL and rows[student]["flags"] == "", \
+            rows[student]
+    assert "disk-limit" in rows["fills-disk"]["flags"].split(";"), rows["fills-disk"]
+    for student in ("spams-progress", "header-bomb"):
+        assert "tamper-suspected" in rows[student]["flags"].split(";"), rows[student]
+        assert by_cell[(student, f"test_{ATTACKED}")][0] == 0
+        assert float(rows[student]["score"]) == UNTOUCHED, rows[student]
+    assert peak_disk < 64 * MIB, f"{peak_disk / MIB:.0f} MiB on the host's disk"
+    assert peak_rss < 1536 * MIB, f"{peak_rss / MIB:.0f} MiB in a trusted process"
