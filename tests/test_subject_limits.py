@@ -167,7 +167,7 @@ def test_a_subject_that_fills_its_folder_writes_no_host_disk(tmp_path, monkeypat
     verdicts, seconds = judge(tmp_path, attacked(FILL_DISK), limits, sandbox=True)
     peak = watch.stop()
     print(f"verdict {seconds:.1f} s, host folders at most {peak / MIB:.2f} MiB, flags "
-          f"{verdicts.flags}")
+          f"{getattr(verdicts, 'flags', None)}")
     assert peak < 4 * MIB, f"{peak / MIB:.0f} MiB written to the host's disk"
     assert sum(scores(verdicts).values()) == FULL, scores(verdicts)  # no check depends on it
     assert "disk-limit" in verdicts.flags, verdicts.flags
@@ -306,6 +306,7 @@ def _comm(pid: int) -> str:
 
 
 NOTEBOOK_TIMEOUT = 150
+SIMILARITY = {"similar-to-reference", "similar-to-student"}
 
 
 @needs_sandbox
@@ -339,9 +340,9 @@ def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
         process.kill()
         peak_rss, peak_disk = memory.stop(), disk.stop()
     seconds = time.monotonic() - started
-    assert process.returncode == 0, (out[-3000:], err[-3000:])
     print(f"run {seconds:.0f} s, trusted peak RSS {peak_rss / MIB:.0f} MiB, host temporary "
           f"folders at most {peak_disk / MIB:.1f} MiB\n{out}")
+    assert process.returncode == 0, (out[-3000:], err[-3000:])
     rows = read_by_student(work / "grades.csv")
     assert sorted(rows) == sorted(students), sorted(rows)
     for student in students:
@@ -350,13 +351,15 @@ def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
         line = next(x for x in out.splitlines() if x.startswith(f"graded {student}/"))
         assert float(line.split(" in ")[1].split(" s")[0]) < NOTEBOOK_TIMEOUT, line
     by_cell = read_grades_by_cell(work, AID)
-    for student in ("honest", "setup.lock", "last_run.json"):
-        assert float(rows[student]["score"]) == FULL and rows[student]["flags"] == "", \
-            rows[student]
+    for student in ("honest", "setup.lock", "last_run.json"):  # copies of the solution: only
+        flags = set(rows[student]["flags"].split(";")) - SIMILARITY  # the report says so
+        assert float(rows[student]["score"]) == FULL and flags <= {""}, rows[student]
     assert "disk-limit" in rows["fills-disk"]["flags"].split(";"), rows["fills-disk"]
     for student in ("spams-progress", "header-bomb"):
         assert "tamper-suspected" in rows[student]["flags"].split(";"), rows[student]
         assert by_cell[(student, f"test_{ATTACKED}")][0] == 0
         assert float(rows[student]["score"]) == UNTOUCHED, rows[student]
     assert peak_disk < 64 * MIB, f"{peak_disk / MIB:.0f} MiB on the host's disk"
-    assert peak_rss < 1536 * MIB, f"{peak_rss / MIB:.0f} MiB in a trusted process"
+    # an honest run's worker holds torch, nbgrader and the checks (~330 MiB here); the 63 MiB
+    # header alone took 2.1 GB to parse
+    assert peak_rss < 768 * MIB, f"{peak_rss / MIB:.0f} MiB in a trusted process"
