@@ -129,9 +129,12 @@ def decode(tree, blobs: list[bytes], unhook=None):
         raise WireError(f"unexpected JSON value {type(tree).__name__}")
     if "$T" in tree:
         index = tree["$T"]
-        if not isinstance(index, int) or not 0 <= index < len(blobs):
-            raise WireError(f"tensor blob {index!r} does not exist")
+        if type(index) is not int or not 0 <= index < len(blobs):
+            raise WireError(f"tensor blob {str(index)[:20]} does not exist")
+        if blobs[index] is None:  # encode makes a blob per tensor: named twice, a copy each
+            raise WireError(f"tensor blob {index} named twice")
         t = tensor_from(blobs[index], tree.get("dtype"), tree.get("shape"))
+        blobs[index] = None  # used up (and its bytes freed once the tensor holds its copy)
         if tree.get("rg") and t.is_floating_point():
             t.requires_grad_(True)
             if tree.get("leaf") is False:  # an intermediate result there: in-place ops allowed

@@ -15,17 +15,21 @@ object, found with `gc` (in the notebook's kernel there is none: the attack does
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from submissions import (
     REPO,
     autograded_cells,
@@ -38,11 +42,11 @@ from submissions import (
     write_submissions,
 )
 
-from grader import verdict
+from grader import verdict, wire
 from grader.limits import MIB, Limits
 from grader.sandbox import sandbox_available
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 needs_sandbox = pytest.mark.skipif(not sandbox_available()[0],
                                    reason=f"sandbox unavailable: {sandbox_available()[1]}")
 
@@ -150,9 +154,65 @@ class FolderSize(threading.Thread):
         return self.peak
 
 
+# --------------------------------------------------------------------------- the reply caps
+
+
+def _framed(text: bytes) -> io.BytesIO:
+    return io.BytesIO(struct.pack(">Q", len(text)) + text)
+
+
+def _receive_reply(stream):
+    return wire.receive(stream, max_header=wire.MAX_REPLY_HEADER_BYTES,
+                        max_items=wire.MAX_REPLY_ITEMS, max_message=wire.MAX_REPLY_MESSAGE_BYTES)
+
+
+def test_the_reply_caps_leave_room_for_the_largest_honest_reply():
+    """Measured over the five solutions' verdicts (grader.wire's comment): a 181 kB header with
+    31,770 JSON values, 7.1 MB in all; each cap is more than five times that."""
+    assert wire.MAX_REPLY_HEADER_BYTES >= 5 * 181_000
+    assert wire.MAX_REPLY_ITEMS >= 5 * 31_770
+    assert wire.MAX_REPLY_MESSAGE_BYTES >= 5 * 7_100_000
+
+
+def test_a_reply_header_over_the_cap_is_refused_before_it_is_read():
+    stream = io.BytesIO(struct.pack(">Q", wire.MAX_REPLY_HEADER_BYTES + 1) + b"{" * 64)
+    with pytest.raises(wire.WireError, match="too large"):
+        _receive_reply(stream)
+    assert stream.tell() == 8  # only the length was read
+
+
+def test_the_worst_reply_header_under_the_caps_costs_little_memory():
+    """Empty objects are the costliest JSON per byte. A header of them at the size cap is
+    refused by the value count; one under both caps parses in a few MB."""
+    with pytest.raises(wire.WireError, match="JSON values"):
+        _receive_reply(_framed(b'{"pad": [' + b"{}," * (wire.MAX_REPLY_HEADER_BYTES // 3 - 20)
+                               + b"{}]}"))
+    text = b'{"pad": [' + b"{}," * (wire.MAX_REPLY_ITEMS // 2 - 10) + b"{}]}"
+    assert len(text) <= wire.MAX_REPLY_HEADER_BYTES
+    tracemalloc.start()
+    try:
+        header, _ = _receive_reply(_framed(text))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(header["pad"]) == wire.MAX_REPLY_ITEMS // 2 - 9
+    assert peak < 64 * MIB, f"{peak / MIB:.0f} MiB"
+
+
+def test_a_blob_makes_one_tensor():
+    """A header that names one blob many times would make a copy of it each time (a 64 MiB blob
+    named 1000 times: 64 GB): each blob makes one tensor."""
+    blobs: list[bytes] = []
+    tree = wire.encode(torch.zeros(4), blobs)
+    with pytest.raises(wire.WireError, match="blob 0"):
+        wire.decode({"$l": [tree, tree]}, list(blobs))
+    assert torch.equal(wire.decode({"$l": [tree]}, list(blobs))[0], torch.zeros(4))
+
+
 # --------------------------------------------------------------------------- one attack each
 
 
+@slow
 @needs_sandbox
 def test_a_subject_that_fills_its_folder_writes_no_host_disk(tmp_path, monkeypatch):
     """Its working folder was a host folder (/tmp/gsv-*/work, 601 MiB written, no flag): now
@@ -180,6 +240,7 @@ def last_cell() -> int:
     return len(verdict.notebook_parts(nb, nb)[0]) - 1
 
 
+@slow
 @pytest.mark.parametrize("index", ["10**6", "last"], ids=["unknown-cell", "last-cell"])
 def test_progress_events_extend_nothing(tmp_path, index):
     """Progress events restarted the per-request clock (a subject that kept sending them never
@@ -198,6 +259,7 @@ def test_progress_events_extend_nothing(tmp_path, index):
     assert "tamper-suspected" in verdicts.flags, verdicts.flags
 
 
+@slow
 def test_the_verdict_ends_by_the_notebooks_limit(tmp_path):
     """Functions that hang when called: each test's request is stopped, and the next test's
     fresh subject used to get a whole request's time again past the notebook's limit. The
@@ -213,7 +275,7 @@ def test_the_verdict_ends_by_the_notebooks_limit(tmp_path):
 TRUSTED_PEAK = '''
 import json, resource, sys, time
 from pathlib import Path
-from grader import verdict
+from grader import verdict, wire
 from grader.limits import Limits
 
 source, honest, bomb = (Path(p) for p in sys.argv[1:4])
@@ -229,6 +291,7 @@ print(json.dumps({"grew": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1
 '''
 
 
+@slow
 def test_a_huge_reply_header_costs_the_trusted_side_little(tmp_path):
     """A 63 MiB header took the grader's process 2.1 GB and 34 s to parse. Replies now have a
     header cap near the largest honest one and a count of its JSON values before parsing: the
@@ -309,6 +372,7 @@ NOTEBOOK_TIMEOUT = 150
 SIMILARITY = {"similar-to-reference", "similar-to-student"}
 
 
+@slow
 @needs_sandbox
 def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
     """One `autograde --jobs 2` run: two honest students named like the grader's own files
