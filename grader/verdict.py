@@ -22,6 +22,12 @@ train or count, built by grader.proxy.source_bundle), which must run there.
 Only data crosses (grader.wire). A subject that dies or stops answering scores the remaining
 cells 0 with a message; if it dies while running its cells, it is started again without the cell
 that killed it (as a kernel that died there would have left the notebook).
+It cannot stall or harm the run (issue 21): it writes only to the sandbox's sized tmpfs, under
+the kernel's disk monitor; each request has a limit that its progress events cannot extend, and
+the whole verdict ends by the notebook's limit (Limits.notebook_timeout), however often a
+subject is restarted; its answers are read under grader.wire's reply caps and every index it
+reports is checked. Such an end is a failed check, not a grading error: the cells it touched
+score 0, and `Verdicts.flags` says why (timeout, disk-limit, tamper-suspected).
 """
 
 from __future__ import annotations

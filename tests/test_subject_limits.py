@@ -109,9 +109,9 @@ if _server is not None:
 '''
 
 
-def attacked(attack: str) -> nbformat.NotebookNode:
-    """The correct ex1 answers, `attack` run at the end of the plain_bn_mlp cell."""
-    return make_submission(AID, {ATTACKED: solved_answers(AID)[ATTACKED] + "\n" + attack})
+def attacked(attack: str, cell: str = ATTACKED) -> nbformat.NotebookNode:
+    """The correct ex1 answers, `attack` run at the end of answer cell `cell`."""
+    return make_submission(AID, {cell: solved_answers(AID)[cell] + "\n" + attack})
 
 
 def scores(verdicts) -> dict[str, float]:
@@ -241,21 +241,24 @@ def last_cell() -> int:
 
 
 @slow
-@pytest.mark.parametrize("index", ["10**6", "last"], ids=["unknown-cell", "last-cell"])
-def test_progress_events_extend_nothing(tmp_path, index):
+@pytest.mark.parametrize("cell,index", [(ATTACKED, "10**6"), ("plain_mlp", "last")],
+                         ids=["unknown-cell", "a-later-cell"])
+def test_progress_events_extend_nothing(tmp_path, cell, index):
     """Progress events restarted the per-request clock (a subject that kept sending them never
-    timed out) and the retry trusted the cell index they named (10**6: IndexError, then
-    `grading-error`; the last cell: the retry ran the attacked cell again, a second notebook
-    limit). Now an event out of order breaks the protocol at once: the attacked cell is left
-    out, the cells before it score, the submission is flagged, well inside the limit."""
+    timed out) and the retry trusted the cell index they named: 10**6 raised IndexError
+    (`grading-error`); a later cell than the attacked one made the retry run the attack again,
+    for a second notebook limit. Now an event out of order breaks the protocol at once: the
+    attacked cell and those after it are left out, the cells before it score, the submission
+    is flagged, well inside the notebook's limit."""
     index = str(last_cell()) if index == "last" else index
     limits = Limits(cell_timeout=10, notebook_timeout=60)
-    verdicts, seconds = judge(tmp_path, attacked(SPAM_PROGRESS.format(index=index)), limits,
-                              sandbox=False)
+    verdicts, seconds = judge(tmp_path, attacked(SPAM_PROGRESS.format(index=index), cell),
+                              limits, sandbox=False)
     print(f"verdict {seconds:.1f} s, flags {getattr(verdicts, 'flags', None)}")
     assert seconds < 45, seconds
     got = scores(verdicts)
-    assert got[f"test_{ATTACKED}"] == 0 and sum(got.values()) == UNTOUCHED, got
+    # the answer cells before the attacked one: none before plain_mlp
+    assert sum(got.values()) == (UNTOUCHED if cell == ATTACKED else 0), got
     assert "tamper-suspected" in verdicts.flags, verdicts.flags
 
 
