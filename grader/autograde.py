@@ -170,7 +170,7 @@ def write_template(settings: GradingSettings, assignment_id: str) -> None:
                      CourseLayout(scratch).source(assignment_id))
         register_assignment(dataclasses.replace(settings, course_root=scratch,
                                                 db_url=sqlite_url(scratch)), assignment_id)
-        data = (scratch / "gradebook.db").read_bytes()
+        data = CourseLayout(scratch).gradebook().read_bytes()
     path = nbgrader_steps.template_path(settings.course_root, assignment_id)
     make_folders(settings.course_root, *path.parent.relative_to(settings.course_root).parts)
     write_atomic(path, data, mode=0o600)
@@ -437,8 +437,7 @@ def stage(submissions: Path, course_root: Path, student_id: str,
     """Copy one submission into DIR/submitted (links and special files refused, never
     followed); return (staging flags, problem text)."""
     src = submissions / student_id / assignment_id
-    for sub in (CourseLayout.SUBMITTED, CourseLayout.AUTOGRADED, CourseLayout.FEEDBACK):
-        old = course_root / sub / student_id / assignment_id
+    for old in CourseLayout(course_root).results(student_id, assignment_id):
         if lstat_kind(old) != "missing":
             remove_tree(old)  # results of an earlier run must not survive
     staged = CourseLayout(course_root).submitted(student_id, assignment_id)

@@ -313,7 +313,7 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
         print(f"shard {shard} done; once all {shard.count} shards have finished, run "
               f"`python -m grader export --workdir {args.workdir}` for the class's CSVs")
     else:
-        print(f"wrote {args.workdir / 'grades.csv'}")
+        print(f"wrote {CourseLayout(args.workdir).grades_csv()}")
     for o in failed:
         print(f"error: could not grade {o.student_id}/{o.assignment_id} (retried by the next "
               f"run); see {CourseLayout(args.workdir).log(o.student_id, o.assignment_id)}",
@@ -324,12 +324,13 @@ def _autograde(roots: Roots, args: argparse.Namespace) -> int:
 def _similarity(roots: Roots, args: argparse.Namespace) -> int:
     from grader.similarity import default_library, similarity_report
 
-    assignments = pick_assignments(Roots(args.workdir / "source", roots.exercises),
+    layout = CourseLayout(args.workdir)
+    assignments = pick_assignments(Roots(layout.source_root(), roots.exercises),
                                    args.assignment)
     matches = similarity_report(args.workdir, assignments,
                                 args.library or default_library(roots.solutions))
     print(f"{len(matches)} pair(s) of answer cells reported; wrote "
-          f"{args.workdir / 'similarity.csv'} and {args.workdir / 'similarity' / 'index.html'}")
+          f"{layout.similarity_csv()} and {layout.similarity_pages() / 'index.html'}")
     return 0
 
 

@@ -79,27 +79,75 @@ class CourseLayout:
     SHARDS = Path(GRADER) / "shards"  # <N>/<K>.json: what shard K of N graded
     LEGACY_STATE = "state"  # where these lived before (migrate_legacy_state)
 
+    SOURCE, RELEASE = "source", "release"  # nbgrader's, <assignment>/ each
+    GRADES_CSV, CELLS_CSV, REVIEW_CSV = "grades.csv", "grades_by_cell.csv", "review.csv"
+    SIMILARITY_CSV, SIMILARITY_PAGES = "similarity.csv", "similarity"  # grader similarity
+    GRADEBOOK = "gradebook.db"  # nbgrader's SQLite gradebook (unless --db-url)
+
+    def source_root(self) -> Path:
+        """DIR/source: one folder per assignment (a Roots.solutions for pick_assignments)."""
+        return self.root / self.SOURCE
+
     def source(self, assignment_id: str) -> Path:
         """The assignment's instructor version (copied from solutions/; hidden tests in it)."""
-        return self.root / "source" / assignment_id
+        return self.source_root() / assignment_id
 
     def source_notebook(self, assignment_id: str) -> Path:
         return self.source(assignment_id) / f"{assignment_id}.ipynb"
 
+    def released(self, assignment_id: str) -> Path:
+        return self.root / self.RELEASE / assignment_id
+
     def released_notebook(self, assignment_id: str) -> Path:
-        return self.root / "release" / assignment_id / f"{assignment_id}.ipynb"
+        return self.released(assignment_id) / f"{assignment_id}.ipynb"
+
+    def submitted_root(self) -> Path:
+        """DIR/submitted: one folder per student."""
+        return self.root / self.SUBMITTED
 
     def submitted(self, student_id: str, assignment_id: str) -> Path:
-        return self.root / self.SUBMITTED / student_id / assignment_id
+        return self.submitted_root() / student_id / assignment_id
+
+    def results(self, student_id: str, assignment_id: str) -> list[Path]:
+        """The folders one submission's grading writes (staged, autograded, feedback): an
+        earlier run's must not survive a regrade."""
+        return [self.root / sub / student_id / assignment_id
+                for sub in (self.SUBMITTED, self.AUTOGRADED, self.FEEDBACK)]
 
     def submitted_notebook(self, student_id: str, assignment_id: str) -> Path:
         return self.submitted(student_id, assignment_id) / f"{assignment_id}.ipynb"
 
+    def autograded(self, student_id: str, assignment_id: str) -> Path:
+        return self.root / self.AUTOGRADED / student_id / assignment_id
+
     def autograded_notebook(self, student_id: str, assignment_id: str) -> Path:
-        return self.root / self.AUTOGRADED / student_id / assignment_id / f"{assignment_id}.ipynb"
+        return self.autograded(student_id, assignment_id) / f"{assignment_id}.ipynb"
 
     def feedback_page(self, student_id: str, assignment_id: str) -> Path:
         return self.root / self.FEEDBACK / student_id / assignment_id / f"{assignment_id}.html"
+
+    def grades_csv(self) -> Path:
+        return self.root / self.GRADES_CSV
+
+    def cells_csv(self) -> Path:
+        return self.root / self.CELLS_CSV
+
+    def review_csv(self) -> Path:
+        return self.root / self.REVIEW_CSV
+
+    def similarity_csv(self) -> Path:
+        return self.root / self.SIMILARITY_CSV
+
+    def similarity_pages(self) -> Path:
+        """DIR/similarity/: index.html and one page per reported pair."""
+        return self.root / self.SIMILARITY_PAGES
+
+    def gradebook(self) -> Path:
+        return self.root / self.GRADEBOOK
+
+    def lms_file(self, name: str) -> Path:
+        """DIR/<name>: a gradebook file for an LMS (grader.lms_export.FILES names them)."""
+        return self.root / name
 
     def log(self, student_id: str, assignment_id: str) -> Path:
         return self.root / self.LOGS / student_id / f"{assignment_id}.log"
@@ -220,7 +268,7 @@ def put_venv_on_path() -> None:
 
 def sqlite_url(course_root: Path) -> str:
     # timeout: with --jobs N, N processes write grades to one SQLite file; wait for the lock.
-    return f"sqlite:///{course_root.resolve() / 'gradebook.db'}?timeout=120"
+    return f"sqlite:///{CourseLayout(course_root.resolve()).gradebook()}?timeout=120"
 
 
 def replace_tree(src: Path, dest: Path) -> None:

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from grader.autograde import GradingSettings, generate_feedback, sqlalchemy_url
-from grader.course import put_venv_on_path
+from grader.course import CourseLayout, put_venv_on_path
 from grader.lms_export import (
     FILES,
     MOODLE,
@@ -74,7 +74,8 @@ def export(workdir: Path, db_url: str | None = None, log: Callable[[str], None] 
     write_review_list(workdir, [(s["student_id"], s["assignment_id"], ";".join(s["flags"]))
                                 for s in submissions if s["flags"]]
                       + [(g.student_id, g.assignment, ";".join(g.flags)) for g in refused])
-    log(f"wrote {workdir / 'grades.csv'} and {workdir / 'grades_by_cell.csv'}")
+    layout = CourseLayout(workdir)
+    log(f"wrote {layout.grades_csv()} and {layout.cells_csv()}")
     grades = read_grades(workdir)
     _check_pending(grades, final, log)
     for assignment in sorted(set(columns or {}) - {g.assignment for g in grades}):
@@ -127,7 +128,7 @@ def _write_lms(fmt: str, workdir: Path, db_url: str, grades: list[Grade], option
             log("warning: no --roster: every student id becomes a Moodle username row, and "
                 "Moodle aborts the whole import if one of them is unknown to it")
     table = build_table(grades, options)
-    path = write_lms_file(fmt, workdir / FILES[fmt], table, options.roster)
+    path = write_lms_file(fmt, CourseLayout(workdir).lms_file(FILES[fmt]), table, options.roster)
     log(f"wrote {path} ({fmt} import; {len(table.students)} student(s); problems listed in "
         f"{report_path(path).name})")
     if fmt == MOODLE and options.roster is not None:

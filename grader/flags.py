@@ -62,7 +62,7 @@ class SubmissionContext:
 
     @property
     def source_notebook(self) -> Path:
-        return self.course_root / "source" / self.assignment_id / f"{self.assignment_id}.ipynb"
+        return CourseLayout(self.course_root).source_notebook(self.assignment_id)
 
     @property
     def released_notebook(self) -> Path:

@@ -52,6 +52,7 @@ from pathlib import Path
 from nbgrader.plugins import ExportPlugin
 from traitlets import Bool, Dict, Enum, Unicode
 
+from grader.course import CourseLayout
 from grader.roster import (
     CANVAS,
     CANVAS_IDENTITY,
@@ -234,7 +235,7 @@ def _write_csv(path: Path, rows: list[list[str]]) -> None:
 
 def read_grades(workdir: Path) -> list[Grade]:
     """Every row of DIR/grades.csv (export has just rewritten it from the gradebook)."""
-    with open(Path(workdir) / "grades.csv", newline="", encoding="utf-8") as f:
+    with open(CourseLayout(Path(workdir)).grades_csv(), newline="", encoding="utf-8") as f:
         return [Grade(r["student_id"], r["assignment"], float(r["score"]),
                       float(r["max_score"]), r["needs_manual_grade"] == "true")
                 for r in csv.DictReader(f)]

@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 
 from grader import gradebook
+from grader.course import CourseLayout
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def unchanged_hand_grades(db_url: str, course_root: Path, submissions: Path, stu
     kept = []
     for notebook in sorted({h.notebook for h in confirmed}):
         name = f"{notebook}.ipynb"
-        old = _cell_sources(course_root / "submitted" / student_id / assignment_id / name)
+        old = _cell_sources(CourseLayout(course_root).submitted(student_id, assignment_id) / name)
         new = _cell_sources(submissions / student_id / assignment_id / name)
         if old is None or new is None:
             continue

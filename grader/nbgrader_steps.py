@@ -207,10 +207,10 @@ class StepsChild:
         course_root = Path(course_root)
         copy_hand_in(CourseLayout(course_root).submitted(student_id, assignment_id),
                      CourseLayout(self.folder).submitted(student_id, assignment_id))
-        source = self.folder / "source" / assignment_id
-        copy_hand_in(course_root / "source" / assignment_id, source)
+        source = CourseLayout(self.folder).source(assignment_id)
+        copy_hand_in(CourseLayout(course_root).source(assignment_id), source)
         (source / f"{assignment_id}.ipynb").unlink(missing_ok=True)  # the gradebook has it
-        write_atomic(self.folder / "gradebook.db",
+        write_atomic(CourseLayout(self.folder).gradebook(),
                      read_bytes(template_path(course_root, assignment_id)), mode=0o600)
 
     def start(self) -> None:
@@ -404,7 +404,7 @@ def op_autograde(request: dict) -> dict:
         # a test cell the student deleted comes back without a cell id (add_missing_cells)
         warnings.simplefilter("ignore", MissingIDFieldWarning)
         ok, log = _run(app)
-    path = Path.cwd() / "autograded" / sid / aid / f"{aid}.ipynb"
+    path = CourseLayout(Path.cwd()).autograded_notebook(sid, aid)
     notebook = read_bytes(path).decode("utf-8") if ok and lstat_kind(path) == "file" else None
     return {"ok": ok and notebook is not None, "log": log, "notebook": notebook}
 
@@ -415,7 +415,7 @@ def op_feedback(request: dict) -> dict:
 
     sid, aid = request["student_id"], request["assignment_id"]
     config = _config(request)
-    folder = Path.cwd() / "autograded" / sid / aid
+    folder = CourseLayout(Path.cwd()).autograded(sid, aid)
     if lstat_kind(folder) == "dir":
         shutil.rmtree(folder)  # the autograde step's copy: only the given notebook is shown
     folder.mkdir(parents=True)
@@ -426,7 +426,7 @@ def op_feedback(request: dict) -> dict:
     app = GenerateFeedback(coursedir=_coursedir(config, sid, aid), config=config)
     app.force = True
     ok, log = _run(app)
-    page = Path.cwd() / "feedback" / sid / aid / f"{aid}.html"
+    page = CourseLayout(Path.cwd()).feedback_page(sid, aid)
     html = (read_bytes(page, limit=MAX_HTML_BYTES).decode("utf-8")
             if ok and lstat_kind(page) == "file" else None)
     return {"ok": ok and html is not None, "log": log, "html": html}

@@ -20,6 +20,7 @@ from nbgrader.preprocessors import ClearSolutions
 from nbgrader.utils import capture_log
 
 from grader.course import (
+    CourseLayout,
     Roots,
     put_venv_on_path,
     replace_tree,
@@ -55,8 +56,9 @@ def generate_release(roots: Roots, assignment_id: str, out_dir: Path) -> Path:
     put_venv_on_path()
     with tempfile.TemporaryDirectory(prefix="grader-release-") as tmp:
         course = Path(tmp)
-        replace_tree(roots.solutions / assignment_id, course / "source" / assignment_id)
-        for path in (course / "source" / assignment_id).rglob("*.ipynb"):
+        layout = CourseLayout(course)
+        replace_tree(roots.solutions / assignment_id, layout.source(assignment_id))
+        for path in layout.source(assignment_id).rglob("*.ipynb"):
             _give_cells_stable_ids(path)
         config = build_config(course, db_url=sqlite_url(course))
         # no gradebook needed to make the student version (saves starting `alembic`)
@@ -68,7 +70,7 @@ def generate_release(roots: Roots, assignment_id: str, out_dir: Path) -> Path:
         app.force = True
         app.log.setLevel(logging.INFO)
         result = capture_log(app)
-        released = course / "release" / assignment_id
+        released = layout.released(assignment_id)
         if not result["success"] or not (released / f"{assignment_id}.ipynb").is_file():
             raise ReleaseError(f"nbgrader generate_assignment failed for {assignment_id}:\n"
                                f"{result.get('log', '')}{result.get('error', '')}")

@@ -47,7 +47,7 @@ class SubmissionGrade:
 def cell_order(course_root: Path, assignment_id: str) -> dict[tuple[str, str], int]:
     """(notebook, grade_id) -> position in the source notebook, so rows follow the notebook."""
     order = {}
-    for path in sorted((course_root / "source" / assignment_id).glob("*.ipynb")):
+    for path in sorted(CourseLayout(course_root).source(assignment_id).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for i, cell in enumerate(nb.cells):
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -92,7 +92,7 @@ def number(x: float) -> str:
 
 def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGrade]) -> None:
     grades = sorted(grades, key=lambda g: (g.student_id, g.assignment))
-    with open(workdir / "grades.csv", "w", newline="", encoding="utf-8") as f:
+    with open(CourseLayout(workdir).grades_csv(), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(GRADES_HEADER)
         for g in grades:
@@ -100,7 +100,7 @@ def write_csvs(workdir: Path, grades: list[SubmissionGrade], cells: list[CellGra
                         str(g.needs_manual_grade).lower(), format_flags(g.flags)])
     # cells arrive in notebook order per submission; a stable sort keeps it within one
     cells = sorted(cells, key=lambda c: (c.student_id, c.assignment))
-    with open(workdir / "grades_by_cell.csv", "w", newline="", encoding="utf-8") as f:
+    with open(CourseLayout(workdir).cells_csv(), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(CELLS_HEADER)
         for c in cells:
@@ -130,7 +130,7 @@ def write_review_list(course_root: Path, rows: Iterable[tuple[str, str, str]]) -
     """DIR/review.csv: student_id, assignment, flags of every flagged submission, and the file
     that explains the flags (DIR/review/<student>/<assignment>.txt, when there is one)."""
     course_root = Path(course_root)
-    with (course_root / "review.csv").open("w", newline="", encoding="utf-8") as f:
+    with CourseLayout(course_root).review_csv().open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(REVIEW_HEADER)
         for student_id, assignment_id, flags in sorted(rows):
@@ -147,7 +147,7 @@ def save_run_record(workdir: Path, db_url: str, submissions: list[dict],
     """What the last autograde reported (submissions with flags, whether nbgrader ran them,
     and the rows of refused folders), so `export` can rewrite the CSVs and feedback later
     without grading again."""
-    path = workdir / RUN_RECORD
+    path = CourseLayout(workdir).run_record()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     record = {"db_url": db_url, "submissions": submissions,
@@ -158,7 +158,7 @@ def save_run_record(workdir: Path, db_url: str, submissions: list[dict],
 
 def load_run_record(workdir: Path) -> tuple[str, list[dict]]:
     """(db_url, submissions) of the last autograde in workdir; ValueError if there was none."""
-    path = workdir / RUN_RECORD
+    path = CourseLayout(workdir).run_record()
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:

@@ -56,6 +56,7 @@ from itertools import combinations
 from pathlib import Path
 
 from grader import similarity_syntax as syntax
+from grader.course import CourseLayout
 from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
 from grader.similarity_html import write_reports
 
@@ -588,14 +589,15 @@ def notebook_documents(owner: str, assignment_id: str, nb: dict | None, given: s
 def assignment_documents(workdir: Path, assignment_id: str,
                          library: Path | None) -> tuple[list[Document], list[Document]]:
     """(students' answer cells, references) of one assignment in an autograde workdir."""
-    release = read_notebook(workdir / "release" / assignment_id / f"{assignment_id}.ipynb")
+    layout = CourseLayout(workdir)
+    release = read_notebook(layout.released_notebook(assignment_id))
     given = given_hashes(code_cells(release), context_names(code_cells(release)))
-    solution = read_notebook(workdir / "source" / assignment_id / f"{assignment_id}.ipynb")
+    solution = read_notebook(layout.source_notebook(assignment_id))
     references = notebook_documents(SOLUTION, assignment_id, solution, given, SOLUTION)
     references += [Document(d.owner, assignment_id, d.cell, d.fingerprints, LIBRARY, d.source)
                    for d in library_documents(library, given)]
     students = []
-    submitted = workdir / "submitted"
+    submitted = layout.submitted_root()
     for folder in sorted(submitted.iterdir()) if submitted.is_dir() else []:
         nb = read_notebook(folder / assignment_id / f"{assignment_id}.ipynb", submitted)
         students += notebook_documents(folder.name, assignment_id, nb, given)
@@ -627,7 +629,7 @@ def similarity_report(workdir: Path, assignments: list[str], library: Path | Non
     except (OSError, ValueError) as err:
         log(f"warning: no side-by-side pages ({type(err).__name__}: {err})")
         pages = None
-    write_csv(workdir / "similarity.csv", matches, pages)
+    write_csv(CourseLayout(workdir).similarity_csv(), matches, pages)
     return matches
 
 
@@ -672,5 +674,5 @@ def flag_similar(workdir: Path, assignments: list[str], solutions: Path, outcome
             outcomes[key].flags = sorted({*outcomes[key].flags, *flags})
     if matches:
         log(f"similarity: {len(matches)} pair(s) of answer cells to review in "
-            f"{workdir / 'similarity.csv'} (side by side: "
-            f"{workdir / 'similarity' / 'index.html'})")
+            f"{CourseLayout(workdir).similarity_csv()} (side by side: "
+            f"{CourseLayout(workdir).similarity_pages() / 'index.html'})")

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from grader.course import CourseLayout
 from grader.files import lstat_kind, make_folders, write_atomic
 
-FOLDER = "similarity"
+FOLDER = CourseLayout.SIMILARITY_PAGES  # DIR/similarity/
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; }
 table.code { border-collapse: collapse; font-family: monospace; font-size: 13px; width: 100%; }
