@@ -39,8 +39,8 @@ from nbgrader.utils import capture_log, parse_utc
 from sqlalchemy.exc import OperationalError
 from traitlets.config import Config
 
+from grader import cell_roles, gradebook, manual, nbgrader_steps, resume
 from grader import flags as flag_names
-from grader import gradebook, manual, nbgrader_steps, resume
 from grader import shard as sharding
 from grader.course import (
     CourseLayout,
@@ -314,7 +314,7 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
     failed = {v.grade_id: v.message for v in judged or [] if v.score < v.max_score}
     for cell in nb.cells:
         cell.metadata.pop(VERDICT_KEY, None)
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        gid = cell_roles.grade_id(cell)
         if cell.cell_type == "code" and gid in failed:
             cell.metadata[VERDICT_KEY] = failed[gid][:MAX_VERDICT_CHARS]
     folder = make_folders(course_root, CourseLayout.AUTOGRADED, student_id, assignment_id)

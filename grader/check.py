@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from grader import cell_roles
 from grader.autograde import GradingSettings, autograde
 from grader.course import CourseLayout, Roots, sqlite_url
 from grader.flags import review_path
@@ -54,7 +55,7 @@ def _cell_errors(workdir: Path, student_id: str, assignment_id: str) -> dict[str
         return {}
     errors = {}
     for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        grade_id = cell_roles.grade_id(cell)
         for output in cell.get("outputs", []):
             if grade_id and output.get("output_type") == "error":
                 text = f"{output.get('ename')}: {output.get('evalue')}".strip()

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader import cell_roles
 from grader.similarity import normalise_token
 
 # Library objects that implement a contract a student writes in an assignment (same behaviour as
@@ -74,8 +75,7 @@ def answer_definitions(solutions: Path) -> list[Definition]:
     found = []
     for path in sorted(solutions.glob("*/*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            meta = cell.metadata.get("nbgrader", {})
-            if cell.cell_type == "code" and meta.get("solution"):
+            if cell.cell_type == "code" and cell_roles.is_solution(cell):
                 origin = f"solutions/{path.parent.name}"
                 found += _top_level(cell.source, origin)
     return found

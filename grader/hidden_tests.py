@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat import NotebookNode
-from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests
+
+from grader import cell_roles
 
 # what a kernel runs (and the student's page shows) where a cell's hidden tests were
 HIDDEN_NOTE = "# (hidden tests here: the grader runs them on your code and scores this cell)"
@@ -78,7 +79,7 @@ class HideHiddenTests(ClearHiddenTests):
         return nb, resources
 
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int):
-        if cell.cell_type == "code" and utils.is_grade(cell) and self.begin_test_delimeter in \
+        if cell.cell_type == "code" and cell_roles.is_grade(cell) and self.begin_test_delimeter in \
                 cell.source:
             cell.source = visible_source(cell.source, self.begin_test_delimeter,
                                          self.end_test_delimeter)

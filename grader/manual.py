@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader import gradebook
+from grader import cell_roles, gradebook
 from grader.course import CourseLayout
 
 
@@ -36,8 +36,7 @@ def _cell_sources(path: Path) -> dict[str, str] | None:
         nb = nbformat.read(path, as_version=4)
     except Exception:  # missing, not JSON, not a notebook: nothing to compare with
         return None
-    return {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in nb.cells
-            if c.metadata.get("nbgrader", {}).get("grade_id")}
+    return {cell_roles.grade_id(c): c.source for c in nb.cells if cell_roles.grade_id(c)}
 
 
 def unchanged_hand_grades(db_url: str, course_root: Path, submissions: Path, student_id: str,

@@ -53,6 +53,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Dict
 from traitlets.config import Config
 
+from grader import cell_roles
 from grader.course import CourseLayout
 from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, write_atomic
 from grader.limits import Limits
@@ -352,12 +353,13 @@ class GivenGrades(NbGraderPreprocessor):
         return nb, resources
 
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, index: int):
-        if not (utils.is_solution(cell) or utils.is_grade(cell) or utils.is_task(cell)):
+        if not (cell_roles.is_solution(cell) or cell_roles.is_grade(cell)
+                or cell_roles.is_task(cell)):
             return cell, resources
-        given = self.grades["cells"][cell.metadata["nbgrader"]["grade_id"]]  # as GetGrades
-        if utils.is_solution(cell) or utils.is_task(cell):
+        given = self.grades["cells"][cell_roles.grade_id(cell)]  # as GetGrades
+        if cell_roles.is_solution(cell) or cell_roles.is_task(cell):
             cell.metadata.nbgrader["comment"] = given.get("comment")
-        if utils.is_grade(cell) or utils.is_task(cell):
+        if cell_roles.is_grade(cell) or cell_roles.is_task(cell):
             cell.metadata.nbgrader["score"] = given.get("score")
             cell.metadata.nbgrader["points"] = given.get("max_score")
         return cell, resources

@@ -19,6 +19,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearSolutions
 from nbgrader.utils import capture_log
 
+from grader import cell_roles
 from grader.course import (
     CourseLayout,
     Roots,
@@ -122,7 +123,7 @@ def _split_source_file(path: Path) -> tuple[set[str], set[str]]:
     """(secret, public) stripped lines of one file of solutions/<id>/."""
     secret, public = set(), set()
     if path.suffix == ".ipynb":
-        cells = [(c.source, bool(c.metadata.get("nbgrader", {}).get("solution", False)))
+        cells = [(c.source, cell_roles.is_solution(c))
                  for c in nbformat.read(path, as_version=4).cells]
     else:
         try:

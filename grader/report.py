@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader import gradebook
+from grader import cell_roles, gradebook
 from grader.course import CourseLayout
 from grader.flags import format_flags, review_path
 
@@ -50,7 +50,7 @@ def cell_order(course_root: Path, assignment_id: str) -> dict[tuple[str, str], i
     for path in sorted(CourseLayout(course_root).source(assignment_id).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for i, cell in enumerate(nb.cells):
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            grade_id = cell_roles.grade_id(cell)
             if grade_id:
                 order[(path.stem, grade_id)] = i
     return order

@@ -55,6 +55,7 @@ from functools import cached_property
 from itertools import combinations
 from pathlib import Path
 
+from grader import cell_roles
 from grader import similarity_syntax as syntax
 from grader.course import CourseLayout
 from grader.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
@@ -554,11 +555,8 @@ def answer_cells(nb: dict | None) -> dict[str, str]:
     for cell in (nb or {}).get("cells", []):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        meta = cell.get("metadata", {})
-        meta = meta.get("nbgrader", {}) if isinstance(meta, dict) else {}
-        if isinstance(meta, dict) and meta.get("solution") and isinstance(
-                meta.get("grade_id"), str):
-            found[meta["grade_id"]] = _source(cell)
+        if cell_roles.is_solution(cell) and cell_roles.grade_id(cell):
+            found[cell_roles.grade_id(cell)] = _source(cell)
     return found
 
 

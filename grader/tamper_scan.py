@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable
 
+from grader import cell_roles
 from grader.course import COURSE_PACKAGES, answer_may_import
 from grader.tamper import SENSITIVE_BUILTINS
 
@@ -291,10 +292,9 @@ def scan_notebook(nb, trusted_sources: Iterable[str] = (),
     for index, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code" or cell.get("source", "").strip() in trusted:
             continue
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade_id") in restored and not meta.get("solution"):
+        if cell_roles.grade_id(cell) in restored and not cell_roles.is_solution(cell):
             continue
-        label = meta.get("grade_id") or f"cell {index + 1}"
+        label = cell_roles.grade_id(cell) or f"cell {index + 1}"
         for reason in scan_source(cell.get("source", ""), aliases):
             reasons.append(f"{label}: {reason}")
     return reasons
@@ -304,11 +304,10 @@ def trusted_cells(released_notebook) -> tuple[list[str], list[str]]:
     """(sources, grade_ids) of a released notebook's cells that are not answers."""
     sources, ids = [], []
     for cell in released_notebook.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.get("cell_type") == "code" and not meta.get("solution"):
+        if cell.get("cell_type") == "code" and not cell_roles.is_solution(cell):
             sources.append(cell.get("source", ""))
-            if meta.get("grade_id"):
-                ids.append(meta["grade_id"])
+            if cell_roles.grade_id(cell):
+                ids.append(cell_roles.grade_id(cell))
     return sources, ids
 
 

@@ -49,8 +49,8 @@ from pathlib import Path
 import nbformat
 
 import grader
+from grader import cell_roles, gradebook, instruments, proxy, subject, wire
 from grader import flags as flag_names
-from grader import gradebook, instruments, proxy, subject, wire
 from grader.checks import common
 from grader.course import CourseLayout
 from grader.disk_monitor import SandboxMonitor
@@ -81,28 +81,23 @@ class CellVerdict:
         return self.score if self.visible_score is None else self.visible_score
 
 
-def _nbgrader(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def notebook_parts(source_nb, submitted_nb) -> tuple[list, list[str], list]:
     """(subject cells [(label, source)], contract names, test cells [(grade_id, points, source)])
     in notebook order. Everything but the answer cells' text comes from the source notebook."""
-    answers = {_nbgrader(c).get("grade_id"): c.source for c in submitted_nb.cells
-               if c.cell_type == "code" and _nbgrader(c).get("grade_id")}
+    answers = {cell_roles.grade_id(c): c.source for c in submitted_nb.cells
+               if c.cell_type == "code" and cell_roles.grade_id(c)}
     cells, names, tests = [], [], []
     for cell in source_nb.cells:
-        meta = _nbgrader(cell)
-        if cell.cell_type != "code" or not meta:
+        if cell.cell_type != "code" or not cell_roles.metadata(cell):
             continue
-        gid = meta.get("grade_id", "")
-        if meta.get("solution"):
+        gid = cell_roles.grade_id(cell) or ""
+        if cell_roles.is_solution(cell):
             text = answers.get(gid, "")
             cells.append((gid, text if isinstance(text, str) else ""))
             names += _defined_names(cell.source)
-        elif meta.get("grade"):
-            tests.append((gid, float(meta.get("points", 0) or 0), cell.source))
-        elif meta.get("locked"):
+        elif cell_roles.is_grade(cell):
+            tests.append((gid, cell_roles.points(cell), cell.source))
+        elif cell_roles.is_locked(cell):
             cells.append((gid, cell.source))
     return cells, names, tests
 
@@ -120,9 +115,8 @@ def _defined_names(source: str) -> list[str]:
 
 
 def given_cells(source_nb) -> list[tuple[str, str]]:
-    return [(_nbgrader(c).get("grade_id", ""), c.source) for c in source_nb.cells
-            if c.cell_type == "code" and _nbgrader(c).get("locked")
-            and not _nbgrader(c).get("grade") and not _nbgrader(c).get("solution")]
+    return [(cell_roles.grade_id(c) or "", c.source) for c in source_nb.cells
+            if c.cell_type == "code" and cell_roles.is_given(c)]
 
 
 # --------------------------------------------------------------------------- the subject
