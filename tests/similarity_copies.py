@@ -14,11 +14,12 @@ are made here, when the tests import this module, from the library's *current* s
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+
+from conftest import REPO
 
 from grader.similarity import bound_names
 
-LIBRARY = Path(__file__).resolve().parents[1] / "src" / "resnet_course"
+LIBRARY = REPO / "src" / "resnet_course"
 
 # solutions/ex5_gpu_training: evaluate, renamed and restyled.
 SOLUTION_EVALUATE = '''

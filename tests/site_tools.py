@@ -18,8 +18,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import yaml
+from conftest import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 # What the built site depends on: if any of these is newer than the site, rebuild.
 SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book", "exercises", "src/resnet_course",

@@ -13,15 +13,14 @@ Shared by the end-to-end tests of the exercises (tests/test_variants.py) and of 
 from __future__ import annotations
 
 import copy
-import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+from conftest import REPO, read_csv
 
-REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = REPO / ".venv" / "bin"
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -158,19 +157,17 @@ def orphaned_grading_pids() -> list[int]:
 
 def read_by_student(path: Path) -> dict[str, dict]:
     """The rows of a per-student CSV (grades.csv, review.csv) by student id."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
+    return {row["student_id"]: row for row in read_csv(path)}
 
 
 def read_grades_by_cell(workdir: Path, assignment_id: str | None = None):
     """(student_id, grade_id) -> (score, max_score) from DIR/grades_by_cell.csv."""
     grades = {}
-    with open(Path(workdir) / "grades_by_cell.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            if assignment_id is not None and row["assignment"] != assignment_id:
-                continue
-            grades[(row["student_id"], row["grade_id"])] = (
-                float(row["score"] or 0), float(row["max_score"] or 0))
+    for row in read_csv(Path(workdir) / "grades_by_cell.csv"):
+        if assignment_id is not None and row["assignment"] != assignment_id:
+            continue
+        grades[(row["student_id"], row["grade_id"])] = (
+            float(row["score"] or 0), float(row["max_score"] or 0))
     return grades
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO as ROOT
 from site_tools import toc_pages
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 BUILD_TIMEOUT_S = 30 * 60  # a cold build is ~6 min on 2 free cores; leave room for a busy CI
 MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]

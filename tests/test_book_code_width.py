@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import REPO as ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 80
 # A MyST code cell: its fence line, then options and code up to the closing fence.
 CODE_CELL = re.compile(r"^```\{code-cell\}.*\n((?:.*\n)*?)```\s*$", re.MULTILINE)

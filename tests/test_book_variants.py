@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO as ROOT
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 VARIANT = {"RESNET_COURSE_SEED_SET": "1", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 

@@ -9,11 +9,11 @@ grader/collect.py.
 
 from __future__ import annotations
 
-import csv
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import TOY, read_csv
 from lms_downloads import CANVAS_MEMBERS, MOODLE_MEMBERS, make_zip, notebook
 
 from grader.cli import main
@@ -21,7 +21,6 @@ from grader.collect import CollectError, Outcome, collect, member_name, run
 from grader.roster import read_roster
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
-TOY_ROOT = Path(__file__).parent / "fixtures" / "toy"
 AID = "toy"
 
 
@@ -137,8 +136,7 @@ def test_bad_download_and_report(tmp_path: Path):
                  report=tmp_path / "report.csv", log=lines.append)
     assert status == 1  # zed's notebook (not in the roster) and the traversal were not placed
     assert any(line.startswith("unmatched: smithzed_599_90009_toy.ipynb") for line in lines)
-    with open(tmp_path / "report.csv", newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(tmp_path / "report.csv")
     assert {r["member"] for r in rows} >= set(CANVAS_MEMBERS)  # every member is in the report
     with pytest.raises(CollectError, match="moodle worksheet"):
         run(download, LMS / "moodle_worksheet.csv", AID, tmp_path / "S", lms="canvas",
@@ -149,7 +147,7 @@ def test_cli_collect(tmp_path: Path, capsys):
     download = make_zip(tmp_path / "dl.zip", {"leeann_501_1_toy.ipynb": notebook("ann")})
     subs = tmp_path / "SUBMISSIONS"
     argv = ["collect", str(download), str(subs), "--roster", str(LMS / "canvas_gradebook.csv"),
-            "--root", str(TOY_ROOT)]
+            "--root", str(TOY)]
     assert main(argv) == 2  # no --assignment
     assert "needs --assignment" in capsys.readouterr().err
     assert main(argv + ["--assignment", AID]) == 0

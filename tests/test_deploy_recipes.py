@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO
 
 from grader.cli import build_parser
 from grader.shard import Shard
 
-REPO = Path(__file__).resolve().parents[1]
 JOB = REPO / "deploy" / "kubernetes" / "autograde-job.yaml"
 SBATCH = REPO / "deploy" / "slurm" / "autograde.sbatch"
 PAIRS = [(f"s{i}", a) for i in range(40) for a in ("ex1_degradation", "ex5_gpu_training")]

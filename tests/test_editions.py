@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import REPO as ROOT
 from site_tools import ensure_built
 
 from grader.graded import Definition, graded_definitions, normalised_tokens, shows
@@ -30,7 +31,6 @@ from grader.publish import reader_repository
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILD_TIMEOUT_S = 30 * 60
 DEFS = graded_definitions(ROOT)
 

@@ -17,6 +17,7 @@ import nbformat
 import pytest
 import torch
 import yaml
+from conftest import REPO
 
 from grader.course import COURSE_PACKAGES, answer_may_import
 from grader.graded import graded_definitions, normalised_tokens, shows
@@ -25,7 +26,6 @@ from resnet_course.models import ResidualBlock as LibraryResidualBlock
 from resnet_course.models import plain_mlp as library_plain_mlp
 from resnet_course.models import residual_mlp as library_residual_mlp
 
-REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
                "ex5_gpu_training"]
 FORBIDDEN = set(COURSE_PACKAGES)  # grader.course: the one rule on what answers may touch

@@ -9,6 +9,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from conftest import TOY
 from lms_downloads import CANVAS_MEMBERS, MOODLE_MEMBERS, make_zip
 from lms_formats import canvas_import, moodle_import
 from toy_gradebook import AID, add_submission, make_course
@@ -25,7 +26,6 @@ from grader.roster import read_roster
 from grader.shard import Shard, save_shard_record
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
-TOY_ROOT = Path(__file__).parent / "fixtures" / "toy"
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -106,7 +106,7 @@ def test_export_final_refuses_while_hand_grading_is_pending(work, monkeypatch, c
     with pytest.raises(ExportRefused, match="pending for 2 submission"):
         export(root, log=lambda line: None, formats=("csv", "canvas"), final=True)
     assert not (root / CANVAS_FILE).exists() and calls == []
-    argv = ["export", "--workdir", str(root), "--root", str(TOY_ROOT), "--format", "canvas"]
+    argv = ["export", "--workdir", str(root), "--root", str(TOY), "--format", "canvas"]
     assert main(argv + ["--final"]) == 1
     assert "--final: hand grading is pending" in capsys.readouterr().err
     for student in ("ann", "bo"):  # the instructor grades both written answers

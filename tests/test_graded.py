@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ast
 import builtins
-from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO as ROOT
 
 from grader.graded import (
     LIBRARY_GRADED,
@@ -24,7 +24,6 @@ from grader.graded import (
     shows,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = {  # DESIGN.md's exercise contract: every name must be found in an answer cell
     "plain_mlp", "training_error", "layer_gradient_norms", "ResidualBlock", "zero_init_residual_",
     "residual_mlp", "ZeroPadShortcut", "ProjectionShortcut", "BasicBlock", "resnet_cifar",

@@ -9,25 +9,21 @@ The real assignments' `check` is at the end (skipped while solutions/ is empty).
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from submissions import run_grader
 
 import grader.autograde as autograde_module
 from grader.cli import main
 from grader.course import CourseLayout, Roots, list_assignments
-from grader.sandbox import sandbox_available
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
-REPO = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = "6"  # seconds; only gina's sleeping answer gets near it
 
 GRADES_HEADER = "student_id,assignment,score,max_score,needs_manual_grade,flags"
@@ -101,8 +97,7 @@ def _grader(*args: str):
 
 
 def _autograde(root: Path, submissions: Path, workdir: Path, *extra: str):
-    if not sandbox_available()[0]:  # the toy submissions are ours: safe without isolation
-        extra = (*extra, "--no-sandbox")
+    extra = (*extra, *no_sandbox_args())  # the toy submissions are ours: safe either way
     proc = _grader("autograde", str(submissions), "--workdir", str(workdir), "--root", str(root),
                    "--cell-timeout", CELL_TIMEOUT, *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -113,7 +108,7 @@ def _autograde(root: Path, submissions: Path, workdir: Path, *extra: str):
 def course(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("grader")
     root = tmp / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     assert main(["release", "--root", str(root)]) == 0
     submissions = tmp / "submissions"
     _write_submissions(root, submissions)
@@ -134,18 +129,13 @@ def parallel(course: dict) -> Path:
     return workdir
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def test_csv_headers_are_exact(course: dict) -> None:
     assert (course["serial"] / "grades.csv").read_text().splitlines()[0] == GRADES_HEADER
     assert (course["serial"] / "grades_by_cell.csv").read_text().splitlines()[0] == CELLS_HEADER
 
 
 def test_cell_rows_in_order(course: dict) -> None:
-    rows = _rows(course["serial"] / "grades_by_cell.csv")
+    rows = read_csv(course["serial"] / "grades_by_cell.csv")
     assert {r["max_score"] for r in rows if r["grade_id"] == "test_square"} == {"2"}
     # rows sorted by student, then in notebook order
     keys = [(r["student_id"], r["grade_id"]) for r in rows]
@@ -155,20 +145,20 @@ def test_cell_rows_in_order(course: dict) -> None:
 
 @pytest.mark.parametrize("student", EXPECTED)  # one report per submission
 def test_scores_per_cell(course: dict, student: str) -> None:
-    rows = _rows(course["serial"] / "grades_by_cell.csv")
+    rows = read_csv(course["serial"] / "grades_by_cell.csv")
     got = {r["grade_id"]: float(r["score"]) for r in rows if r["student_id"] == student}
     cells, _ = EXPECTED[student]
     assert got == {**cells, "explain": 0}  # the written answer: not graded by hand yet
 
 
 def test_one_total_row_per_student(course: dict) -> None:
-    rows = _rows(course["serial"] / "grades.csv")
+    rows = read_csv(course["serial"] / "grades.csv")
     assert sorted(r["student_id"] for r in rows) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("student", EXPECTED)  # one report per submission
 def test_totals_flags_and_manual_grading(course: dict, student: str) -> None:
-    rows = {r["student_id"]: r for r in _rows(course["serial"] / "grades.csv")}
+    rows = {r["student_id"]: r for r in read_csv(course["serial"] / "grades.csv")}
     cells, flags = EXPECTED[student]
     row = rows[student]
     assert row["assignment"] == "toy"
@@ -230,7 +220,7 @@ def test_check_passes_on_the_toy(course: dict) -> None:
 
 def test_check_fails_on_a_wrong_solution(course: dict) -> None:
     root = course["tmp"] / "broken"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     path = root / "solutions" / "toy" / "toy.ipynb"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
@@ -301,7 +291,7 @@ def test_force_regrades_students_named_like_the_graders_files(course: dict,
         (submissions / student / "toy").mkdir(parents=True)
         nbformat.write(nb, submissions / student / "toy" / "toy.ipynb")
     _autograde(course["root"], submissions, work)
-    rows = {r["student_id"]: r for r in _rows(work / "grades.csv")}
+    rows = {r["student_id"]: r for r in read_csv(work / "grades.csv")}
     assert (rows["setup.lock"]["score"], rows["last_run.json"]["score"]) == ("3", "2")
     assert rows["setup.lock"]["flags"] == rows["last_run.json"]["flags"] == ""
     with Gradebook(f"sqlite:///{work / 'gradebook.db'}") as gb:  # formgrader's hand grade
@@ -312,6 +302,6 @@ def test_force_regrades_students_named_like_the_graders_files(course: dict,
     assert "graded last_run.json/toy" in proc.stdout and "(from an earlier run)" in proc.stdout
     regraded = [line for line in proc.stdout.splitlines() if "graded setup.lock/toy" in line]
     assert regraded and "(from an earlier run)" not in regraded[0]
-    rows = {r["student_id"]: r for r in _rows(work / "grades.csv")}
+    rows = {r["student_id"]: r for r in read_csv(work / "grades.csv")}
     assert (rows["setup.lock"]["score"], rows["setup.lock"]["needs_manual_grade"]) == (
         "4", "false")

@@ -18,7 +18,6 @@ gigabytes.
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import shutil
@@ -27,17 +26,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, copy_toy, read_csv
 from test_deploy_recipes import _grader_args, _k8s_expand
 from test_grader_cli import EXPECTED, _write_submissions
 
 from grader.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 IMAGE_DIR = REPO / "deploy" / "image"
 CONTAINERFILE = IMAGE_DIR / "Containerfile"
 BUILD = IMAGE_DIR / "build.sh"
 JOB = REPO / "deploy" / "kubernetes" / "autograde-job.yaml"
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
 
 
 def _container() -> dict:
@@ -180,7 +178,7 @@ def image() -> str:
 def data(tmp_path_factory) -> Path:
     """/data of the pod: the toy course (released here) and its nine hand-ins."""
     data = tmp_path_factory.mktemp("data")
-    shutil.copytree(FIXTURE, data / "course")
+    copy_toy(data / "course")
     assert main(["release", "--root", str(data / "course")]) == 0
     _write_submissions(data / "course", data / "submissions")
     return data
@@ -230,10 +228,8 @@ def test_image_grades_the_toy_class_in_its_sandbox(image: str, data: Path) -> No
               "--root", "/data/course"]
     exported = _podman_run(image, data, _podman_flags(container), export)
     assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
-    with open(data / "work" / "grades_by_cell.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    with open(data / "work" / "grades.csv", newline="") as f:
-        totals = {row["student_id"]: row for row in csv.DictReader(f)}
+    rows = read_csv(data / "work" / "grades_by_cell.csv")
+    totals = {row["student_id"]: row for row in read_csv(data / "work" / "grades.csv")}
     assert set(totals) == set(EXPECTED)
     for student, (cells, flags) in EXPECTED.items():
         got = {r["grade_id"]: float(r["score"]) for r in rows if r["student_id"] == student}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO
 from traitlets.config import Config
 
 from grader import proxy, sandbox
@@ -22,11 +23,9 @@ from grader.limits import Limits
 from grader.sandbox import KERNEL_GRADER_FILES, SandboxedExecute, SandboxSpec
 from grader.verdict import CellVerdict, failure_message, judge, run_test_cell
 
-REPO = Path(__file__).resolve().parents[1]
 GRADER = REPO / "grader"
 TOY = REPO / "tests" / "fixtures" / "toy" / "solutions" / "toy" / "toy.ipynb"
-needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_available()[0],
-                                   reason=f"sandbox unavailable: {sandbox.sandbox_available()[1]}")
+needs_sandbox = pytest.mark.needs_sandbox
 
 CELL = ("assert f(1) == 1, 'visible'\n"
         "### BEGIN HIDDEN TESTS\n"

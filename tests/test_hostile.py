@@ -10,7 +10,6 @@ independent of --jobs. A last test runs the gradebook on a real PostgreSQL serve
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import html
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, copy_toy, read_csv
 from submissions import (
     grader_env,
     orphaned_grading_pids,
@@ -33,16 +33,13 @@ from submissions import (
 )
 
 from grader.hidden_tests import HIDDEN_NOTE
-from grader.sandbox import KERNEL_GRADER_FILES, sandbox_available
+from grader.sandbox import KERNEL_GRADER_FILES
 
-REPO = Path(__file__).resolve().parents[1]
-TOY = REPO / "tests" / "fixtures" / "toy"
 CELL_TIMEOUT = 6  # seconds; the toy's cells take milliseconds
 MEMORY_GB = "1.5"
 
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sandbox_available()[0],
-                                 reason=f"sandbox unavailable: {sandbox_available()[1]}")]
+              pytest.mark.needs_sandbox]
 
 # student_id -> (expected flags, expected autograded points out of 3)
 EXPECTED = {
@@ -234,7 +231,7 @@ def autograde_args(root: Path, submissions: Path, work: Path, *extra: str) -> li
 def course(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("hostile")
     root, submissions, work = base / "root", base / "root" / "submissions", base / "work"
-    shutil.copytree(TOY / "solutions", root / "solutions")
+    copy_toy(root)
     done = run_grader("release", "--root", str(root))
     assert done.returncode == 0, done.stderr
     for student in EXPECTED:
@@ -266,7 +263,7 @@ def test_flags_and_scores(course, student):
     grades = read_by_student(course["work"] / "grades.csv")
     row = grades[student]
     assert row["flags"] == flags, (student, row)
-    cells = [r for r in csv.DictReader((course["work"] / "grades_by_cell.csv").open())
+    cells = [r for r in read_csv(course["work"] / "grades_by_cell.csv")
              if r["student_id"] == student and r["grade_id"].startswith("test_")]
     assert sum(float(r["score"]) for r in cells) == points, (student, cells)
     feedback = course["work"] / "feedback" / student / "toy" / "toy.html"
@@ -416,7 +413,7 @@ def test_serial_run_matches_jobs_2(course, tmp_path):
     parallel = read_by_student(course["work"] / "grades.csv")
     assert {s: serial[s] for s in SUBSET} == {s: parallel[s] for s in SUBSET}
     by_cell = lambda p: sorted(  # noqa: E731
-        tuple(r.values()) for r in csv.DictReader(p.open()) if r["student_id"] in SUBSET)
+        tuple(r.values()) for r in read_csv(p) if r["student_id"] in SUBSET)
     assert by_cell(work / "grades_by_cell.csv") == by_cell(course["work"] / "grades_by_cell.csv")
 
 

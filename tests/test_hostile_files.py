@@ -13,7 +13,6 @@ are intact.
 from __future__ import annotations
 
 import copy
-import csv
 import hashlib
 import http.server
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import TOY, copy_toy, read_csv
 from submissions import read_by_student, run_grader
 from test_hostile import _solved, autograde_args
 
@@ -36,15 +36,11 @@ from grader.files import (
     safe_name,
     write_atomic,
 )
-from grader.sandbox import sandbox_available
 from grader.sanitize import sanitize_notebook, unsafe_target
 
-REPO = Path(__file__).resolve().parents[1]
-TOY = REPO / "tests" / "fixtures" / "toy"
 SECRET = "DECOY-SECRET-4711"  # in the decoy tree; must never reach DIR or a feedback page
 AS_ROOT = os.geteuid() == 0
-needs_sandbox = pytest.mark.skipif(not sandbox_available()[0],
-                                   reason=f"sandbox unavailable: {sandbox_available()[1]}")
+needs_sandbox = pytest.mark.needs_sandbox
 
 
 # ----------------------------------------------------------------------------- unit tests
@@ -404,11 +400,9 @@ def build_submissions(root: Path, decoy: Path, work: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
-    if not sandbox_available()[0]:
-        pytest.skip(f"sandbox unavailable: {sandbox_available()[1]}")
     base = tmp_path_factory.mktemp("hostile_files")
     root, work, decoy = base / "root", base / "work", base / "decoy"
-    shutil.copytree(TOY / "solutions", root / "solutions")
+    copy_toy(root)
     assert run_grader("release", "--root", str(root)).returncode == 0
     (decoy / "sub").mkdir(parents=True)
     (decoy / "secret.txt").write_text(SECRET)
@@ -434,7 +428,7 @@ def test_flags_and_scores(graded, student):
     flags, points = EXPECTED[student]
     row = read_by_student(graded["work"] / "grades.csv")[student]
     assert row["flags"] == flags or (student, row["flags"]) in RACY, (student, row)
-    cells = [r for r in csv.DictReader((graded["work"] / "grades_by_cell.csv").open())
+    cells = [r for r in read_csv(graded["work"] / "grades_by_cell.csv")
              if r["student_id"] == student and r["grade_id"].startswith("test_")]
     assert sum(float(r["score"]) for r in cells) == points, (student, cells)
 

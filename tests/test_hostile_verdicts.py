@@ -13,17 +13,14 @@ listed for review, since the grader's own run of the same visible tests differs.
 
 from __future__ import annotations
 
-import csv
 import os
 
 import pytest
+from conftest import read_csv
 from submissions import autograde, make_submission, write_submissions
 
-from grader.sandbox import sandbox_available
-
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sandbox_available()[0],
-                                 reason=f"sandbox unavailable: {sandbox_available()[1]}")]
+              pytest.mark.needs_sandbox]
 
 AID = "ex1_degradation"
 
@@ -205,8 +202,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_verdicts")
     subs = write_submissions(root / "submissions", AID, submissions())
     grades = autograde(subs, root / "work", AID, jobs=2)
-    with open(root / "work" / "grades.csv", newline="") as f:
-        flags = {row["student_id"]: row["flags"] for row in csv.DictReader(f)}
+    flags = {row["student_id"]: row["flags"] for row in read_csv(root / "work" / "grades.csv")}
     return grades, flags, root / "work"
 
 
@@ -310,8 +306,7 @@ def graded_ex5(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile_verdicts_ex5")
     subs = write_submissions(root / "submissions", AID5, submissions_ex5())
     grades = autograde(subs, root / "work", AID5, jobs=2)
-    with open(root / "work" / "grades.csv", newline="") as f:
-        flags = {row["student_id"]: row["flags"] for row in csv.DictReader(f)}
+    flags = {row["student_id"]: row["flags"] for row in read_csv(root / "work" / "grades.csv")}
     return grades, flags, root / "work"
 
 

@@ -9,23 +9,20 @@ autograde runs of one submission), so marked slow.
 
 from __future__ import annotations
 
-import csv
-import shutil
 import subprocess
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from submissions import run_grader
 
 from grader.cli import main
 from grader.course import put_venv_on_path
-from grader.sandbox import sandbox_available
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
 COMMENT = "Right: 2x = x + x. Say why it holds for every x."
 ANSWER = "Because 2 * x is x added to itself."
 
@@ -53,17 +50,15 @@ def _hand_in(root: Path, submissions: Path, answer: str) -> None:
 
 
 def _autograde(root: Path, submissions: Path, workdir: Path, cell_timeout: str) -> str:
-    extra = () if sandbox_available()[0] else ("--no-sandbox",)  # our own code: safe
+    extra = no_sandbox_args()  # our own code: safe
     return _grader("autograde", str(submissions), "--workdir", str(workdir), "--root",
                    str(root), "--cell-timeout", cell_timeout, *extra).stdout
 
 
 def _grades(workdir: Path) -> tuple[dict[str, str], dict[str, str]]:
     """alice's row of grades.csv, and grade_id -> score from grades_by_cell.csv."""
-    with open(workdir / "grades.csv", newline="") as f:
-        (row,) = list(csv.DictReader(f))
-    with open(workdir / "grades_by_cell.csv", newline="") as f:
-        cells = {r["grade_id"]: r["score"] for r in csv.DictReader(f)}
+    (row,) = read_csv(workdir / "grades.csv")
+    cells = {r["grade_id"]: r["score"] for r in read_csv(workdir / "grades_by_cell.csv")}
     return row, cells
 
 
@@ -85,7 +80,7 @@ def _feedback(workdir: Path) -> str:
 
 def test_hand_grades_reach_the_csvs_and_feedback_and_survive_regrading(tmp_path: Path) -> None:
     root, submissions, workdir = tmp_path / "course", tmp_path / "subs", tmp_path / "work"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     assert main(["release", "--root", str(root)]) == 0
     _hand_in(root, submissions, ANSWER)
 

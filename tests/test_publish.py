@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlparse
 import nbformat
 import pytest
 import yaml
+from conftest import REPO as ROOT
 
 from grader.answer_scan import find_answers
 from grader.cli import main
@@ -42,7 +43,6 @@ from grader.publish import (
     starter_repository,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 PRIVATE = {"solutions", "grader", "tests", ".ci"}
 DEFS = graded_definitions(ROOT)
 QUIET = {"log": lambda *_: None}

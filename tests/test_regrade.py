@@ -11,12 +11,12 @@ nbgrader's generate_assignment once per module (no kernel) and copied for each t
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import TOY, copy_toy, read_csv
 
 import grader.autograde as autograde_module
 from grader import flags as flag_names
@@ -27,7 +27,6 @@ from grader.gradebook import open_gradebook
 from grader.report import load_run_record
 from grader.shard import load_class_record
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
 AID = "toy"
 WRITTEN = "explain"  # the toy's written answer, graded by hand
 # the grader's own files and folders in DIR/state/ before DIR/.grader/, as student ids
@@ -68,7 +67,7 @@ def registered(tmp_path_factory) -> dict:
     """The toy course, ann's hand-in, and a DIR where the assignment is registered."""
     tmp = tmp_path_factory.mktemp("regrade")
     root = tmp / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     submissions = tmp / "submissions"
     _hand_in(root, submissions, "ann")
     work = tmp / "work"
@@ -106,8 +105,7 @@ def course(registered: dict, tmp_path: Path, monkeypatch):
 
 
 def _grades(work: Path) -> dict[str, dict]:
-    with open(work / "grades.csv", newline="") as f:
-        return {row["student_id"]: row for row in csv.DictReader(f)}
+    return {row["student_id"]: row for row in read_csv(work / "grades.csv")}
 
 
 def test_students_named_like_the_graders_files_are_graded(course):
@@ -235,6 +233,6 @@ def test_a_legacy_state_with_foreign_files_is_left_alone(course):
 def test_cli_student_without_force_exits_2(course, capsys):
     _, fake, work, submissions = course
     code = main(["autograde", str(submissions), "--workdir", str(work), "--root",
-                 str(FIXTURE), "--no-sandbox", "--student", "ann"])
+                 str(TOY), "--no-sandbox", "--student", "ann"])
     assert code == 2 and "add --force" in capsys.readouterr().err
     assert fake.calls == []

@@ -8,27 +8,25 @@ committed exercises/.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, TOY, copy_toy
 
 from grader.cli import main
 from grader.course import Roots, list_assignments
 from grader.release import check_committed_release, find_leaks, secret_lines
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
-REPO = Path(__file__).resolve().parents[1]
 REAL = Roots.from_root(REPO)
 
 
 @pytest.fixture
 def toy_root(tmp_path: Path) -> Path:
     root = tmp_path / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     return root
 
 
@@ -54,7 +52,7 @@ def test_release_writes_student_version(toy_root: Path) -> None:
 
 def test_release_is_byte_identical_across_runs_and_folders(toy_root: Path, tmp_path: Path) -> None:
     other = tmp_path / "elsewhere" / "course"
-    shutil.copytree(FIXTURE, other)
+    copy_toy(other)
     released = toy_root / "exercises" / "toy" / "toy.ipynb"
     assert main(["release", "--root", str(toy_root)]) == 0
     first = released.read_bytes()
@@ -91,7 +89,7 @@ def test_leaked_solution_line_in_a_copied_file_keeps_old_release(toy_root: Path,
 
 
 def test_secret_lines_are_solution_and_hidden_text_only() -> None:
-    secrets = secret_lines(FIXTURE / "solutions" / "toy")
+    secrets = secret_lines(TOY / "solutions" / "toy")
     assert "twice_the_input = 2 * x" in secrets
     assert 'assert square(-4) == 16, "hidden: square(-4) should be 16"' in secrets
     assert "Because multiplying by two adds the number to itself once more." in secrets

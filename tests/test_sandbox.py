@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from nbformat.v4 import new_code_cell, new_notebook
 from submissions import pids_under
 from traitlets.config import Config
@@ -17,9 +18,7 @@ from grader.flags import run_flags, run_report
 from grader.limits import GIB, SCRATCH, Limits
 from grader.sandbox import SandboxedExecute, SandboxSpec
 
-REPO = Path(__file__).resolve().parents[1]
-needs_sandbox = pytest.mark.skipif(not sandbox.sandbox_available()[0],
-                                   reason=f"sandbox unavailable: {sandbox.sandbox_available()[1]}")
+needs_sandbox = pytest.mark.needs_sandbox
 
 
 @pytest.mark.parametrize("field,value", [("cell_timeout", 0), ("memory_bytes", 1000),

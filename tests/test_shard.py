@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TOY
 
 from grader.cli import build_parser
 from grader.report import RUN_RECORD
@@ -113,7 +114,7 @@ def test_already_registered_only_when_source_and_gradebook_match(tmp_path: Path)
 
     put_venv_on_path()
     solutions = tmp_path / "solutions"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "toy" / "solutions", solutions)
+    shutil.copytree(TOY / "solutions", solutions)
     work = tmp_path / "work"
     settings = GradingSettings(work, sqlite_url(work), sandbox=False)
     assert not already_registered(solutions, work, settings.db_url, "toy")

@@ -9,9 +9,7 @@ nothing graded twice. About 2-4 min on the shared 2-core machine, so marked slow
 
 from __future__ import annotations
 
-import csv
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from urllib.parse import parse_qs, urlparse
 
 import nbformat
 import pytest
+from conftest import REPO, copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from postgres import postgres_server, unavailable_reason
 from submissions import grader_env
@@ -28,13 +27,10 @@ from submissions import grader_env
 from grader.autograde import sqlalchemy_url
 from grader.cli import main
 from grader.course import CourseLayout
-from grader.sandbox import sandbox_available
 from grader.shard import Shard, record_path
 
 pytestmark = pytest.mark.slow
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
-REPO = Path(__file__).resolve().parents[1]
 SHARDS = 3
 WRONG_DOUBLE = "def double(x):\n    return x + 2"
 DIES = "import os\n\n\ndef double(x):\n    os._exit(1)"
@@ -76,7 +72,7 @@ def _write_class(root: Path, submissions: Path) -> list[str]:
 def _args(root: Path, submissions: Path, workdir: Path, db_url: str, *extra: str) -> list[str]:
     args = [sys.executable, "-m", "grader", "autograde", str(submissions), "--workdir",
             str(workdir), "--root", str(root), "--db-url", db_url, "--cell-timeout", "6", *extra]
-    return args if sandbox_available()[0] else [*args, "--no-sandbox"]
+    return [*args, *no_sandbox_args()]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -108,18 +104,13 @@ def _done(workdir: Path, students: list[str]) -> int:
     return sum(CourseLayout(workdir).state(s, "toy").is_file() for s in students)
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
     if unavailable_reason():
         pytest.fail(unavailable_reason())  # make test installs postgresql: this must not skip
     tmp = tmp_path_factory.mktemp("shards")
     root = tmp / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     assert main(["release", "--root", str(root)]) == 0
     submissions = tmp / "submissions"
     students = _write_class(root, submissions)
@@ -191,9 +182,9 @@ def test_shards_equal_single_process(graded: dict) -> None:
 
 def test_nothing_lost_nothing_duplicated(graded: dict) -> None:
     students = graded["students"]
-    rows = _rows(graded["sharded"] / "grades.csv")
+    rows = read_csv(graded["sharded"] / "grades.csv")
     assert [r["student_id"] for r in rows] == students
-    cells = _rows(graded["sharded"] / "grades_by_cell.csv")
+    cells = read_csv(graded["sharded"] / "grades_by_cell.csv")
     keys = [(r["student_id"], r["grade_id"]) for r in cells]
     assert len(keys) == len(set(keys)) == 3 * len(students)
     assert graded["submissions"] == students  # one gradebook submission per student
@@ -207,6 +198,6 @@ def test_nothing_lost_nothing_duplicated(graded: dict) -> None:
 def test_export_wrote_feedback_and_canvas_file(graded: dict) -> None:
     for student in graded["students"]:
         assert (graded["sharded"] / "feedback" / student / "toy" / "toy.html").is_file()
-    canvas = _rows(graded["sharded"] / "grades_canvas.csv")
+    canvas = read_csv(graded["sharded"] / "grades_canvas.csv")
     assert canvas[0]["Student"] == "Points Possible" and canvas[0]["toy"] == "4"
     assert [r["SIS Login ID"] for r in canvas[1:]] == graded["students"]

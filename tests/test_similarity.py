@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import csv
 import functools
 import importlib
 import itertools
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import copy_toy, no_sandbox_args, read_csv
 from similarity_copies import COPIES, disguise_tree
 from submissions import (
     REPO,
@@ -34,7 +34,6 @@ from submissions import (
 
 import grader.similarity as sim
 from grader.course import list_assignments
-from grader.sandbox import sandbox_available
 
 LIBRARY = REPO / "src" / "resnet_course"
 # Correct variants that are not independent answers: they were written as minimal
@@ -298,8 +297,7 @@ def test_side_by_side_pages_escape_student_code(tmp_path: Path) -> None:
     (work / "similarity" / "notes.txt").write_text("mine")
     matches = sim.similarity_report(work, ["ex"], None)
     assert len(matches) == 1
-    with open(work / "similarity.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(work / "similarity.csv")
     page = work / rows[0]["report"]
     assert rows[0]["report"] == "similarity/0001-ex-f-ann-b_o_b.html" and page.is_file()
     text = page.read_text()
@@ -511,7 +509,6 @@ def test_a_class_of_honest_students_and_copiers(classes: dict) -> None:
 
 # ---------------------------------------------------------------- end to end
 
-FIXTURE = Path(__file__).parent / "fixtures" / "toy"
 
 SQUARE = '''import sys
 import warnings
@@ -577,7 +574,7 @@ DOUBLE_COPY = '''def double(x):
 @pytest.mark.slow
 def test_autograde_and_similarity_command(tmp_path: Path) -> None:
     root = tmp_path / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     (root / "src" / "resnet_course").mkdir(parents=True)
     (root / "src" / "resnet_course" / "toylib.py").write_text(TOY_LIBRARY)
     assert run_grader("release", "--root", str(root)).returncode == 0
@@ -595,22 +592,19 @@ def test_autograde_and_similarity_command(tmp_path: Path) -> None:
         "amy": submission(SQUARE), "ben": submission(SQUARE_COPY),
         "cleo": submission(SQUARE_OWN, DOUBLE_COPY), "dan": submission(SQUARE_OWN)})
     work = tmp_path / "work"
-    extra = [] if sandbox_available()[0] else ["--no-sandbox"]
+    extra = no_sandbox_args()
     proc = run_grader("autograde", str(tmp_path / "submissions"), "--workdir", str(work),
                       "--root", str(root), "--cell-timeout", "30", *extra)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    with open(work / "grades.csv", newline="") as f:
-        grades = {r["student_id"]: r for r in csv.DictReader(f)}
+    grades = {r["student_id"]: r for r in read_csv(work / "grades.csv")}
     assert {s: (g["score"], g["flags"]) for s, g in grades.items()} == {
         "amy": ("3", sim.STUDENT_FLAG), "ben": ("3", sim.STUDENT_FLAG),
         "cleo": ("3", sim.REFERENCE_FLAG), "dan": ("3", "")}  # flags only, full marks kept
-    with open(work / "review.csv", newline="") as f:
-        assert {r["student_id"]: r["flags"] for r in csv.DictReader(f)} == {
-            "amy": sim.STUDENT_FLAG, "ben": sim.STUDENT_FLAG, "cleo": sim.REFERENCE_FLAG}
+    assert {r["student_id"]: r["flags"] for r in read_csv(work / "review.csv")} == {
+        "amy": sim.STUDENT_FLAG, "ben": sim.STUDENT_FLAG, "cleo": sim.REFERENCE_FLAG}
     report = (work / "similarity.csv").read_text()
-    with open(work / "similarity.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(work / "similarity.csv")
     assert sorted((r["student_id"], r["cell"], r["kind"], r["source"], r["source_cell"])
                   for r in rows) == [
         ("amy", "square", sim.STUDENT, "ben", "square"),

@@ -32,8 +32,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO, copy_toy
 from submissions import read_by_student
-from test_grader_cli import FIXTURE, _submission
+from test_grader_cli import _submission
 
 from grader import nbgrader_steps
 from grader.autograde import (
@@ -45,17 +46,18 @@ from grader.autograde import (
 )
 from grader.cli import main
 from grader.limits import Limits
-from grader.sandbox import sandbox_available
 from grader.uids import UID_BASE, UID_SLOTS, UidLease, is_zombie, user_processes
 from grader.verdict import CellVerdict
 
-REPO = Path(__file__).resolve().parents[1]
 AS_ROOT = os.geteuid() == 0
 USER = 62345  # the "normal user" of the normal-user test: outside the sandbox uid range
 SECRET = "ROOT-ONLY-DECOY-0815"
-needs_root_and_sandbox = pytest.mark.skipif(
-    not AS_ROOT or not sandbox_available()[0] or shutil.which("setpriv") is None,
-    reason="needs root, bubblewrap and setpriv")
+needs_root = pytest.mark.skipif(not AS_ROOT or shutil.which("setpriv") is None,
+                                reason="needs root and setpriv")
+
+
+def needs_root_and_sandbox(test):
+    return pytest.mark.needs_sandbox(needs_root(test))
 
 # The planter's answer cell: as the notebook runs (no sandbox), find nbgrader's folder W (its
 # parent's working folder), print who it is, and leave links and a FIFO there aimed at DECOY.
@@ -116,7 +118,7 @@ def _tree(root: Path) -> dict[str, tuple]:
 
 def _toy_course(folder: Path) -> Path:
     root = folder / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     assert main(["release", "--root", str(root)]) == 0
     return root
 
