@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: venv system-deps book test check lint clean help
+.PHONY: venv system-deps book claims test check lint clean help
 
 # Debian packages the tests need: Chromium (site checks), bubblewrap (grading sandbox),
 # PostgreSQL (gradebook test against a real server). Installed only when missing.
@@ -20,6 +20,8 @@ help:
 	@echo "           _build/self-study/_build/html"
 	@echo "           SEED_SET=k THREADS=t ISA=AVX2: a robustness build (another seed set, thread"
 	@echo "           count, oneDNN ISA) into _build/variants/<settings>, with its own cache"
+	@echo "make claims the figures the chapters' prose states, one column per build made so far"
+	@echo "           (default and each robustness build), and each chapter's execution time"
 	@echo "make test   install missing Debian packages, ruff, then the whole pytest suite"
 	@echo "           (library, exercises and grader, sandbox, book build, site checks in Chromium)"
 	@echo "make check  ruff, then the fast tests only (no @slow: unit tests and the in-process"
@@ -79,6 +81,10 @@ book: $(STAMP)
 	@case "$(EDITION)" in course|self-study) ;; \
 	  *) echo "EDITION must be course or self-study, not '$(EDITION)'"; exit 2;; esac
 	COURSE_EDITION=$(EDITION) $(VARIANT_ENV) $(BIN)/jupyter-book build . -W -n --keep-going $(BOOK_OUT)
+
+# Reads the execution caches of the builds made so far (tests/claims_table.py); executes nothing.
+claims: $(STAMP)
+	@$(BIN)/python tests/claims_table.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
