@@ -59,8 +59,32 @@ def fake_cpu(monkeypatch, caps: dict | None) -> None:
     ids=["avx512_bf16", "amx_bf16", "both", "avx512-without-bf16", "no-flags", "no-api"],
 )
 def test_bf16_on_cpu_follows_the_native_bf16_flags(monkeypatch, caps, expected):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     fake_cpu(monkeypatch, caps)
     assert dev.bf16_is_fast(CPU) is expected
+
+
+@pytest.mark.parametrize(
+    "isa, expected",
+    [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_VNNI", False),
+     ("AVX512_CORE_BF16", True), ("AVX10_1_512_AMX", True), ("ALL", True), ("", True),
+     ("NOT_AN_ISA", True)],
+)
+def test_a_onednn_isa_cap_below_bf16_means_no_native_bf16(monkeypatch, isa, expected):
+    """Held to AVX2 (ONEDNN_MAX_CPU_ISA), oneDNN emulates bf16 on a CPU that has AVX512-BF16:
+    the bf16 loop ran 0.15x as fast as fp32 there, so bf16 must not be reported fast."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    fake_cpu(monkeypatch, {"avx512": True, "avx512_bf16": True})
+    assert dev.bf16_is_fast(CPU) is expected
+    assert dev.cpu_capabilities()["avx512_bf16"] is expected
+    assert dev.cpu_capabilities()["avx512"] is True  # only bf16 features are masked
+
+
+def test_amx_needs_the_amx_isa(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    fake_cpu(monkeypatch, {"avx512_bf16": False, "amx_bf16": True})
+    assert dev.cpu_capabilities()["amx_bf16"] is False
+    assert dev.bf16_is_fast(CPU) is False
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ all take them from here.
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -25,10 +26,38 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+# oneDNN's instruction-set names (``ONEDNN_MAX_CPU_ISA``), lowest first; aliases share a rank
+_ONEDNN_ISA_RANK = {
+    "SSE41": 0, "AVX": 1, "AVX2": 2, "AVX2_VNNI": 3, "AVX2_VNNI_2": 4,
+    "AVX512_CORE": 5, "AVX512_CORE_VNNI": 6, "AVX512_CORE_BF16": 7,
+    "AVX512_CORE_FP16": 8, "AVX10_1_512": 8,
+    "AVX512_CORE_AMX": 9, "AVX10_1_512_AMX": 9,
+    "AVX512_CORE_AMX_FP16": 10, "AVX10_1_512_AMX_FP16": 10,
+    "AVX10_2_512": 11, "AVX10_2_512_AMX_2": 12,
+}  # fmt: skip
+# the lowest cap under which oneDNN may still use a bf16 feature PyTorch reports
+_BF16_FEATURE_NEEDS = {"avx512_bf16": "AVX512_CORE_BF16", "amx_bf16": "AVX512_CORE_AMX"}
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction set ``ONEDNN_MAX_CPU_ISA`` holds oneDNN to (e.g. ``"AVX2"``), or None
+    when it is unset or names no cap (``ALL``, ``DEFAULT``, an unknown name)."""
+    name = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return name if name in _ONEDNN_ISA_RANK else None
+
+
 def cpu_capabilities() -> dict:
-    """The CPU features PyTorch detected (e.g. ``avx512_bf16``); {} on old PyTorch builds."""
+    """The CPU features PyTorch detected (e.g. ``avx512_bf16``), less the bf16 ones that
+    ``ONEDNN_MAX_CPU_ISA`` forbids oneDNN to use (its kernels then take the emulated path, as
+    on a CPU without them); {} on old PyTorch builds."""
     get = getattr(torch.cpu, "get_capabilities", None)
-    return get() if get is not None else {}
+    caps = dict(get()) if get is not None else {}
+    cap = onednn_isa_cap()
+    if cap is not None:
+        for key, needs in _BF16_FEATURE_NEEDS.items():
+            if key in caps and _ONEDNN_ISA_RANK[cap] < _ONEDNN_ISA_RANK[needs]:
+                caps[key] = False
+    return caps
 
 
 def cuda_has_native_bf16(device: torch.device) -> bool:
