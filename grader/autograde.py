@@ -197,14 +197,21 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     start = time.monotonic()
     put_venv_on_path()
     limits = settings.run_limits()
-    # the trusted verdicts need no kernel: judged (checks here, student code in a sandboxed
-    # subject) while nbgrader runs the notebook for the executed copy and the manual grading
-    judging = ThreadPoolExecutor(max_workers=1)
-    verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
-                              assignment_id, limits, settings.sandbox)
-    judging.shutdown(wait=False)
     with nbgrader_steps.StepsChild(settings.child_settings(), _child_seconds(limits)) as child:
-        log, executed = _autograde_in_child(settings, child, student_id, assignment_id, limits)
+        # Student code runs once: once nbgrader's kernel has run the notebook, it serves the
+        # trusted verdict (checks here, answers there) on a private channel; the verdict waits
+        # for it in a thread while nbgrader works (and starts a fresh sandboxed subject where
+        # the kernel does not serve)
+        channel = verdict.KernelChannel(child.server.root, child.uid)
+        judging = ThreadPoolExecutor(max_workers=1)
+        verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
+                                  assignment_id, limits, settings.sandbox, channel)
+        judging.shutdown(wait=False)
+        try:
+            log, executed = _autograde_in_child(settings, child, student_id, assignment_id,
+                                                limits, str(channel.path))
+        finally:
+            channel.notebook_ended()
         try:
             judged = verdicts.result()
         except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
@@ -241,18 +248,21 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
 
 
 def _child_seconds(limits: Limits) -> float:
-    """How long nbgrader's child may take for one request before it is killed."""
-    return limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
+    """How long nbgrader's child may take for one request before it is killed: the notebook,
+    then its kernel serving the verdict (each limited to the notebook's time)."""
+    return 2 * limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
 
 
 def _autograde_in_child(settings: GradingSettings, child: nbgrader_steps.StepsChild,
-                        student_id: str, assignment_id: str,
-                        limits: Limits) -> tuple[str, NotebookNode | None]:
-    """nbgrader's Autograde in the child; its scores recorded in the gradebook here.
+                        student_id: str, assignment_id: str, limits: Limits,
+                        verdict_socket: str = "") -> tuple[str, NotebookNode | None]:
+    """nbgrader's Autograde in the child (its kernel serving the verdict on verdict_socket
+    after the notebook); its scores recorded in the gradebook here.
     Returns (log, the executed notebook as the child sent it, or None when it failed)."""
     try:
         child.stage(settings.course_root, student_id, assignment_id)
-        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes)
+        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes,
+                                       verdict_socket)
     except (RuntimeError, OSError, ValueError) as e:
         return f"nbgrader's child process failed: {e}\n", None
     if not ran["ok"]:

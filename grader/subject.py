@@ -390,6 +390,32 @@ def _error(e: BaseException) -> dict:
     return {"type": type(e).__name__, "message": message, "traceback": tb}
 
 
+def serve_kernel(path: str, namespace: dict) -> None:
+    """In a graded kernel, after the notebook ran (grader.sandbox.SandboxedExecute.
+    serve_verdict): connect to the grader's private socket and answer its requests on the
+    notebook's own namespace until the grader hangs up. What student code prints meanwhile goes
+    to /dev/null; the instruments are those the kernel installed before the first cell."""
+    import socket
+
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel.connect(path)
+    reader = channel.makefile("rb", buffering=0)
+    writer = channel.makefile("wb")
+    saved = sys.stdout, sys.stderr
+    null = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    sys.stdout = sys.stderr = null
+    torch.set_num_threads(1)
+    try:
+        server = Server(reader, writer)
+        server.ns = namespace
+        server.real_machine = list(getattr(instruments, "BOOT_MACHINE", server.real_machine))
+        server.serve()
+    finally:
+        sys.stdout, sys.stderr = saved
+        null.close()
+        channel.close()
+
+
 def main() -> None:
     """Take the channel (fd 0 in, fd 1 out), then give student code /dev/null instead."""
     reader = os.fdopen(os.dup(0), "rb", buffering=0)

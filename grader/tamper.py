@@ -196,11 +196,27 @@ def start_kernel() -> None:
     grader.restore_imports()  # before the snapshot: the kernel's imports as a student's own
     sys.meta_path.insert(0, _BaselineOnImport())
     snapshot()
+    _install_instruments()
     sys.argv.append("--IPKernelApp.exec_lines="
                     "__import__('grader.tamper', fromlist=['x']).snapshot_shell()")
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
+
+
+def _install_instruments() -> None:
+    """grader.instruments, before any student code runs: after the notebook this kernel serves
+    the trusted verdict (grader.sandbox.SandboxedExecute.serve_verdict, grader/subject.py's
+    Server), whose instruments record the untouched interpreter when they are imported, and the
+    machine as torch reports it now (BOOT_MACHINE). Imports torch (the baseline of its objects
+    is taken as it loads); a kernel without it serves no verdict (the grader starts a fresh
+    subject)."""
+    try:
+        from grader import instruments
+    except ImportError:
+        return
+    instruments.BOOT_MACHINE = instruments.machine()
+    sys.modules["grader_instruments"] = instruments
 
 
 def runtime_report() -> list[str]:
