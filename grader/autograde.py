@@ -333,9 +333,10 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
 
 def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[str]:
     """Names a failed trusted verdict found undefined, but for `known` ones (what the
-    instructor's notebook defines: an answer that crashed leaves those undefined too). The
-    subject runs the given cells and the answer cells only, so a helper the student wrote in
-    another cell is missing there."""
+    instructor's notebook defines: an answer that crashed leaves those undefined too). Where
+    the notebook's kernel could not answer the verdict (it died), a fresh subject runs the
+    given cells and the answer cells only, so a helper the student wrote in another cell is
+    missing there."""
     return sorted({name for v in judged or [] if v.score < v.max_score
                    for name in UNDEFINED_NAME.findall(v.message)} - set(known))
 
@@ -361,9 +362,9 @@ def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str
         return []
     flag_names.write_review_note(
         course_root, student_id, assignment_id,
-        f"undefined: the grader's run of the given and answer cells had no "
-        f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
-        f"kernel, which ran every cell, may have found it)\n")
+        f"undefined: the grader's run had no {', '.join(names)} (where the notebook's "
+        f"kernel could not answer the grader, only the given and answer cells are run again; "
+        f"a helper defined in another cell is then missing)\n")
     return [flag_names.UNDEFINED_NAMES]
 
 
@@ -420,8 +421,9 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
         if cell.cell_type != "code" or not isinstance(message, str) or not message:
             continue
         clean = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in message)
-        hint = ("\nIf that name is a helper you wrote in another cell: the grader runs the given "
-                "cells and your answer cells only, so define helpers inside an answer cell.\n"
+        hint = ("\nIf that name is a helper you wrote in another cell: where your notebook's "
+                "kernel stopped, the grader runs the given cells and your answer cells only, so "
+                "define helpers inside an answer cell.\n"
                 if UNDEFINED_NAME.search(message) else "")
         cell.outputs.append(nbformat.v4.new_output(
             "stream", name="stdout",
