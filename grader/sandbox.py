@@ -264,6 +264,31 @@ def _prepare_ownership(spec: SandboxSpec) -> None:
 # --------------------------------------------------------------------------- kernel manager
 
 
+class Watchdog:
+    """Calls `action` once, when its deadline passes; the deadline can be moved without a new
+    thread (a notebook may have used up its user's processes, which the thread of nbgrader's
+    child, run as that user, counts against)."""
+
+    def __init__(self, seconds: float, action):
+        self.deadline = time.monotonic() + seconds
+        self.action = action
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._cancelled.wait(min(1.0, max(0.0, self.deadline - time.monotonic()))):
+            if time.monotonic() >= self.deadline:
+                self.action()
+                return
+
+    def restart(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel in a bubblewrap sandbox (or, with sandbox=False, a plain kernel that still has the
     notebook watchdog and the tamper baseline). Configure with c.SandboxKernelManager.*."""
@@ -278,7 +303,8 @@ class SandboxKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.transport = "ipc"  # no TCP: the sandbox has its own (empty) network namespace
         self.watchdog_fired = False
-        self._watchdog: threading.Timer | None = None
+        self.serving_verdict = False  # the notebook has run; the kernel serves the verdict
+        self._watchdog: Watchdog | None = None
         self._lease: UidLease | None = None
         self._runtime_dir: Path | None = None
         self._scratch: Path | None = None  # --no-sandbox only: a temporary working folder
@@ -348,22 +374,19 @@ class SandboxKernelManager(AsyncKernelManager):
             self._monitor = SandboxMonitor(process.pid, self.limits(), self._runtime_dir,
                                            on_overflow=self.kill_sandbox)
             self._monitor.start()
-        self._watchdog = threading.Timer(self.notebook_timeout, self._kill_from_watchdog)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._watchdog = Watchdog(self.notebook_timeout, self._kill_from_watchdog)
 
     def _kill_from_watchdog(self) -> None:
-        self.watchdog_fired = True
+        if not self.serving_verdict:  # the notebook ran past its time (flag `timeout`)
+            self.watchdog_fired = True
         self.kill_sandbox()
 
     def restart_watchdog(self, seconds: float) -> None:
         """The kernel may live `seconds` more from now (the notebook has run; it now serves the
         trusted verdict, which has a budget of its own: SandboxedExecute.serve_verdict)."""
+        self.serving_verdict = True
         if self._watchdog is not None:
-            self._watchdog.cancel()
-        self._watchdog = threading.Timer(seconds, self.kill_sandbox)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+            self._watchdog.restart(seconds)
 
     def kill_sandbox(self) -> None:
         """SIGKILL the kernel's process group; with bwrap that ends the PID namespace."""

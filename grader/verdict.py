@@ -259,6 +259,9 @@ class _Stream:
         self.stdout = conn.makefile("rb", buffering=0)
 
 
+GRACE_SECONDS = 10  # after the verdict hangs up, for the kernel to end its loop's cell
+
+
 class KernelProcess(proxy.SubjectProcess):
     """The kernel serving on a KernelChannel, as proxy.Client talks to a subject: kill() ends
     the kernel (by pidfd) and hangs up."""
@@ -289,7 +292,9 @@ class KernelProcess(proxy.SubjectProcess):
             pass
 
     def close(self) -> None:
-        """Hang up (the kernel's loop ends and nbgrader shuts it down)."""
+        """Hang up: the kernel's loop ends and nbgrader shuts the kernel down. A kernel still
+        alive GRACE_SECONDS later (student code kept the loop's cell from ending) is killed,
+        so that nbgrader's run goes on; its notebook has run by then."""
         if self.dead is None:
             self.dead = "closed"
         self.hang_up()
@@ -300,8 +305,19 @@ class KernelProcess(proxy.SubjectProcess):
                 pass
         self.conn.close()
         if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+            timer = threading.Timer(GRACE_SECONDS, self._end)
+            timer.daemon = True
+            timer.start()
+
+    def _end(self) -> None:
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # a no-op on a process gone
+        except OSError:
+            pass
+        os.close(pidfd)
 
 
 class KernelSubject:
@@ -330,7 +346,8 @@ def kernel_subject(channel: KernelChannel, limits: Limits) -> KernelSubject | No
     sub = KernelSubject(*accepted, limits)
     try:
         sub.client.request({"op": "init", "cells": [], "helpers": helpers_source()})
-    except proxy.SubjectDied:
+    except (proxy.SubjectDied, Exception):  # noqa: BLE001 - it cannot serve: a fresh subject
+        sub.process.kill("did not take the grader's helpers")
         sub.close()
         return None
     return sub
