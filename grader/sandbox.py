@@ -67,7 +67,7 @@ FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THR
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 # What of grader/ a graded kernel sees: what KERNEL_BOOT runs (grader.tamper, the integrity
 # baseline, and the package's __init__, which it imports) and grader.instruments, which it
-# installs before the first cell (the kernel serves the trusted verdict after the notebook:
+# installs as torch loads (the kernel serves the trusted verdict after the notebook:
 # SandboxedExecute.verdict_socket). Nothing else of the package exists inside: no hidden check,
 # reference or grader path can be read or imported by the notebook (its test cells run without
 # their hidden tests: grader.hidden_tests).
@@ -665,21 +665,22 @@ def require_sandbox() -> None:
 
 
 def serve_source(socket_path: str) -> str:
-    """The cell a graded kernel runs after the notebook to serve the trusted verdict: installs
-    grader/wire.py's source (sent as text, like the verdict's fresh subjects get it), takes the
-    grader.instruments the kernel installed before the first cell (grader.tamper.start_kernel),
-    and runs grader/subject.py's serve_kernel on the notebook's namespace, all in a namespace of
-    its own (nothing is added to the student's)."""
+    """The cell a graded kernel runs after the notebook to serve the trusted verdict: takes the
+    grader.instruments the kernel installed as torch loaded (grader.tamper._install_instruments;
+    without them it does not serve, and the verdict starts a fresh subject), installs
+    grader/wire.py's source (sent as text, like the verdict's fresh subjects get it) and runs
+    grader/subject.py's serve_kernel on the notebook's namespace, all in a namespace of its own
+    (nothing is added to the student's)."""
     folder = Path(__file__).resolve().parent
     wire_source = (folder / "wire.py").read_text(encoding="utf-8")
     subject_source = (folder / "subject.py").read_text(encoding="utf-8")
     boot = ("import sys, types\n"
+            "import torch  # the kernel installs grader.instruments as torch loads, if not yet\n"
+            "if 'grader_instruments' not in sys.modules:\n"
+            "    raise RuntimeError('torch loaded without the instruments: no verdict here')\n"
             "wire = types.ModuleType('grader_wire')\n"
             f"exec(compile({wire_source!r}, 'wire.py', 'exec'), wire.__dict__)\n"
             "sys.modules['grader_wire'] = wire\n"
-            "if 'grader_instruments' not in sys.modules:\n"
-            "    sys.modules['grader_instruments'] = __import__('grader.instruments', "
-            "fromlist=['x'])\n"
             "subject = {'__name__': 'grader_subject'}\n"
             f"exec(compile({subject_source!r}, 'subject.py', 'exec'), subject)\n"
             f"subject['serve_kernel']({socket_path!r}, get_ipython().user_ns)\n")

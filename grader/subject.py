@@ -1,9 +1,15 @@
 """The subject: a sandboxed process that holds a student's definitions and answers requests.
 
-Started by grader.verdict (inside bubblewrap) with the source text of this file, grader/wire.py
-and grader/instruments.py, it never imports the grader. It reads requests on fd 0 and answers
-on fd 1 (both taken before any student code runs; the student's prints go to /dev/null).
-Requests:
+Usually the notebook's own kernel, once it has run the notebook (student code runs once per
+submission): grader.sandbox.SandboxedExecute sends it this file's and grader/wire.py's source
+as a cell the notebook never shows, and `serve_kernel` answers on the grader's private socket
+(grader.verdict.KernelChannel) with the notebook's namespace; grader/instruments.py was
+installed in the kernel as torch loaded, before any student code could use torch
+(grader.tamper._install_instruments). Where the kernel
+cannot serve, grader.verdict starts a fresh one (inside bubblewrap) with the source text of
+this file, grader/wire.py and grader/instruments.py: it never imports the grader, reads
+requests on fd 0 and answers on fd 1 (both taken before any student code runs; the student's
+prints go to /dev/null). Requests:
 
   init      {"cells": [[label, source], ...], "helpers": source}   run cells, report errors
   lookup    {"name"}                      a top-level name as data (function, class, module)

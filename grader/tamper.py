@@ -186,6 +186,8 @@ def _extend_baseline(name: str) -> None:
     for key, value in items.items():
         if key.startswith((f"{name}.", f"sys.modules[{name!r}", f"sys.modules['{name}.")):
             _BASELINE.setdefault(key, value)  # what was recorded earlier stays the reference
+    if name == "torch":
+        _install_instruments()
 
 
 def start_kernel() -> None:
@@ -196,7 +198,6 @@ def start_kernel() -> None:
     grader.restore_imports()  # before the snapshot: the kernel's imports as a student's own
     sys.meta_path.insert(0, _BaselineOnImport())
     snapshot()
-    _install_instruments()
     sys.argv.append("--IPKernelApp.exec_lines="
                     "__import__('grader.tamper', fromlist=['x']).snapshot_shell()")
     from ipykernel import kernelapp
@@ -205,15 +206,16 @@ def start_kernel() -> None:
 
 
 def _install_instruments() -> None:
-    """grader.instruments, before any student code runs: after the notebook this kernel serves
-    the trusted verdict (grader.sandbox.SandboxedExecute.serve_verdict, grader/subject.py's
-    Server), whose instruments record the untouched interpreter when they are imported, and the
-    machine as torch reports it now (BOOT_MACHINE). Imports torch (the baseline of its objects
-    is taken as it loads); a kernel without it serves no verdict (the grader starts a fresh
-    subject)."""
+    """grader.instruments, the moment torch has loaded (before the importing cell goes on):
+    after the notebook this kernel serves the trusted verdict (grader.sandbox.SandboxedExecute.
+    serve_verdict, grader/subject.py's Server), whose instruments record the untouched torch
+    when they are imported, and the machine as torch reports it now (BOOT_MACHINE). Not at the
+    kernel's start: a notebook that never imports torch does not pay for it (nor carry it under
+    its memory limit). A kernel where torch loaded without this hook serves no verdict (the
+    grader starts a fresh subject)."""
     try:
         from grader import instruments
-    except ImportError:
+    except Exception:  # noqa: BLE001 - never break the notebook's import
         return
     instruments.BOOT_MACHINE = instruments.machine()
     sys.modules["grader_instruments"] = instruments

@@ -134,7 +134,7 @@ def _grader_imports(path: Path) -> set[str]:
 
 def test_what_runs_in_a_sandbox_imports_nothing_else_of_the_grader():
     # the kernel's files: grader.tamper imports the package's __init__ and grader.instruments
-    # (installed before the first cell: the kernel serves the verdict after the notebook)
+    # (installed as torch loads: the kernel serves the verdict after the notebook)
     for name in KERNEL_GRADER_FILES:
         assert _grader_imports(GRADER / name) <= {"grader", "grader.instruments"}, name
         assert _grader_imports(GRADER / name) <= {f"grader.{n.removesuffix('.py')}"
