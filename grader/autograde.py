@@ -202,16 +202,21 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
         # trusted verdict (checks here, answers there) on a private channel; the verdict waits
         # for it in a thread while nbgrader works (and starts a fresh sandboxed subject where
         # the kernel does not serve)
-        channel = verdict.KernelChannel(child.server.root, child.uid)
+        try:
+            channel = verdict.KernelChannel(child.server.root, child.uid)
+        except OSError:  # no socket here: a fresh subject judges, as the kernel never serves
+            channel = None
         judging = ThreadPoolExecutor(max_workers=1)
         verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
                                   assignment_id, limits, settings.sandbox, channel)
         judging.shutdown(wait=False)
         try:
             log, executed = _autograde_in_child(settings, child, student_id, assignment_id,
-                                                limits, str(channel.path))
+                                                limits, "" if channel is None
+                                                else str(channel.path))
         finally:
-            channel.notebook_ended()
+            if channel is not None:
+                channel.notebook_ended()
         try:
             judged = verdicts.result()
         except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
