@@ -197,14 +197,26 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
     start = time.monotonic()
     put_venv_on_path()
     limits = settings.run_limits()
-    # the trusted verdicts need no kernel: judged (checks here, student code in a sandboxed
-    # subject) while nbgrader runs the notebook for the executed copy and the manual grading
-    judging = ThreadPoolExecutor(max_workers=1)
-    verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
-                              assignment_id, limits, settings.sandbox)
-    judging.shutdown(wait=False)
     with nbgrader_steps.StepsChild(settings.child_settings(), _child_seconds(limits)) as child:
-        log, executed = _autograde_in_child(settings, child, student_id, assignment_id, limits)
+        # Student code runs once: once nbgrader's kernel has run the notebook, it serves the
+        # trusted verdict (checks here, answers there) on a private channel; the verdict waits
+        # for it in a thread while nbgrader works (and starts a fresh sandboxed subject where
+        # the kernel does not serve)
+        try:
+            channel = verdict.KernelChannel(child.server.root, child.uid)
+        except OSError:  # no socket here: a fresh subject judges, as the kernel never serves
+            channel = None
+        judging = ThreadPoolExecutor(max_workers=1)
+        verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
+                                  assignment_id, limits, settings.sandbox, channel)
+        judging.shutdown(wait=False)
+        try:
+            log, executed = _autograde_in_child(settings, child, student_id, assignment_id,
+                                                limits, "" if channel is None
+                                                else str(channel.path))
+        finally:
+            if channel is not None:
+                channel.notebook_ended()
         try:
             judged = verdicts.result()
         except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
@@ -241,18 +253,21 @@ def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) ->
 
 
 def _child_seconds(limits: Limits) -> float:
-    """How long nbgrader's child may take for one request before it is killed."""
-    return limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
+    """How long nbgrader's child may take for one request before it is killed: the notebook,
+    then its kernel serving the verdict (each limited to the notebook's time)."""
+    return 2 * limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
 
 
 def _autograde_in_child(settings: GradingSettings, child: nbgrader_steps.StepsChild,
-                        student_id: str, assignment_id: str,
-                        limits: Limits) -> tuple[str, NotebookNode | None]:
-    """nbgrader's Autograde in the child; its scores recorded in the gradebook here.
+                        student_id: str, assignment_id: str, limits: Limits,
+                        verdict_socket: str = "") -> tuple[str, NotebookNode | None]:
+    """nbgrader's Autograde in the child (its kernel serving the verdict on verdict_socket
+    after the notebook); its scores recorded in the gradebook here.
     Returns (log, the executed notebook as the child sent it, or None when it failed)."""
     try:
         child.stage(settings.course_root, student_id, assignment_id)
-        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes)
+        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes,
+                                       verdict_socket)
     except (RuntimeError, OSError, ValueError) as e:
         return f"nbgrader's child process failed: {e}\n", None
     if not ran["ok"]:
@@ -323,9 +338,10 @@ def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
 
 def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[str]:
     """Names a failed trusted verdict found undefined, but for `known` ones (what the
-    instructor's notebook defines: an answer that crashed leaves those undefined too). The
-    subject runs the given cells and the answer cells only, so a helper the student wrote in
-    another cell is missing there."""
+    instructor's notebook defines: an answer that crashed leaves those undefined too). Where
+    the notebook's kernel could not answer the verdict (it died), a fresh subject runs the
+    given cells and the answer cells only, so a helper the student wrote in another cell is
+    missing there."""
     return sorted({name for v in judged or [] if v.score < v.max_score
                    for name in UNDEFINED_NAME.findall(v.message)} - set(known))
 
@@ -351,9 +367,9 @@ def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str
         return []
     flag_names.write_review_note(
         course_root, student_id, assignment_id,
-        f"undefined: the grader's run of the given and answer cells had no "
-        f"{', '.join(names)} (code outside the answer cells is not run by the grader; the "
-        f"kernel, which ran every cell, may have found it)\n")
+        f"undefined: the grader's run had no {', '.join(names)} (where the notebook's "
+        f"kernel could not answer the grader, only the given and answer cells are run again; "
+        f"a helper defined in another cell is then missing)\n")
     return [flag_names.UNDEFINED_NAMES]
 
 
@@ -410,8 +426,9 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
         if cell.cell_type != "code" or not isinstance(message, str) or not message:
             continue
         clean = "".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in message)
-        hint = ("\nIf that name is a helper you wrote in another cell: the grader runs the given "
-                "cells and your answer cells only, so define helpers inside an answer cell.\n"
+        hint = ("\nIf that name is a helper you wrote in another cell: where your notebook's "
+                "kernel stopped, the grader runs the given cells and your answer cells only, so "
+                "define helpers inside an answer cell.\n"
                 if UNDEFINED_NAME.search(message) else "")
         cell.outputs.append(nbformat.v4.new_output(
             "stream", name="stdout",

@@ -67,14 +67,17 @@ STARTUP_SECONDS = 120  # on top of the notebook's own time limit, for a loaded m
 
 
 def grading_config(course_root: Path, db_url: str, timeout: int,
-                   kernel_manager_class: str | None, sandbox: bool, limits: dict) -> Config:
-    """nbgrader's Config for grading in `course_root` (autograde.GradingSettings.config)."""
+                   kernel_manager_class: str | None, sandbox: bool, limits: dict,
+                   verdict_socket: str = "") -> Config:
+    """nbgrader's Config for grading in `course_root` (autograde.GradingSettings.config);
+    verdict_socket: where the kernel serves the trusted verdict after the notebook."""
     from grader.sandbox import configure as configure_sandbox
 
     c = build_config(course_root, db_url, timeout, kernel_manager_class)
     # SandboxedExecute replaces nbgrader's Execute (sandbox or not: the watchdog, output
     # caps, dead-kernel handling and the integrity probe always apply).
-    configure_sandbox(c, Limits(**{**limits, "cell_timeout": timeout}), sandbox)
+    configure_sandbox(c, Limits(**{**limits, "cell_timeout": timeout}), sandbox,
+                      verdict_socket)
     return c
 
 
@@ -306,11 +309,13 @@ def child_env(folder: Path) -> dict[str, str]:
 
 
 def autograde(child: StepsChild, student_id: str, assignment_id: str,
-              notebook_bytes: int) -> dict:
+              notebook_bytes: int, verdict_socket: str = "") -> dict:
     """{"ok", "log", "notebook"}: nbgrader's Autograde of the staged W (notebook: the executed
-    notebook's text, or None)."""
+    notebook's text, or None); its kernel serves the verdict on verdict_socket after the
+    notebook (grader.verdict.KernelChannel), when given."""
+    settings = {**child.settings, "verdict_socket": verdict_socket}
     answer = child.request({"op": "autograde", "student_id": student_id,
-                            "assignment_id": assignment_id, "settings": child.settings},
+                            "assignment_id": assignment_id, "settings": settings},
                            limit=4 * notebook_bytes + 2 * MAX_LOG_CHARS + 10_000)
     notebook = answer.get("notebook")
     if notebook is not None and not isinstance(notebook, str):

@@ -66,10 +66,12 @@ FORWARDED_ENV = {"PYTHONWARNINGS", "MPLBACKEND", "OMP_NUM_THREADS", "MKL_NUM_THR
                  "PYTHONHASHSEED", "TZ"}
 KERNEL_BOOT = "import grader.tamper; grader.tamper.start_kernel()"
 # What of grader/ a graded kernel sees: what KERNEL_BOOT runs (grader.tamper, the integrity
-# baseline, and the package's __init__, which it imports). Nothing else of the package exists
-# inside: no hidden check, reference or grader path can be read or imported by the notebook
-# (its test cells run without their hidden tests: grader.hidden_tests).
-KERNEL_GRADER_FILES = ("__init__.py", "tamper.py")
+# baseline, and the package's __init__, which it imports) and grader.instruments, which it
+# installs as torch loads (the kernel serves the trusted verdict after the notebook:
+# SandboxedExecute.verdict_socket). Nothing else of the package exists inside: no hidden check,
+# reference or grader path can be read or imported by the notebook (its test cells run without
+# their hidden tests: grader.hidden_tests).
+KERNEL_GRADER_FILES = ("__init__.py", "tamper.py", "instruments.py")
 
 
 # --------------------------------------------------------------------------- availability
@@ -267,6 +269,31 @@ def _prepare_ownership(spec: SandboxSpec) -> None:
 # --------------------------------------------------------------------------- kernel manager
 
 
+class Watchdog:
+    """Calls `action` once, when its deadline passes; the deadline can be moved without a new
+    thread (a notebook may have used up its user's processes, which the thread of nbgrader's
+    child, run as that user, counts against)."""
+
+    def __init__(self, seconds: float, action):
+        self.deadline = time.monotonic() + seconds
+        self.action = action
+        self._cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._cancelled.wait(min(1.0, max(0.0, self.deadline - time.monotonic()))):
+            if time.monotonic() >= self.deadline:
+                self.action()
+                return
+
+    def restart(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel in a bubblewrap sandbox (or, with sandbox=False, a plain kernel that still has the
     notebook watchdog and the tamper baseline). Configure with c.SandboxKernelManager.*."""
@@ -281,7 +308,8 @@ class SandboxKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.transport = "ipc"  # no TCP: the sandbox has its own (empty) network namespace
         self.watchdog_fired = False
-        self._watchdog: threading.Timer | None = None
+        self.serving_verdict = False  # the notebook has run; the kernel serves the verdict
+        self._watchdog: Watchdog | None = None
         self._lease: UidLease | None = None
         self._runtime_dir: Path | None = None
         self._scratch: Path | None = None  # --no-sandbox only: a temporary working folder
@@ -351,13 +379,19 @@ class SandboxKernelManager(AsyncKernelManager):
             self._monitor = SandboxMonitor(process.pid, self.limits(), self._runtime_dir,
                                            on_overflow=self.kill_sandbox)
             self._monitor.start()
-        self._watchdog = threading.Timer(self.notebook_timeout, self._kill_from_watchdog)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self._watchdog = Watchdog(self.notebook_timeout, self._kill_from_watchdog)
 
     def _kill_from_watchdog(self) -> None:
-        self.watchdog_fired = True
+        if not self.serving_verdict:  # the notebook ran past its time (flag `timeout`)
+            self.watchdog_fired = True
         self.kill_sandbox()
+
+    def restart_watchdog(self, seconds: float) -> None:
+        """The kernel may live `seconds` more from now (the notebook has run; it now serves the
+        trusted verdict, which has a budget of its own: SandboxedExecute.serve_verdict)."""
+        self.serving_verdict = True
+        if self._watchdog is not None:
+            self._watchdog.restart(seconds)
 
     def kill_sandbox(self) -> None:
         """SIGKILL the kernel's process group; with bwrap that ends the PID namespace."""
@@ -434,6 +468,12 @@ class SandboxedExecute(Execute):
     notebook_output_bytes = Integer(Limits.notebook_output_bytes).tag(config=True)
     tamper_probe = Bool(True, help="Ask the kernel for its integrity report at the end"
                         ).tag(config=True)
+    verdict_socket = Unicode("", help="After the notebook, the kernel serves the trusted "
+                             "verdict's requests on this Unix socket (grader.verdict."
+                             "KernelChannel) until the grader hangs up; empty: it does not"
+                             ).tag(config=True)
+    serve_timeout = Integer(Limits.notebook_timeout, help="Seconds the kernel may serve the "
+                            "verdict before it is killed").tag(config=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxKernelManager)
@@ -449,6 +489,7 @@ class SandboxedExecute(Execute):
                         "output_truncated": False, "tamper_runtime": None, "sandboxed": None}
         self._out_total, self._out_cell, self._out_cell_index = 0, 0, -1
         self._out_count = 0
+        self._serving = False
         started = time.monotonic()
         with self.setup_kernel():
             manager = self.km
@@ -476,6 +517,8 @@ class SandboxedExecute(Execute):
                 manager.check_disk()  # the kernel is still up: its tmpfs still exist
             if not dead and self.tamper_probe:
                 self._report["tamper_runtime"] = self._probe_integrity()
+            if not dead and self.verdict_socket:
+                self.serve_verdict(manager)
         self._report["kernel_died"] = dead
         self._report["disk_full"] = list(getattr(manager, "full_mounts", []))
         if getattr(manager, "stopped_by_monitor", False):
@@ -489,8 +532,35 @@ class SandboxedExecute(Execute):
         self.set_widgets_metadata()
         return self.nb, self.resources
 
+    def serve_verdict(self, manager) -> None:
+        """The notebook has run: the kernel now answers the trusted verdict's requests (grader.
+        subject's Server on the notebook's own namespace, its source sent here as a cell the
+        notebook never shows) over the grader's private socket, until the grader hangs up. So
+        student code runs once per submission. What happens here is no part of the notebook's
+        run: no output is kept, no timeout or death is reported (a kernel the verdict killed
+        for not answering is the verdict's business), and it has a budget of its own."""
+        if hasattr(manager, "restart_watchdog"):
+            manager.restart_watchdog(self.serve_timeout)
+        cell = NotebookNode(cell_type="code", id="grader-verdict", metadata={}, outputs=[],
+                            execution_count=None, source=serve_source(self.verdict_socket))
+        saved, self.timeout, self._serving = self.timeout, self.serve_timeout, True
+        self.nb.cells.append(cell)  # nbclient puts an executed cell back by its index
+        try:
+            self.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
+            self._report["served_verdict"] = True
+        except (DeadKernelError, CellTimeoutError) as e:
+            self._report["served_verdict"] = type(e).__name__
+            if hasattr(manager, "kill_sandbox"):
+                manager.kill_sandbox()
+        except Exception as e:  # noqa: BLE001 - the verdict judges without it (a fresh subject)
+            self._report["served_verdict"] = type(e).__name__
+        finally:
+            del self.nb.cells[-1]  # no part of the notebook
+            self.timeout, self._serving = saved, False
+
     async def _async_handle_timeout(self, timeout, cell=None):
-        self._report["cell_timeouts"] += 1
+        if not self._serving:
+            self._report["cell_timeouts"] += 1
         return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):
@@ -499,6 +569,8 @@ class SandboxedExecute(Execute):
         metadata, error name/value/traceback). An error is always kept, shortened, so a
         failing test still fails; a dropped stderr stream leaves a stderr note, so a test cell
         that wrote to stderr still reads as such."""
+        if self._serving:  # what student code shows while it serves the verdict: not kept
+            return None
         if cell_index != self._out_cell_index:
             self._out_cell_index, self._out_cell, self._out_count = cell_index, 0, 0
         room = min(self.cell_output_bytes - self._out_cell,
@@ -597,9 +669,33 @@ def require_sandbox() -> None:
             "isolation (only for code you trust).")
 
 
-def configure(config, limits: Limits, sandbox: bool = True) -> None:
+def serve_source(socket_path: str) -> str:
+    """The cell a graded kernel runs after the notebook to serve the trusted verdict: takes the
+    grader.instruments the kernel installed as torch loaded (grader.tamper._install_instruments;
+    without them it does not serve, and the verdict starts a fresh subject), installs
+    grader/wire.py's source (sent as text, like the verdict's fresh subjects get it) and runs
+    grader/subject.py's serve_kernel on the notebook's namespace, all in a namespace of its own
+    (nothing is added to the student's)."""
+    folder = Path(__file__).resolve().parent
+    wire_source = (folder / "wire.py").read_text(encoding="utf-8")
+    subject_source = (folder / "subject.py").read_text(encoding="utf-8")
+    boot = ("import sys, types\n"
+            "import torch  # the kernel installs grader.instruments as torch loads, if not yet\n"
+            "if 'grader_instruments' not in sys.modules:\n"
+            "    raise RuntimeError('torch loaded without the instruments: no verdict here')\n"
+            "wire = types.ModuleType('grader_wire')\n"
+            f"exec(compile({wire_source!r}, 'wire.py', 'exec'), wire.__dict__)\n"
+            "sys.modules['grader_wire'] = wire\n"
+            "subject = {'__name__': 'grader_subject'}\n"
+            f"exec(compile({subject_source!r}, 'subject.py', 'exec'), subject)\n"
+            f"subject['serve_kernel']({socket_path!r}, get_ipython().user_ns)\n")
+    return f"exec(compile({boot!r}, '<grader>', 'exec'), {{'__name__': 'grader_serve'}})"
+
+
+def configure(config, limits: Limits, sandbox: bool = True, verdict_socket: str = "") -> None:
     """Point an nbgrader config at the sandboxed executor with these limits, hidden tests
-    taken out of the test cells before it runs them."""
+    taken out of the test cells before it runs them. verdict_socket: the kernel serves the
+    trusted verdict there after the notebook (its folder is shown to the sandbox read-only)."""
     from nbgrader.converters import Autograde
 
     from grader.hidden_tests import HideHiddenTests
@@ -620,6 +716,10 @@ def configure(config, limits: Limits, sandbox: bool = True) -> None:
     config.SandboxedExecute.outputs_per_cell = limits.outputs_per_cell
     config.SandboxedExecute.notebook_bytes = limits.notebook_bytes
     config.SandboxedExecute.store_widget_state = False  # widget state is unbounded; unused
+    config.SandboxedExecute.verdict_socket = verdict_socket
+    config.SandboxedExecute.serve_timeout = limits.notebook_timeout
+    if verdict_socket:
+        config.SandboxKernelManager.extra_readonly = [str(Path(verdict_socket).parent)]
     # Every output has arrived when the last cell's reply is in (and the integrity probe has
     # answered): a graceful shutdown_request only waits ~1 s for ipykernel to stop itself
     # before the sandbox is killed anyway.

@@ -1,9 +1,15 @@
 """The subject: a sandboxed process that holds a student's definitions and answers requests.
 
-Started by grader.verdict (inside bubblewrap) with the source text of this file, grader/wire.py
-and grader/instruments.py, it never imports the grader. It reads requests on fd 0 and answers
-on fd 1 (both taken before any student code runs; the student's prints go to /dev/null).
-Requests:
+Usually the notebook's own kernel, once it has run the notebook (student code runs once per
+submission): grader.sandbox.SandboxedExecute sends it this file's and grader/wire.py's source
+as a cell the notebook never shows, and `serve_kernel` answers on the grader's private socket
+(grader.verdict.KernelChannel) with the notebook's namespace; grader/instruments.py was
+installed in the kernel as torch loaded, before any student code could use torch
+(grader.tamper._install_instruments). Where the kernel
+cannot serve, grader.verdict starts a fresh one (inside bubblewrap) with the source text of
+this file, grader/wire.py and grader/instruments.py: it never imports the grader, reads
+requests on fd 0 and answers on fd 1 (both taken before any student code runs; the student's
+prints go to /dev/null). Requests:
 
   init      {"cells": [[label, source], ...], "helpers": source}   run cells, report errors
   lookup    {"name"}                      a top-level name as data (function, class, module)
@@ -388,6 +394,32 @@ def _error(e: BaseException) -> dict:
         message = "<unprintable>"
     tb = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-3))[-MAX_MESSAGE:]
     return {"type": type(e).__name__, "message": message, "traceback": tb}
+
+
+def serve_kernel(path: str, namespace: dict) -> None:
+    """In a graded kernel, after the notebook ran (grader.sandbox.SandboxedExecute.
+    serve_verdict): connect to the grader's private socket and answer its requests on the
+    notebook's own namespace until the grader hangs up. What student code prints meanwhile goes
+    to /dev/null; the instruments are those the kernel installed before the first cell."""
+    import socket
+
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    channel.connect(path)
+    reader = channel.makefile("rb", buffering=0)
+    writer = channel.makefile("wb")
+    saved = sys.stdout, sys.stderr
+    null = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    sys.stdout = sys.stderr = null
+    torch.set_num_threads(1)
+    try:
+        server = Server(reader, writer)
+        server.ns = namespace
+        server.real_machine = list(getattr(instruments, "BOOT_MACHINE", server.real_machine))
+        server.serve()
+    finally:
+        sys.stdout, sys.stderr = saved
+        null.close()
+        channel.close()
 
 
 def main() -> None:

@@ -186,6 +186,8 @@ def _extend_baseline(name: str) -> None:
     for key, value in items.items():
         if key.startswith((f"{name}.", f"sys.modules[{name!r}", f"sys.modules['{name}.")):
             _BASELINE.setdefault(key, value)  # what was recorded earlier stays the reference
+    if name == "torch":
+        _install_instruments()
 
 
 def start_kernel() -> None:
@@ -201,6 +203,22 @@ def start_kernel() -> None:
     from ipykernel import kernelapp
 
     kernelapp.launch_new_instance()
+
+
+def _install_instruments() -> None:
+    """grader.instruments, the moment torch has loaded (before the importing cell goes on):
+    after the notebook this kernel serves the trusted verdict (grader.sandbox.SandboxedExecute.
+    serve_verdict, grader/subject.py's Server), whose instruments record the untouched torch
+    when they are imported, and the machine as torch reports it now (BOOT_MACHINE). Not at the
+    kernel's start: a notebook that never imports torch does not pay for it (nor carry it under
+    its memory limit). A kernel where torch loaded without this hook serves no verdict (the
+    grader starts a fresh subject)."""
+    try:
+        from grader import instruments
+    except Exception:  # noqa: BLE001 - never break the notebook's import
+        return
+    instruments.BOOT_MACHINE = instruments.machine()
+    sys.modules["grader_instruments"] = instruments
 
 
 def runtime_report() -> list[str]:

@@ -2,7 +2,11 @@
 student code.
 
 For one submission:
-1. A sandboxed *subject* process (grader/subject.py, bubblewrap via grader.sandbox) executes the
+1. A sandboxed *subject* answers for the student's code: the notebook's own kernel once it has
+   run the notebook (student code runs once per submission: the kernel serves grader/subject.py's
+   requests on the notebook's namespace over a private socket, ``KernelChannel``; its sandbox
+   and limits are the kernel's). Where the kernel cannot serve (it died, or never connected), a
+   fresh sandboxed process (grader/subject.py, bubblewrap via grader.sandbox) executes the
    release's given cells (from the instructor's source notebook) and the student's answer cells
    (their cells whose grade_id is an answer cell of the source) — no test or experiment cells.
 2. Here, the given cells run again (instructor code), and every contract name (what the source's
@@ -38,7 +42,11 @@ import inspect
 import io
 import os
 import re
+import select
 import shutil
+import signal
+import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -215,6 +223,174 @@ class Subject:
         shutil.rmtree(self.runtime, ignore_errors=True)
 
 
+class KernelChannel:
+    """The grader's end of the private channel on which the notebook's kernel serves the
+    verdict after the notebook ran (grader.sandbox.SandboxedExecute.serve_verdict).
+
+    A Unix socket this process listens on, in a folder of its own making that the kernel's
+    sandbox sees read-only (connecting needs write permission on the socket file only, which is
+    the kernel's user's alone); nothing here opens a path the student's process could have
+    made. One connection is taken, from a process of that user (SO_PEERCRED), and that process
+    is held by a pidfd, so a request that is not answered in time kills the kernel itself.
+    What comes over it is wire.py's bounded data, as from a fresh subject."""
+
+    def __init__(self, parent: Path, uid: int | None):
+        self.uid = os.getuid() if uid is None else uid
+        self.folder = Path(tempfile.mkdtemp(prefix="gvk-", dir=parent))
+        os.chmod(self.folder, 0o711)  # the kernel's user may reach the socket, list nothing
+        self.path = self.folder / "s"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        if uid is not None and uid != os.getuid():
+            os.chown(self.path, uid, uid)
+        self.listener.listen(1)
+        self.ended = threading.Event()  # nbgrader's run of the notebook is over
+
+    def notebook_ended(self) -> None:
+        """The kernel is gone (or never connected): stop waiting for it."""
+        self.ended.set()
+
+    def accept(self, seconds: float) -> tuple[socket.socket, int] | None:
+        """(the kernel's connection, its pid), or None when the notebook's run ended first or
+        `seconds` passed."""
+        deadline = time.monotonic() + seconds
+        while not self.ended.is_set() and time.monotonic() < deadline:
+            try:
+                ready, _, _ = select.select([self.listener], [], [], 0.2)
+            except (OSError, ValueError):
+                return None  # closed
+            if not ready:
+                continue
+            conn, _ = self.listener.accept()
+            pid, uid, _ = struct.unpack("3i", conn.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+            if uid != self.uid:
+                conn.close()
+                continue
+            self.close()  # one connection: no other process gets in later
+            return conn, pid
+        return None
+
+    def close(self) -> None:
+        """Stop listening (a connection not taken yet is reset) and remove the folder."""
+        self.listener.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Stream:
+    """SubjectProcess's `process` for a socket: stdin and stdout are its two directions."""
+
+    def __init__(self, conn: socket.socket):
+        self.stdin = conn.makefile("wb")
+        self.stdout = conn.makefile("rb", buffering=0)
+
+
+GRACE_SECONDS = 10  # after the verdict hangs up, for the kernel to end its loop's cell
+
+
+class KernelProcess(proxy.SubjectProcess):
+    """The kernel serving on a KernelChannel, as proxy.Client talks to a subject: kill() ends
+    the kernel (by pidfd) and hangs up."""
+
+    def __init__(self, conn: socket.socket, pid: int):
+        self.conn = conn
+        self.process = _Stream(conn)
+        self.dead: str | None = None
+        self.stopped_for: set[str] = set()  # as SubjectProcess's: the flags' source
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except OSError:
+            self.pidfd = None
+
+    def kill(self, why: str = "stopped", kind: str | None = None) -> None:
+        if self.dead is None:
+            self.dead = why
+            if kind is not None:
+                self.stopped_for.add(kind)
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+        self.hang_up()
+
+    def hang_up(self) -> None:
+        try:
+            self.conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Hang up: the kernel's loop ends and nbgrader shuts the kernel down. A kernel still
+        alive GRACE_SECONDS later (student code kept the loop's cell from ending) is killed,
+        so that nbgrader's run goes on; its notebook has run by then."""
+        if self.dead is None:
+            self.dead = "closed"
+        self.hang_up()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self.conn.close()
+        if self.pidfd is not None:
+            timer = threading.Timer(GRACE_SECONDS, self._end)
+            timer.daemon = True
+            timer.start()
+
+    def _end(self) -> None:
+        pidfd, self.pidfd = self.pidfd, None
+        if pidfd is None:
+            return
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # a no-op on a process gone
+        except OSError:
+            pass
+        os.close(pidfd)
+
+
+class KernelSubject:
+    """The notebook's kernel as the verdict's subject: a client, a whole-verdict watchdog."""
+
+    def __init__(self, conn: socket.socket, pid: int, limits: Limits):
+        self.process = KernelProcess(conn, pid)
+        deadline = time.monotonic() + limits.notebook_timeout  # the verdict's budget
+        self.client = proxy.Client(self.process, float(limits.cell_timeout), deadline)
+        self.watchdog = threading.Timer(
+            limits.notebook_timeout, self.process.kill,
+            args=(f"ran past {limits.notebook_timeout} s in all", "timeout"))
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    @property
+    def stopped_for(self) -> set[str]:
+        """What stopped it ("timeout", "protocol"), as Subject.stopped_for; its tmpfs are the
+        notebook's, watched by the kernel's own disk monitor."""
+        return set(self.process.stopped_for)
+
+    def close(self) -> None:
+        self.watchdog.cancel()
+        self.process.close()
+
+
+def kernel_subject(channel: KernelChannel, limits: Limits) -> KernelSubject | None:
+    """The notebook's kernel, connected and initialised (the library-use scan sent), or None
+    when it did not connect before the notebook's run ended or did not answer."""
+    accepted = channel.accept(2 * limits.notebook_timeout + proxy.STARTUP_SECONDS)
+    channel.close()
+    if accepted is None:
+        return None
+    sub = KernelSubject(*accepted, limits)
+    try:
+        sub.client.request({"op": "init", "cells": [], "helpers": helpers_source()})
+    except (proxy.SubjectDied, Exception):  # noqa: BLE001 - it cannot serve: a fresh subject
+        sub.process.kill("did not take the grader's helpers")
+        sub.close()
+        return None
+    return sub
+
+
 def start_subject(cells, limits: Limits, sandbox: bool, deadline: float | None = None,
                   stopped: set[str] | None = None) -> tuple[Subject, list, str]:
     """A subject that has run `cells`; if one cell kills it, again without that cell and those
@@ -315,12 +491,14 @@ def _bind(sub: Subject, names: list[str], ns: dict) -> None:
 
 
 def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
-          sandbox: bool = True) -> list[CellVerdict]:
+          sandbox: bool = True, kernel: KernelChannel | None = None) -> list[CellVerdict]:
     """Score every autograded test cell of a submission; the trusted verdicts, in order.
 
-    A test whose request the subject does not answer in time (or that kills it) scores 0; the
-    next test gets a fresh subject (as a kernel that was interrupted goes on with the next
-    cell), until the notebook's time is spent."""
+    kernel: the channel on which the notebook's kernel serves once the notebook has run (the
+    first subject); without it, or when it does not serve, a fresh subject. A test whose
+    request the subject does not answer in time (or that kills it) scores 0; the next test gets
+    a fresh subject (as a kernel that was interrupted goes on with the next cell), until the
+    notebook's time is spent."""
     limits = limits or Limits()
     deadline = time.monotonic() + limits.notebook_timeout
     source_nb = nbformat.read(source_path, as_version=4)
@@ -335,9 +513,19 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
                 pass
     verdicts = Verdicts()
     stopped: set[str] = set()  # what stopped its subjects (flags)
-    sub: Subject | None = None
+    sub: Subject | KernelSubject | None = None
     dead = ""
+    note = ""
     try:
+        if kernel is not None and tests:
+            sub = kernel_subject(kernel, limits)
+            deadline = time.monotonic() + limits.notebook_timeout  # from the verdict's start
+            if sub is not None:
+                try:
+                    _bind(sub, names, ns)
+                except proxy.SubjectDied:
+                    sub.close()
+                    sub = None
         for grade_id, points, source in tests:
             if sub is None and time.monotonic() < deadline:
                 sub, _, note = start_subject(cells, limits, sandbox, deadline, stopped)
@@ -374,6 +562,8 @@ def judge(source_path: Path, submitted_path: Path, limits: Limits | None = None,
         if sub is not None:
             sub.close()
             stopped.update(sub.stopped_for)
+        if kernel is not None:
+            kernel.close()
     verdicts.note_stopped(stopped)
     return verdicts
 
@@ -439,12 +629,17 @@ def record(db_url: str, student_id: str, assignment_id: str,
 
 
 def judge_submission(course_root: Path, student_id: str, assignment_id: str, limits: Limits,
-                     sandbox: bool) -> list[CellVerdict]:
-    """The trusted verdicts of one staged submission. Needs no kernel run, so autograde runs it
-    while nbgrader executes the notebook."""
+                     sandbox: bool, kernel: KernelChannel | None = None) -> list[CellVerdict]:
+    """The trusted verdicts of one staged submission. autograde runs it while nbgrader executes
+    the notebook, whose kernel then serves it on `kernel` (closed here, whatever happens)."""
     layout = CourseLayout(course_root)
-    return judge(layout.source_notebook(assignment_id),
-                 layout.submitted_notebook(student_id, assignment_id), limits, sandbox)
+    try:
+        return judge(layout.source_notebook(assignment_id),
+                     layout.submitted_notebook(student_id, assignment_id), limits, sandbox,
+                     kernel)
+    finally:
+        if kernel is not None:
+            kernel.close()
 
 
 def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_id: str,
