@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from submissions import grader_env, make_submission, released_notebook, write_submissions  # noqa: E402, I001
 
-from grader.course import Roots, list_assignments  # noqa: E402
+from grader.bridge.course import Roots, list_assignments  # noqa: E402
 
 
 def build_class(root: Path, copies: int) -> int:

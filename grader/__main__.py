@@ -1,8 +1,8 @@
-"""`python -m grader ...`: see grader.cli."""
+"""`python -m grader ...`: see grader.commands.cli."""
 
 import sys
 
-from grader.cli import main
+from grader.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,8 @@ what many test files need alike.
   copy (exercises/ written, as `python -m grader release` does).
 - `graded_toy_course`: the toy course released, one solved hand-in and its autograde DIR (with
   the sandbox when there is one), graded once per session; copy its folders before changing them.
-- the `needs_sandbox` marker: the test is skipped where grader.sandbox cannot isolate a kernel;
+- the `needs_sandbox` marker: the test is skipped where grader.isolation.sandbox cannot isolate a
+  kernel;
   `no_sandbox_args()` for autogrades of the course's own hand-ins that run either way.
 - `read_csv` / the `read_csv` fixture: a CSV file's rows as dicts (its header the keys).
 
@@ -45,7 +46,7 @@ def copy_toy(dest: Path) -> Path:
 
 def released_toy(dest: Path) -> Path:
     """A copy of the toy course at `dest` with its exercises/ released; returns `dest`."""
-    from grader.cli import main
+    from grader.commands.cli import main
 
     copy_toy(dest)
     assert main(["release", "--root", str(dest)]) == 0
@@ -59,8 +60,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def sandbox_problem() -> str | None:
-    """Why grader.sandbox cannot isolate a kernel here, or None when it can."""
-    from grader.sandbox import sandbox_available
+    """Why grader.isolation.sandbox cannot isolate a kernel here, or None when it can."""
+    from grader.isolation.sandbox import sandbox_available
 
     ok, why = sandbox_available()
     return None if ok else why
@@ -73,8 +74,9 @@ def no_sandbox_args() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "needs_sandbox: skipped where grader.sandbox cannot "
-                                       "isolate a kernel (no bubblewrap, no user namespaces)")
+    config.addinivalue_line("markers", "needs_sandbox: skipped where "
+                                       "grader.isolation.sandbox cannot isolate a kernel "
+                                       "(no bubblewrap, no user namespaces)")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks (on each worker)
@@ -106,9 +108,9 @@ def graded_toy_course(tmp_path_factory) -> dict[str, Path]:
     code in the released notebook) and the DIR `python -m grader autograde` wrote for it."""
     import nbformat
 
-    from grader import cell_roles
-    from grader.autograde import autograde
-    from grader.course import Roots
+    from grader.bridge import cell_roles
+    from grader.bridge.course import Roots
+    from grader.commands.autograde import autograde
 
     tmp = tmp_path_factory.mktemp("graded-toy")
     root = released_toy(tmp / "course")

@@ -25,9 +25,9 @@ from collections import Counter
 # kind of process -> substrings of its command line, tried in this order
 KINDS = [
     ("book or exercise kernel", ["ipykernel"]),
-    ("grading kernel", ["import grader.tamper"]),
+    ("grading kernel", ["import grader.inside.tamper"]),
     ("verdict subject", ["grader_wire"]),
-    ("nbgrader steps", ["grader.nbgrader_steps"]),
+    ("nbgrader steps", ["grader.bridge.nbgrader_steps"]),
     ("spawned worker", ["multiprocessing.spawn", "spawn_main"]),
     ("grader command", ["-m grader"]),
     ("chromium", ["chrom"]),

@@ -1,6 +1,7 @@
 """Submissions downloads of the toy class of tests/fixtures/lms/, with member names in the forms
-Canvas's "Download Submissions" and Moodle's "Download all submissions" write (grader/collect.py
-cites the sources). Used by tests/test_collect.py and the round trips of tests/test_export.py.
+Canvas's "Download Submissions" and Moodle's "Download all submissions" write
+(grader/records/collect.py cites the sources). Used by tests/test_collect.py and the round trips of
+tests/test_export.py.
 """
 
 from __future__ import annotations

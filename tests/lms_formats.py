@@ -1,5 +1,5 @@
 """What Canvas's and Moodle's grade imports do with a CSV, as their documentation and importers
-describe it (sources in grader/lms_export.py), written as checks on a file read back with
+describe it (sources in grader/records/lms_export.py), written as checks on a file read back with
 Python's csv reader. Each returns what the LMS would do: which students and assignments it
 fills, or raises AssertionError where the LMS would refuse, lose or misplace a grade.
 """

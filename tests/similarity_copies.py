@@ -17,7 +17,7 @@ import ast
 
 from conftest import REPO
 
-from grader.similarity import bound_names
+from grader.integrity.similarity import bound_names
 
 LIBRARY = REPO / "src" / "resnet_course"
 
@@ -127,7 +127,7 @@ class Renamer(ast.NodeTransformer):
 
 
 def bound(node: ast.AST) -> set[str]:
-    """Names a piece of code binds (grader.similarity's notion)."""
+    """Names a piece of code binds (grader.integrity.similarity's notion)."""
     return bound_names(node if isinstance(node, ast.Module) else ast.Module([node], []))
 
 

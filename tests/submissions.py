@@ -143,7 +143,7 @@ def pids_under(folder: Path) -> list[int]:
 
 def orphaned_grading_pids() -> list[int]:
     """Live processes working in the folder of a grader's nbgrader fork server (R =
-    $TMPDIR/gsz-<pid>-*, see grader.nbgrader_steps) whose grader process <pid> has ended: the
+    $TMPDIR/gsz-<pid>-*, see grader.bridge.nbgrader_steps) whose grader process <pid> has ended: the
     kernels (whose outer sandbox process keeps nbgrader's folder W inside R as its working
     folder) and anything they left running."""
     import re

@@ -1,10 +1,10 @@
-"""grader.cell_roles: nbgrader's cell roles read through nbgrader.utils, from NotebookNodes and
-from plain (possibly hostile) notebook JSON alike."""
+"""grader.bridge.cell_roles: nbgrader's cell roles read through nbgrader.utils, from NotebookNodes
+and from plain (possibly hostile) notebook JSON alike."""
 
 import nbformat
 import pytest
 
-from grader import cell_roles
+from grader.bridge import cell_roles
 
 
 def _cell(**nbgrader):

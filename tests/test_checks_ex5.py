@@ -132,7 +132,7 @@ def _namespace(source: str) -> dict:
 
 
 def test_work_is_counted_layer_by_layer_however_the_net_is_called():
-    from grader import instruments
+    from grader.inside import instruments
 
     net = ex5.digits_net()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
@@ -152,7 +152,7 @@ def test_count_work_notices_its_hooks_taken_off_or_bypassed(bypass):
 
     from torch.nn.modules import module as nn_module
 
-    from grader import instruments
+    from grader.inside import instruments
 
     saved = (nn_module._global_forward_pre_hooks, torch.nn.Module.__call__)
     try:

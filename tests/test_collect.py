@@ -1,10 +1,10 @@
-"""`python -m grader collect` (grader.collect) on submissions downloads named as Canvas and
+"""`python -m grader collect` (grader.records.collect) on submissions downloads named as Canvas and
 Moodle name them, matched on the fixture rosters in tests/fixtures/lms/ (see its README).
 
 Canvas "Download Submissions": flat files `<sortable name>_[LATE_]<user id>_<attachment id>_
 <file>`. Moodle "Download all submissions": folders `<Full name>_<participant id>_
 assignsubmission_file_/<file>` (or flat files with the same prefix). Sources in
-grader/collect.py.
+grader/records/collect.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 from conftest import TOY, read_csv
 from lms_downloads import CANVAS_MEMBERS, MOODLE_MEMBERS, make_zip, notebook
 
-from grader.cli import main
-from grader.collect import CollectError, Outcome, collect, member_name, run
-from grader.roster import read_roster
+from grader.commands.cli import main
+from grader.records.collect import CollectError, Outcome, collect, member_name, run
+from grader.records.roster import read_roster
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
 AID = "toy"
@@ -156,11 +156,11 @@ def test_cli_collect(tmp_path: Path, capsys):
 
 
 def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
-    """nbgrader's own `zip_collect` with grader.collect.SafeExtractor and CanvasCollector: each
-    notebook lands in submitted/<roster id>/<assignment>/, named after the assignment."""
+    """nbgrader's own `zip_collect` with grader.records.collect.SafeExtractor and CanvasCollector:
+    each notebook lands in submitted/<roster id>/<assignment>/, named after the assignment."""
     from nbgrader.apps import ZipCollectApp
 
-    from grader.course import put_venv_on_path
+    from grader.bridge.course import put_venv_on_path
 
     put_venv_on_path()
     (tmp_path / "release" / AID).mkdir(parents=True)
@@ -172,8 +172,8 @@ def test_nbgrader_zip_collect_uses_the_collector(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = ZipCollectApp()
     app.initialize([AID, f"--CourseDirectory.root={tmp_path}",
-                    "--extractor=grader.collect.SafeExtractor",
-                    "--collector=grader.collect.CanvasCollector",
+                    "--extractor=grader.records.collect.SafeExtractor",
+                    "--collector=grader.records.collect.CanvasCollector",
                     f"--CanvasCollector.roster={LMS / 'canvas_gradebook.csv'}"])
     app.start()
     submitted = sorted(p.relative_to(tmp_path / "submitted").as_posix()

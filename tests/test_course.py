@@ -1,4 +1,4 @@
-"""grader.course: CourseLayout spells every path in DIR, and a real autograde writes nothing
+"""grader.bridge.course: CourseLayout spells every path in DIR, and a real autograde writes nothing
 else there (the toy course, graded once per session by conftest's graded_toy_course)."""
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import read_csv
 
-from grader.course import CourseLayout
+from grader.bridge.course import CourseLayout
 
 
 def _top(layout: CourseLayout, path: Path) -> str:

@@ -9,7 +9,8 @@ BUSY = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() 
 
 def test_kinds_by_command_line():
     assert kind_of("/v/bin/python -m ipykernel_launcher -f k.json") == "book or exercise kernel"
-    assert kind_of("bwrap --unshare-all -- python -c import grader.tamper; x") == "grading kernel"
+    assert kind_of("bwrap --unshare-all -- python -c import grader.inside.tamper; x") \
+        == "grading kernel"
     assert kind_of("python -I -c m = types.ModuleType('grader_wire')") == "verdict subject"
     assert kind_of("/usr/lib/chromium/chromium --headless") == "chromium"
     assert kind_of("/usr/bin/sleep 5") == "other: sleep"

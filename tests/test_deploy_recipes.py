@@ -4,7 +4,7 @@ Kubernetes: the Indexed Job's YAML loads, its command (after Kubernetes' $(VAR) 
 the container's env) parses with the grader's argparse, and pod index i grades --shard i/N with
 N = completions. Slurm: the batch script itself runs under bash with a fake `python` that
 records its arguments, for every task id of its #SBATCH --array, ids from 0 or from 1.
-Together the N shards cover every submission exactly once (the split is grader.shard's).
+Together the N shards cover every submission exactly once (the split is grader.records.shard's).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from grader.cli import build_parser
-from grader.shard import Shard
+from grader.commands.cli import build_parser
+from grader.records.shard import Shard
 
 JOB = REPO / "deploy" / "kubernetes" / "autograde-job.yaml"
 SBATCH = REPO / "deploy" / "slurm" / "autograde.sbatch"

@@ -5,8 +5,8 @@ xdist worker, before this file runs); the self-study edition
 (`COURSE_EDITION=self-study jupyter-book build . -W -n --keep-going`) is built into a temporary
 folder and reuses the execution cache _build/.jupyter_cache (see _ext/editions.py), so only
 rendering costs time. Then every code block (`<pre>`) of every built page
-is compared with every graded definition of grader/graded.py (answer cells of solutions/ and
-their library counterparts) as normalised token streams (grader.graded.shows):
+is compared with every graded definition of grader/integrity/graded.py (answer cells of solutions/
+and their library counterparts) as normalised token streams (grader.integrity.graded.shows):
 - course edition: no code block shows one;
 - self-study edition: only code blocks inside a collapsed spoiler (`<details class="spoiler">`
   without `open`) show one, and every `{graded-source}` of the chapters has its spoiler.
@@ -26,8 +26,8 @@ import pytest
 from conftest import REPO as ROOT
 from site_tools import ensure_built
 
-from grader.graded import Definition, graded_definitions, normalised_tokens, shows
-from grader.publish import reader_repository
+from grader.commands.publish import reader_repository
+from grader.integrity.graded import Definition, graded_definitions, normalised_tokens, shows
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,8 @@ import torch
 import yaml
 from conftest import REPO
 
-from grader.course import COURSE_PACKAGES, answer_may_import
-from grader.graded import graded_definitions, normalised_tokens, shows
+from grader.bridge.course import COURSE_PACKAGES, answer_may_import
+from grader.integrity.graded import graded_definitions, normalised_tokens, shows
 from resnet_course.data import spirals as library_spirals
 from resnet_course.models import ResidualBlock as LibraryResidualBlock
 from resnet_course.models import plain_mlp as library_plain_mlp
@@ -28,7 +28,7 @@ from resnet_course.models import residual_mlp as library_residual_mlp
 
 ASSIGNMENTS = ["ex1_degradation", "ex2_identity", "ex3_shortcuts", "ex4_image_resnets",
                "ex5_gpu_training"]
-FORBIDDEN = set(COURSE_PACKAGES)  # grader.course: the one rule on what answers may touch
+FORBIDDEN = set(COURSE_PACKAGES)  # grader.bridge.course: the one rule on what answers may touch
 ALLOWED = {"torch", "numpy", "matplotlib", "sklearn", "math", "random", "time", "os", "typing",
            "collections", "copy", "itertools", "functools", "warnings", "dataclasses"}
 LEFTOVERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS")
@@ -113,7 +113,8 @@ def test_release_imports_only_allowed_packages(assignment_id):
 def test_release_hands_out_no_graded_implementation(assignment_id):
     """No code cell of a release shows an answer of any assignment (an earlier exercise's
     included): the exercise pages are rendered in the book and published. The fast form of
-    tests/test_editions.py's HTML check, on the same token streams (grader.graded.shows)."""
+    tests/test_editions.py's HTML check, on the same token streams
+    (grader.integrity.graded.shows)."""
     shown = sorted({f"{label}: {d.origin}:{d.name}" for label, source in code_cells(assignment_id)
                     for d in GRADED if shows(d.tokens, normalised_tokens(source))})
     assert not shown, f"{assignment_id} shows graded implementations: {shown}"

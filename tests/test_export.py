@@ -1,4 +1,4 @@
-"""grader.export without a kernel: after hand grading, `export` rewrites the CSVs from the
+"""grader.records.export without a kernel: after hand grading, `export` rewrites the CSVs from the
 gradebook for the submissions and flags of the last run (refused rows kept), and regenerates
 feedback only for autograded submissions (nbgrader's GenerateFeedback replaced by a stand-in
 that records its calls)."""
@@ -14,16 +14,16 @@ from lms_downloads import CANVAS_MEMBERS, MOODLE_MEMBERS, make_zip
 from lms_formats import canvas_import, moodle_import
 from toy_gradebook import AID, add_submission, make_course
 
-from grader import export as export_module
-from grader.cli import main
-from grader.collect import collect
-from grader.course import CourseLayout
-from grader.export import ExportRefused, export
-from grader.gradebook import open_gradebook
-from grader.lms_export import CANVAS_FILE, MOODLE_FILE
-from grader.report import SubmissionGrade, save_run_record
-from grader.roster import read_roster
-from grader.shard import Shard, save_shard_record
+from grader.bridge.course import CourseLayout
+from grader.bridge.gradebook import open_gradebook
+from grader.commands.cli import main
+from grader.records import export as export_module
+from grader.records.collect import collect
+from grader.records.export import ExportRefused, export
+from grader.records.lms_export import CANVAS_FILE, MOODLE_FILE
+from grader.records.report import SubmissionGrade, save_run_record
+from grader.records.roster import read_roster
+from grader.records.shard import Shard, save_shard_record
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
 

@@ -1,5 +1,5 @@
-"""Feedback pages render their maths offline (grader.feedback_assets): MathJax comes from a copy
-in DIR/feedback/_assets/, by a relative URL, and the page loads no remote script."""
+"""Feedback pages render their maths offline (grader.commands.feedback_assets): MathJax comes from a
+copy in DIR/feedback/_assets/, by a relative URL, and the page loads no remote script."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from nbformat.v4 import new_markdown_cell, new_notebook
 
-from grader.feedback_assets import (
+from grader.commands.feedback_assets import (
     ASSETS,
     MATHJAX,
     MATHJAX_URL,

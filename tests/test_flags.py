@@ -1,5 +1,5 @@
-"""grader.flags, without a kernel: which flags a run report and an autograded notebook yield,
-their spelling and order in the CSV, the review notes behind tamper-suspected and
+"""grader.records.flags, without a kernel: which flags a run report and an autograded notebook
+yield, their spelling and order in the CSV, the review notes behind tamper-suspected and
 verdict-mismatch, and that the autograded notebook (with its run report) is read once."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from grader import flags
-from grader.flags import SubmissionContext, collect_flags, format_flags, run_flags
-from grader.report import SubmissionGrade, write_csvs
+from grader.records import flags
+from grader.records.flags import SubmissionContext, collect_flags, format_flags, run_flags
+from grader.records.report import SubmissionGrade, write_csvs
 
 AID = "toy"
 GIVEN = "import torch"

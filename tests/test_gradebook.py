@@ -1,5 +1,6 @@
-"""grader.gradebook without a kernel: the grader's queries and updates on a toy SQLite gradebook
-(tests/toy_gradebook.py), and the trusted verdicts written through it (grader.verdict.record)."""
+"""grader.bridge.gradebook without a kernel: the grader's queries and updates on a toy SQLite
+gradebook (tests/toy_gradebook.py), and the trusted verdicts written through it
+(grader.judging.verdict.record)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from toy_gradebook import AID, MAX_SCORE, add_submission, grade_row, make_course
 
-from grader import gradebook
-from grader.course import sqlite_url
-from grader.verdict import CellVerdict, record
+from grader.bridge import gradebook
+from grader.bridge.course import sqlite_url
+from grader.judging.verdict import CellVerdict, record
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""grader/graded.py: which definitions are graded, and the token matcher that finds them on a page.
+"""grader/integrity/graded.py: which definitions are graded, and the token matcher that finds them
+on a page.
 
 The matcher is calibrated here, without building the book: it must find every graded definition
 in a renamed and reformatted copy of itself, and must not find any of them in the library's
@@ -14,7 +15,7 @@ import nbformat
 import pytest
 from conftest import REPO as ROOT
 
-from grader.graded import (
+from grader.integrity.graded import (
     LIBRARY_GRADED,
     MIN_RUN,
     graded_definitions,
@@ -95,7 +96,7 @@ def test_a_stale_library_map_is_an_error(tmp_path, monkeypatch):
 def test_planned_names_are_picked_up_by_pattern(tmp_path, monkeypatch):
     src = tmp_path / "resnet_course"
     src.mkdir()
-    monkeypatch.setattr("grader.graded.LIBRARY_GRADED", {"models": ()})
+    monkeypatch.setattr("grader.integrity.graded.LIBRARY_GRADED", {"models": ()})
     (src / "models.py").write_text("class PreActBlock:\n    pass\n\ndef count_macs(m):\n"
                                    "    return 0\n\ndef helper():\n    return 2\n")
     for module in ("train", "mlp_experiments"):

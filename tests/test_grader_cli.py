@@ -18,9 +18,9 @@ from conftest import REPO, copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from submissions import run_grader
 
-import grader.autograde as autograde_module
-from grader.cli import main
-from grader.course import CourseLayout, Roots, list_assignments
+import grader.commands.autograde as autograde_module
+from grader.bridge.course import CourseLayout, Roots, list_assignments
+from grader.commands.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 Always (fast, no container runtime): the recipe names the image build.sh makes, runs the venv
 and course folder the Containerfile lays out, and gives the pod the securityContext the sandbox
 needs; the Containerfile installs requirements.txt (torch's pin, as its CPU wheel) and the
-Debian packages grader.sandbox calls; build.sh parses and refuses unknown arguments.
+Debian packages grader.isolation.sandbox calls; build.sh parses and refuses unknown arguments.
 
 Opt-in, GRADER_IMAGE_TEST=1 (root, podman, mmdebstrap, network to Debian's archive and PyPI):
 deploy/image/build.sh builds the image (the first build takes about 18 min: mmdebstrap and
@@ -30,7 +30,7 @@ from conftest import REPO, copy_toy, read_csv
 from test_deploy_recipes import _grader_args, _k8s_expand
 from test_grader_cli import EXPECTED, _write_submissions
 
-from grader.cli import main
+from grader.commands.cli import main
 
 IMAGE_DIR = REPO / "deploy" / "image"
 CONTAINERFILE = IMAGE_DIR / "Containerfile"
@@ -101,7 +101,8 @@ def test_containerfile_installs_the_pins_and_the_sandbox_tools() -> None:
     pin = subprocess.run(["sed", "-n", r"s/^torch==\([^ ;#]*\).*/\1/p",
                           str(REPO / "requirements.txt")], capture_output=True, text=True)
     assert pin.stdout.strip() == torch  # build.sh's extraction of the pin
-    # the tools grader.sandbox.sandbox_available() looks for as root: bwrap, prlimit, setpriv
+    # the tools grader.isolation.sandbox.sandbox_available() looks for as root: bwrap, prlimit,
+    # setpriv
     apt = re.search(r"apt-get install ([^&]+)", text.replace("\\\n", " "))[1].split()
     assert {"python3", "python3-venv", "bubblewrap", "util-linux"} <= set(apt)
     # the base is the one build.sh imports from mmdebstrap

@@ -1,4 +1,4 @@
-"""grader.manual without a kernel: when a hand grade counts and when it survives grading the
+"""grader.bridge.manual without a kernel: when a hand grade counts and when it survives grading the
 submission again (the written answer's cell unchanged and its autograder result the same)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import nbformat
 import pytest
 from toy_gradebook import AID, add_submission, grade_row, make_course, source_notebook
 
-from grader import manual
-from grader.gradebook import open_gradebook
-from grader.report import read_cell_grades
+from grader.bridge import manual
+from grader.bridge.gradebook import open_gradebook
+from grader.records.report import read_cell_grades
 
 
 def _hand_in(folder: Path, answer: str = "# answer_text", test_a: str = "# test_a") -> None:

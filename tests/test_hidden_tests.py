@@ -1,6 +1,7 @@
-"""Hidden tests never reach a student (grader.hidden_tests, grader.sandbox, grader.verdict,
-grader.proxy): test cells reach the kernel without them, no sandbox can read grader/checks, and
-a failure message repeats no more than a short escaped excerpt of what the student's code chose.
+"""Hidden tests never reach a student (grader.judging.hidden_tests, grader.isolation.sandbox,
+grader.judging.verdict, grader.judging.proxy): test cells reach the kernel without them, no sandbox
+can read grader/checks, and a failure message repeats no more than a short escaped excerpt of what
+the student's code chose.
 
 The last test replays a hostile answer against the verdict's real sandboxed subject (bubblewrap):
 it looks for the checks by path, by import and in sys.modules, and raises with chosen text."""
@@ -17,11 +18,12 @@ import pytest
 from conftest import REPO
 from traitlets.config import Config
 
-from grader import proxy, sandbox
-from grader.hidden_tests import HIDDEN_NOTE, HideHiddenTests, split_hidden, visible_source
-from grader.limits import Limits
-from grader.sandbox import KERNEL_GRADER_FILES, SandboxedExecute, SandboxSpec
-from grader.verdict import CellVerdict, failure_message, judge, run_test_cell
+from grader.isolation import sandbox
+from grader.isolation.limits import Limits
+from grader.isolation.sandbox import KERNEL_GRADER_FILES, SandboxedExecute, SandboxSpec
+from grader.judging import proxy
+from grader.judging.hidden_tests import HIDDEN_NOTE, HideHiddenTests, split_hidden, visible_source
+from grader.judging.verdict import CellVerdict, failure_message, judge, run_test_cell
 
 GRADER = REPO / "grader"
 TOY = REPO / "tests" / "fixtures" / "toy" / "solutions" / "toy" / "toy.ipynb"
@@ -118,7 +120,7 @@ def test_kernel_and_subject_sandboxes_hold_no_grader_code_but_their_own(tmp_path
     assert masked[at + 1] == str(GRADER.resolve())
     assert masked[masked.index("--remount-ro") + 1] == str(GRADER.resolve())
     assert masked.index("--remount-ro") > max(
-        i for i, a in enumerate(masked) if a.endswith("tamper.py"))
+        i for i, a in enumerate(masked) if a.endswith("inside/tamper.py"))
 
 
 def _grader_imports(path: Path) -> set[str]:
@@ -132,15 +134,17 @@ def _grader_imports(path: Path) -> set[str]:
 
 
 def test_what_runs_in_a_sandbox_imports_nothing_else_of_the_grader():
-    # the kernel's files: grader.tamper imports the package's __init__ and grader.instruments
-    # (installed as torch loads: the kernel serves the verdict after the notebook)
+    # the kernel's files: grader.inside.tamper imports the package's __init__ and
+    # grader.inside.instruments (installed as torch loads: the kernel serves the verdict after the
+    # notebook)
     for name in KERNEL_GRADER_FILES:
-        assert _grader_imports(GRADER / name) <= {"grader", "grader.instruments"}, name
-        assert _grader_imports(GRADER / name) <= {f"grader.{n.removesuffix('.py')}"
-                                                  for n in KERNEL_GRADER_FILES} | {"grader"}
+        assert _grader_imports(GRADER / name) <= {"grader", "grader.inside.instruments"}, name
+        dotted = {"grader." + n.removesuffix(".py").replace("/", ".") for n in KERNEL_GRADER_FILES}
+        assert _grader_imports(GRADER / name) <= dotted | {"grader"}
     # the subject's source, sent as text: its own modules only (the fallback for tests)
-    for name in ("subject.py", "wire.py", "instruments.py"):
-        assert _grader_imports(GRADER / name) <= {"grader.instruments", "grader.wire"}, name
+    for name in ("inside/subject.py", "inside/wire.py", "inside/instruments.py"):
+        own = {"grader.inside.instruments", "grader.inside.wire"}
+        assert _grader_imports(GRADER / name) <= own, name
 
 
 # --------------------------------------------------------------------------- failure messages

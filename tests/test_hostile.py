@@ -32,8 +32,8 @@ from submissions import (
     run_grader,
 )
 
-from grader.hidden_tests import HIDDEN_NOTE
-from grader.sandbox import KERNEL_GRADER_FILES
+from grader.isolation.sandbox import KERNEL_GRADER_FILES
+from grader.judging.hidden_tests import HIDDEN_NOTE
 
 CELL_TIMEOUT = 6  # seconds; the toy's cells take milliseconds
 MEMORY_GB = "1.5"
@@ -59,8 +59,8 @@ EXPECTED = {
     "fork_bomb": ("", 3),
     "huge_output": ("output-truncated", 3),
     "escape": ("", 3),  # tries to read/write outside and use the network; answers are right
-    # the scan only flags; scores are the trusted verdict's (grader.verdict): a forged kernel
-    # report counts for nothing, and is listed for review as a verdict-mismatch
+    # the scan only flags; scores are the trusted verdict's (grader.judging.verdict): a forged
+    # kernel report counts for nothing, and is listed for review as a verdict-mismatch
     "tamper_custom_exc": ("tamper-suspected", 2),
     "tamper_eq": ("tamper-suspected;verdict-mismatch", 2),
     "tamper_transformer": ("tamper-suspected;verdict-mismatch", 2),

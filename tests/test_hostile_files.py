@@ -1,6 +1,6 @@
 """Hostile files: what a submission leaves behind or hands in is data, never followed or run.
 
-Issue 10, items 2-5. Unit tests of grader.files and grader.sanitize, then one `autograde
+Issue 10, items 2-5. Unit tests of grader.files and grader.integrity.sanitize, then one `autograde
 --jobs 2` run of the toy course (tests/fixtures/toy) over hand-ins that plant links, FIFOs and
 /dev/zero in the kernel's folder and in the hand-in, print huge outputs of every kind, fill
 /tmp, /dev/shm, the scratch folder and its inodes, look for NBGRADER_* and hidden tests, carry
@@ -36,7 +36,7 @@ from grader.files import (
     safe_name,
     write_atomic,
 )
-from grader.sanitize import sanitize_notebook, unsafe_target
+from grader.integrity.sanitize import sanitize_notebook, unsafe_target
 
 SECRET = "DECOY-SECRET-4711"  # in the decoy tree; must never reach DIR or a feedback page
 AS_ROOT = os.geteuid() == 0
@@ -590,7 +590,7 @@ def formgrade_page(notebook: Path, folder: Path) -> tuple[Path, str]:
     from nbgrader.server_extensions.formgrader import handlers
     from traitlets.config import Config
 
-    from grader.nbgrader_config import apply_grading_settings
+    from grader.bridge.nbgrader_config import apply_grading_settings
 
     c = Config()
     apply_grading_settings(c)

@@ -3,12 +3,12 @@ randomness score no more than the same wrong answer handed in honestly.
 
 Each hostile submission is a WRONG plain_mlp or training_error (one that passes the visible tests
 but not the hidden checks) plus an attack (for ex5: wrong pick_device, evaluate and train_digits).
-One `autograde --jobs 2` run per assignment grades them all; the trusted verdict (grader.verdict:
-checks in the grader, student code in a sandboxed subject) must give each attack at most the
-honest wrong answer's score. The kernel runs test cells without their hidden tests (and cannot
-import grader.checks), so what it reports is the visible tests' result: an attack that forges
-that report (dropping the kernel's error messages, on answers that fail a visible test) is
-listed for review, since the grader's own run of the same visible tests differs.
+One `autograde --jobs 2` run per assignment grades them all; the trusted verdict
+(grader.judging.verdict: checks in the grader, student code in a sandboxed subject) must give each
+attack at most the honest wrong answer's score. The kernel runs test cells without their hidden
+tests (and cannot import grader.checks), so what it reports is the visible tests' result: an attack
+that forges that report (dropping the kernel's error messages, on answers that fail a visible test)
+is listed for review, since the grader's own run of the same visible tests differs.
 """
 
 from __future__ import annotations

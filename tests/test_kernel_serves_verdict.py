@@ -1,9 +1,9 @@
 """Issue 21 item 2: student code runs once per submission.
 
-After the notebook has run, its kernel serves the trusted verdict (grader/subject.py's Server on
-the notebook's namespace) over grader.verdict.KernelChannel, a Unix socket the grader listens
-on; a fresh sandboxed subject starts only where the kernel cannot serve (it died). Checked here:
-the channel takes one connection of its user and stops waiting when the notebook's run ended;
+After the notebook has run, its kernel serves the trusted verdict (grader/inside/subject.py's Server
+on the notebook's namespace) over grader.judging.verdict.KernelChannel, a Unix socket the grader
+listens on; a fresh sandboxed subject starts only where the kernel cannot serve (it died). Checked
+here: the channel takes one connection of its user and stops waiting when the notebook's run ended;
 a toy-course run grades with no subject started at all, a helper written outside the answer
 cells counts, and a kernel that dies in the notebook still gets its verdict from a fresh
 subject.
@@ -24,11 +24,11 @@ import nbformat
 import pytest
 from test_grader_cli import FIXTURE, _submission
 
-from grader import autograde as autograde_module
-from grader import verdict
-from grader.cli import main
-from grader.course import Roots
-from grader.sandbox import sandbox_available
+from grader.bridge.course import Roots
+from grader.commands import autograde as autograde_module
+from grader.commands.cli import main
+from grader.isolation.sandbox import sandbox_available
+from grader.judging import verdict
 
 
 def test_the_channel_takes_one_connection_of_its_user(tmp_path):

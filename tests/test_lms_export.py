@@ -1,5 +1,5 @@
-"""Canvas and Moodle import files (grader.lms_export) against their documented layouts, joined
-on the fixture rosters of tests/fixtures/lms/ and read back with a real CSV reader
+"""Canvas and Moodle import files (grader.records.lms_export) against their documented layouts,
+joined on the fixture rosters of tests/fixtures/lms/ and read back with a real CSV reader
 (tests/lms_formats.py says what each LMS's import does with the file).
 
 Canvas: header Student, ID, SIS User ID, SIS Login ID, Section, then one column per assignment
@@ -16,8 +16,8 @@ import pytest
 from lms_formats import canvas_import, moodle_import, read_rows
 from nbgrader.api import Gradebook
 
-from grader.cli import build_parser
-from grader.lms_export import (
+from grader.commands.cli import build_parser
+from grader.records.lms_export import (
     CANVAS,
     CANVAS_IDENTITY,
     MOODLE,
@@ -31,8 +31,8 @@ from grader.lms_export import (
     unmatched_columns,
     write_lms_file,
 )
-from grader.report import GRADES_HEADER
-from grader.roster import RosterError, read_roster
+from grader.records.report import GRADES_HEADER
+from grader.records.roster import RosterError, read_roster
 
 LMS = Path(__file__).parent / "fixtures" / "lms"
 GRADES = [  # student_id, assignment, score, max_score, needs_manual_grade, flags
@@ -55,7 +55,7 @@ def workdir(tmp_path: Path) -> Path:
 def write(lms: str, workdir: Path, roster=None, db_url=None, **options) -> list[list[str]]:
     names = {}
     if db_url:
-        from grader.gradebook import student_names
+        from grader.bridge.gradebook import student_names
 
         names = student_names(db_url, ["ann", "bo", "cy"])
     table = build_table(read_grades(workdir), Options(roster, names=names, **options))
@@ -231,7 +231,7 @@ def test_canvas_roster_reading() -> None:
 
 
 def test_nbgrader_export_plugin(tmp_path: Path, monkeypatch) -> None:
-    """`nbgrader export --exporter=grader.lms_export.CanvasExportPlugin`, through nbgrader's
+    """`nbgrader export --exporter=grader.records.lms_export.CanvasExportPlugin`, through nbgrader's
     ExportApp on a toy gradebook."""
     from nbgrader.apps import ExportApp
     from toy_gradebook import add_submission, make_course
@@ -247,7 +247,7 @@ def test_nbgrader_export_plugin(tmp_path: Path, monkeypatch) -> None:
                                ("CanvasExportPlugin", "bare.csv", None)):
         app = ExportApp()
         app.initialize([f"--CourseDirectory.root={tmp_path}", f"--db={url}",
-                        f"--exporter=grader.lms_export.{plugin}", f"--to={to}"]
+                        f"--exporter=grader.records.lms_export.{plugin}", f"--to={to}"]
                        + ([f"--{plugin}.roster={LMS / roster}"] if roster else []))
         app.start()
     bare = read_rows(tmp_path / "bare.csv")  # no roster: names from nbgrader's gradebook

@@ -18,8 +18,8 @@ from conftest import copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from submissions import run_grader
 
-from grader.cli import main
-from grader.course import put_venv_on_path
+from grader.bridge.course import put_venv_on_path
+from grader.commands.cli import main
 
 pytestmark = pytest.mark.slow
 

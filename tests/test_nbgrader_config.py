@@ -1,4 +1,4 @@
-"""grader.nbgrader_config (and the sandbox's additions in GradingSettings.config) without a
+"""grader.bridge.nbgrader_config (and the sandbox's additions in GradingSettings.config) without a
 kernel: the settings the DESIGN promises are set, and nbgrader's own classes read them."""
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import Execute, IgnorePattern, OverwriteCells
 from traitlets.config import Config
 
-from grader.autograde import GradingSettings
-from grader.nbgrader_config import (
+from grader.bridge.nbgrader_config import (
     DEFAULT_TIMEOUT,
     apply_grading_settings,
     build_config,
     config_file_text,
     refusal_message,
 )
-from grader.sandbox import SandboxedExecute
+from grader.commands.autograde import GradingSettings
+from grader.isolation.sandbox import SandboxedExecute
 
 
 def test_build_config(tmp_path: Path):

@@ -27,8 +27,8 @@ from nbformat.v4 import new_code_cell
 from submissions import grader_env
 from toy_gradebook import AID, add_submission, grade_meta, make_course, source_notebook
 
-from grader.course import CourseLayout
-from grader.nbgrader_config import config_file_text
+from grader.bridge.course import CourseLayout
+from grader.bridge.nbgrader_config import config_file_text
 
 pytestmark = pytest.mark.slow  # subprocesses of nbgrader; the in-process test of the same
 # config is tests/test_nbgrader_config.py::test_config_file_refuses_nbgraders_grading_steps

@@ -1,12 +1,12 @@
-"""grader.progress: the bar (only on a terminal, never with --quiet) and the end summary."""
+"""grader.records.progress: the bar (only on a terminal, never with --quiet) and the end summary."""
 
 from __future__ import annotations
 
 import io
 import sys
 
-from grader.autograde import Outcome
-from grader.progress import Progress, summary
+from grader.commands.autograde import Outcome
+from grader.records.progress import Progress, summary
 
 
 def _outcomes() -> list[Outcome]:

@@ -28,12 +28,10 @@ import pytest
 import yaml
 from conftest import REPO as ROOT
 
-from grader.answer_scan import find_answers
-from grader.cli import main
-from grader.environment import imported_modules
-from grader.graded import graded_definitions
-from grader.owned_tree import MANIFEST
-from grader.publish import (
+from grader.commands.cli import main
+from grader.commands.environment import imported_modules
+from grader.commands.owned_tree import MANIFEST
+from grader.commands.publish import (
     OLD_STAMP,
     PublishError,
     chapters,
@@ -42,6 +40,8 @@ from grader.publish import (
     reader_repository,
     starter_repository,
 )
+from grader.integrity.answer_scan import find_answers
+from grader.integrity.graded import graded_definitions
 
 PRIVATE = {"solutions", "grader", "tests", ".ci"}
 DEFS = graded_definitions(ROOT)

@@ -4,8 +4,8 @@ students whose names were the grader's own files, and a course directory of an o
 `grade_one` (nbgrader in a sandbox, seconds per submission) is replaced by a stand-in that does
 what it leaves behind: gradebook rows as nbgrader writes them (autograded scores, every written
 answer marked "needs manual grade" again), the feedback page, and the resume record through the
-real grader.resume. Everything else is autograde's own code: staging, resume, hand grades, the
-setup lock, the run record and the CSVs. The assignment is tests/fixtures/toy, registered with
+real grader.records.resume. Everything else is autograde's own code: staging, resume, hand grades,
+the setup lock, the run record and the CSVs. The assignment is tests/fixtures/toy, registered with
 nbgrader's generate_assignment once per module (no kernel) and copied for each test.
 """
 
@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from conftest import TOY, copy_toy, read_csv
 
-import grader.autograde as autograde_module
-from grader import flags as flag_names
-from grader import resume
-from grader.cli import main
-from grader.course import CourseLayout, Roots
-from grader.gradebook import open_gradebook
-from grader.report import load_run_record
-from grader.shard import load_class_record
+import grader.commands.autograde as autograde_module
+from grader.bridge.course import CourseLayout, Roots
+from grader.bridge.gradebook import open_gradebook
+from grader.commands.cli import main
+from grader.records import flags as flag_names
+from grader.records import resume
+from grader.records.report import load_run_record
+from grader.records.shard import load_class_record
 
 AID = "toy"
 WRITTEN = "explain"  # the toy's written answer, graded by hand

@@ -16,9 +16,9 @@ import nbformat
 import pytest
 from conftest import REPO, TOY, copy_toy
 
-from grader.cli import main
-from grader.course import Roots, list_assignments
-from grader.release import check_committed_release, find_leaks, secret_lines
+from grader.bridge.course import Roots, list_assignments
+from grader.commands.cli import main
+from grader.commands.release import check_committed_release, find_leaks, secret_lines
 
 REAL = Roots.from_root(REPO)
 

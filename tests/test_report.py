@@ -1,4 +1,4 @@
-"""grader.report without a kernel: grades.csv, grades_by_cell.csv and review.csv from a toy
+"""grader.records.report without a kernel: grades.csv, grades_by_cell.csv and review.csv from a toy
 SQLite gradebook (tests/toy_gradebook.py): columns, number format, notebook order, one row per
 submission, refused rows, hand grades counted, and one gradebook opened per run."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from toy_gradebook import AID, MAX_SCORE, add_submission, make_course
 
-from grader import report
-from grader.flags import review_path
-from grader.report import (
+from grader.records import report
+from grader.records.flags import review_path
+from grader.records.report import (
     CELLS_HEADER,
     GRADES_HEADER,
     REVIEW_HEADER,

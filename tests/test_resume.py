@@ -1,4 +1,4 @@
-"""grader.resume without a kernel: what changes a submission's fingerprint (and so makes
+"""grader.records.resume without a kernel: what changes a submission's fingerprint (and so makes
 autograde grade it again) and what does not, and when a recorded outcome is reused."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from toy_gradebook import AID, add_submission, make_course
 
-from grader import resume
-from grader.autograde import GradingSettings, Outcome
-from grader.course import LIBRARY_PACKAGE
-from grader.limits import Limits
+from grader.bridge.course import LIBRARY_PACKAGE
+from grader.commands.autograde import GradingSettings, Outcome
+from grader.isolation.limits import Limits
+from grader.records import resume
 
 
 @pytest.fixture

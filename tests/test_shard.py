@@ -1,4 +1,4 @@
-"""grader.shard without grading anything: the split, the lock, and joining shard records."""
+"""grader.records.shard without grading anything: the split, the lock, and joining shard records."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import TOY
 
-from grader.cli import build_parser
-from grader.report import RUN_RECORD
-from grader.shard import Shard, load_class_record, save_shard_record, setup_lock, shard_of
+from grader.commands.cli import build_parser
+from grader.records.report import RUN_RECORD
+from grader.records.shard import Shard, load_class_record, save_shard_record, setup_lock, shard_of
 
 PAIRS = [(f"student{i}", a) for i in range(300) for a in ("ex1_degradation", "ex2_identity")]
 
@@ -38,7 +38,7 @@ def test_every_pair_in_exactly_one_shard_and_balanced() -> None:
 
 def test_split_is_the_same_in_another_interpreter() -> None:
     """Not Python's salted hash(): another process (another PYTHONHASHSEED) agrees."""
-    code = ("from grader.shard import shard_of; print([shard_of(f'student{i}', 'ex1', 5) "
+    code = ("from grader.records.shard import shard_of; print([shard_of(f'student{i}', 'ex1', 5) "
             "for i in range(50)])")
     env = {**os.environ, "PYTHONHASHSEED": "123"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -108,9 +108,9 @@ def test_already_registered_only_when_source_and_gradebook_match(tmp_path: Path)
     register again when solutions/ changed or the gradebook lacks it."""
     import shutil
 
-    from grader.autograde import GradingSettings, register_assignment
-    from grader.course import put_venv_on_path, replace_tree, sqlite_url
-    from grader.shard import already_registered
+    from grader.bridge.course import put_venv_on_path, replace_tree, sqlite_url
+    from grader.commands.autograde import GradingSettings, register_assignment
+    from grader.records.shard import already_registered
 
     put_venv_on_path()
     solutions = tmp_path / "solutions"

@@ -24,10 +24,10 @@ from nbgrader.api import Gradebook
 from postgres import postgres_server, unavailable_reason
 from submissions import grader_env
 
-from grader.autograde import sqlalchemy_url
-from grader.cli import main
-from grader.course import CourseLayout
-from grader.shard import Shard, record_path
+from grader.bridge.course import CourseLayout
+from grader.commands.autograde import sqlalchemy_url
+from grader.commands.cli import main
+from grader.records.shard import Shard, record_path
 
 pytestmark = pytest.mark.slow
 

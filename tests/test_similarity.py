@@ -1,4 +1,4 @@
-"""grader/similarity.py: normalised tokens, winnowing, and the threshold's calibration.
+"""grader/integrity/similarity.py: normalised tokens, winnowing, and the threshold's calibration.
 
 Fast and kernel-free except the last test, which runs `autograde` and `similarity` on the toy
 course once (marked slow). The calibration: the independently written correct answers of
@@ -32,8 +32,8 @@ from submissions import (
     write_submissions,
 )
 
-import grader.similarity as sim
-from grader.course import list_assignments
+import grader.integrity.similarity as sim
+from grader.bridge.course import list_assignments
 
 LIBRARY = REPO / "src" / "resnet_course"
 # Correct variants that are not independent answers: they were written as minimal
@@ -263,7 +263,7 @@ def test_student_files_are_data(tmp_path: Path) -> None:
 
 
 def test_autograde_hook_adds_flags_and_never_fails_a_run(tmp_path: Path) -> None:
-    class Outcome:  # the fields of grader.autograde.Outcome the hook touches
+    class Outcome:  # the fields of grader.commands.autograde.Outcome the hook touches
         def __init__(self, flags):
             self.flags = flags
 
@@ -319,7 +319,7 @@ def test_side_by_side_pages_escape_student_code(tmp_path: Path) -> None:
 
 
 def test_similarity_command_needs_an_autograde_workdir(tmp_path: Path, capsys) -> None:
-    from grader.cli import main
+    from grader.commands.cli import main
 
     assert main(["similarity", "--workdir", str(tmp_path)]) == 2
     assert "no assignments found" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""grader.similarity against copydetect (PyPI, pinned in requirements.txt) on the same pairs.
+"""grader.integrity.similarity against copydetect (PyPI, pinned in requirements.txt) on the same
+pairs.
 
 copydetect is a maintained winnowing detector (Stanford MOSS's method): pygments tokens, names
 as V/F/O, strings as S, fingerprints of 25 filtered characters, the given code as boilerplate.
@@ -9,8 +10,8 @@ independently written correct answers against each other and the library, and ev
 hand-made, rearranged, disguised, and each evasion of tests/similarity_evasions.py of every
 answer long enough to judge. A method separates the two when its lowest copy score is above
 its highest independent one; the wider that gap, the safer a threshold between them.
-grader.similarity is used because its gap is the wider one (run with -s for the figures, which
-the README quotes). Marked slow: it fingerprints every pair twice (about a minute).
+grader.integrity.similarity is used because its gap is the wider one (run with -s for the figures,
+which the README quotes). Marked slow: it fingerprints every pair twice (about a minute).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from submissions import release_path
 from test_similarity import classes  # noqa: F401 (a fixture)
 from test_similarity_evasions import evaded_document, originals  # noqa: F401 (a fixture)
 
-import grader.similarity as sim
+import grader.integrity.similarity as sim
 
 pytestmark = pytest.mark.xdist_group("similarity-evasions")  # its evaded copies are cached
 NOISE = 25  # copydetect's defaults: k-grams of 25 filtered characters, every one kept

@@ -19,7 +19,7 @@ import test_similarity as base
 from similarity_evasions import EVASIONS, everything
 from submissions import make_submission, solution_path
 
-import grader.similarity as sim
+import grader.integrity.similarity as sim
 
 STEPS = [*EVASIONS, everything]
 # one worker for this module and tests/test_similarity_copydetect.py, which scores the same

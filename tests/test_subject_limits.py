@@ -1,6 +1,6 @@
 """A verdict subject that cannot stall or harm the run (issue 21, item 3).
 
-The subject (grader/subject.py: the sandboxed process that runs a student's answer cells for
+The subject (grader/inside/subject.py: the sandboxed process that runs a student's answer cells for
 the trusted verdict) is the student's to control once their code runs. Each attack here is the
 correct ex1 answer with an attack appended to its last graded answer cell (plain_bn_mlp), so the
 cells before it must still score, and each test asserts what the issue asks: bounded time,
@@ -42,9 +42,10 @@ from submissions import (
     write_submissions,
 )
 
-from grader import verdict, wire
-from grader.limits import MIB, Limits
-from grader.sandbox import sandbox_available
+from grader.inside import wire
+from grader.isolation.limits import MIB, Limits
+from grader.isolation.sandbox import sandbox_available
+from grader.judging import verdict
 
 slow = pytest.mark.slow
 needs_sandbox = pytest.mark.skipif(not sandbox_available()[0],
@@ -167,8 +168,8 @@ def _receive_reply(stream):
 
 
 def test_the_reply_caps_leave_room_for_the_largest_honest_reply():
-    """Measured over the five solutions' verdicts (grader.wire's comment): a 181 kB header with
-    31,770 JSON values, 7.1 MB in all; each cap is more than five times that."""
+    """Measured over the five solutions' verdicts (grader.inside.wire's comment): a 181 kB header
+    with 31,770 JSON values, 7.1 MB in all; each cap is more than five times that."""
     assert wire.MAX_REPLY_HEADER_BYTES >= 5 * 181_000
     assert wire.MAX_REPLY_ITEMS >= 5 * 31_770
     assert wire.MAX_REPLY_MESSAGE_BYTES >= 5 * 7_100_000
@@ -278,8 +279,9 @@ def test_the_verdict_ends_by_the_notebooks_limit(tmp_path):
 TRUSTED_PEAK = '''
 import json, resource, sys, time
 from pathlib import Path
-from grader import verdict, wire
-from grader.limits import Limits
+from grader.inside import wire
+from grader.judging import verdict
+from grader.isolation.limits import Limits
 
 source, honest, bomb = (Path(p) for p in sys.argv[1:4])
 limits = Limits(cell_timeout=60, notebook_timeout=300)

@@ -1,5 +1,5 @@
-"""grader.tamper_scan, grader.tamper: the static scan flags tampering and leaves ordinary
-answers alone; the runtime report notices rebinding by identity against the baseline."""
+"""grader.integrity.tamper_scan, grader.inside.tamper: the static scan flags tampering and leaves
+ordinary answers alone; the runtime report notices rebinding by identity against the baseline."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import tamper, tamper_scan
+from grader.inside import tamper
+from grader.integrity import tamper_scan
 
 CLEAN = [
     # ordinary answers, in several styles, must not be flagged

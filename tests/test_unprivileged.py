@@ -1,7 +1,7 @@
 """Issue 10, item 2: started as root, the grader does all work on student files as another user.
 
 nbgrader's steps (Autograde's copies, the kernel run, the executed notebook's writing, the
-permission step, GenerateFeedback) run in a child of grader.nbgrader_steps' fork server as a
+permission step, GenerateFeedback) run in a child of grader.bridge.nbgrader_steps' fork server as a
 leased sandbox user; the root process only writes the gradebook, the CSVs, the notebook and the
 page from the child's data. Checked here:
 
@@ -37,18 +37,18 @@ from conftest import REPO, copy_toy
 from submissions import read_by_student
 from test_grader_cli import _submission
 
-from grader import nbgrader_steps
-from grader.autograde import (
+from grader.bridge import nbgrader_steps
+from grader.commands.autograde import (
     MAX_VERDICT_CHARS,
     VERDICT_KEY,
     _flag_undefined_names,
     undefined_names,
     with_verdict_messages,
 )
-from grader.cli import main
-from grader.limits import Limits
-from grader.uids import UID_BASE, UID_SLOTS, UidLease, is_zombie, user_processes
-from grader.verdict import CellVerdict
+from grader.commands.cli import main
+from grader.isolation.limits import Limits
+from grader.isolation.uids import UID_BASE, UID_SLOTS, UidLease, is_zombie, user_processes
+from grader.judging.verdict import CellVerdict
 
 AS_ROOT = os.geteuid() == 0
 USER = 62345  # the "normal user" of the normal-user test: outside the sandbox uid range
@@ -377,7 +377,8 @@ def test_a_zombie_is_not_a_live_process():
 @pytest.mark.skipif(not AS_ROOT, reason="uid leases are taken only as root")
 def test_concurrent_leases_get_different_uids_from_one_fixed_folder(tmp_path):
     # the folder does not follow $TMPDIR: graders with different TMPDIRs see each other's leases
-    where = [subprocess.run([sys.executable, "-c", "import grader.uids as u; print(u.LOCK_DIR)"],
+    where = [subprocess.run([sys.executable, "-c",
+                             "import grader.isolation.uids as u; print(u.LOCK_DIR)"],
                             env={**os.environ, "TMPDIR": str(t)}, capture_output=True, text=True,
                             cwd=REPO, check=True).stdout.strip() for t in (tmp_path, "/tmp")]
     assert where == ["/run/grader-sandbox-uids"] * 2

@@ -12,11 +12,11 @@ import pytest
 import variants_ex3
 from submissions import solved_answers
 
-from grader import proxy
 from grader.checks import ex3
 from grader.checks.common import CheckFailure
-from grader.limits import Limits
-from grader.verdict import Subject, helpers_source
+from grader.isolation.limits import Limits
+from grader.judging import proxy
+from grader.judging.verdict import Subject, helpers_source
 
 ASSIGNMENT = "ex3_shortcuts"
 GIVEN = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"

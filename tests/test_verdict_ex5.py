@@ -3,9 +3,9 @@
 The student's function lives in a subject process (started here without the sandbox; the
 end-to-end runs of tests/test_variants.py and tests/test_hostile_verdicts.py use it) and the
 check runs here: the model, loader, optimizer and machine reach the function as descriptions
-(grader.described). Every wrong variant must fail the check of its own name (the hidden check
-alone, not only the visible asserts), every correct variant and the solution must pass them all.
-One subject process per case (each imports torch): about 1.5 min on the 2-core machine under
+(grader.judging.described). Every wrong variant must fail the check of its own name (the hidden
+check alone, not only the visible asserts), every correct variant and the solution must pass them
+all. One subject process per case (each imports torch): about 1.5 min on the 2-core machine under
 load, so marked slow; the in-process runs of the same checks (tests/test_checks.py) stay fast.
 """
 
@@ -16,11 +16,11 @@ import torch
 import variants_ex5
 from submissions import solved_answers
 
-from grader import proxy
 from grader.checks import ex5
 from grader.checks.common import CheckFailure
-from grader.limits import Limits
-from grader.verdict import Subject, helpers_source
+from grader.isolation.limits import Limits
+from grader.judging import proxy
+from grader.judging.verdict import Subject, helpers_source
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,6 @@
-"""The trusted-verdict plumbing without a kernel: the wire format (grader.wire), the subject
-process (grader.subject, started here without the sandbox) and the proxies (grader.proxy)."""
+"""The trusted-verdict plumbing without a kernel: the wire format (grader.inside.wire), the subject
+process (grader.inside.subject, started here without the sandbox) and the proxies
+(grader.judging.proxy)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader import instruments, proxy, wire
 from grader.checks import ex5
 from grader.checks.common import expect_own_implementation
-from grader.limits import Limits
-from grader.verdict import Subject, helpers_source
+from grader.inside import instruments, wire
+from grader.isolation.limits import Limits
+from grader.judging import proxy
+from grader.judging.verdict import Subject, helpers_source
 
 # --------------------------------------------------------------------------- wire format
 

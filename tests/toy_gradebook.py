@@ -20,8 +20,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.course import put_venv_on_path
-from grader.gradebook import open_gradebook
+from grader.bridge.course import put_venv_on_path
+from grader.bridge.gradebook import open_gradebook
 
 AID = "toy"
 CELLS = [  # grade_id, cell type, points, autograded

@@ -22,10 +22,10 @@ from contextlib import contextmanager
 
 import torch
 
-from grader.course import COURSE_PACKAGES
+from grader.bridge.course import COURSE_PACKAGES
 
 # Modules whose objects a student must not hand in as their own implementation (the one rule
-# on the course packages, grader.course).
+# on the course packages, grader.bridge.course).
 FORBIDDEN_MODULE_PREFIXES = COURSE_PACKAGES
 
 
@@ -220,7 +220,8 @@ def library_references(obj: object, _seen: set[int] | None = None) -> list[str]:
     same namespace, so a thin wrapper around the library is recognised.
     """
     reported = getattr(obj, "__subject_library_references__", None)
-    if isinstance(reported, list):  # a proxy of a subject's object (grader.proxy): its report
+    # a proxy of a subject's object (grader.judging.proxy): its report
+    if isinstance(reported, list):
         return list(reported)
     seen = set() if _seen is None else _seen
     if id(obj) in seen:

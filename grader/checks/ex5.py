@@ -6,10 +6,10 @@ Grading runs on a CPU, so GPU behaviour is checked through what the code does:
   `torch.accelerator` queries) are replaced for the duration of the check (and restored after) to
   play a CUDA machine, a Mac and a plain CPU box.
 
-Under trusted verdicts the student's functions are proxies (grader.proxy): each call runs in the
-subject on a description of the model, loader, optimizer and machine (grader.instruments), and
-what it changed and observed comes back as data; references stay here. The checks read the same
-either way.
+Under trusted verdicts the student's functions are proxies (grader.judging.proxy): each call runs in
+the subject on a description of the model, loader, optimizer and machine
+(grader.inside.instruments), and what it changed and observed comes back as data; references stay
+here. The checks read the same either way.
 * batches come from a loader whose tensors record whether they were moved with `.to(device)`
   before the model or the loss used them (a no-op on CPU, but a crash on a GPU).
 * `train_one_epoch` is compared with a reference epoch run now on a copy of the same model with
@@ -45,7 +45,7 @@ from grader.checks.common import (
     fresh_seed,
     quiet,
 )
-from grader.instruments import (  # noqa: F401 - HostBatch and DeviceResult: the checks' API
+from grader.inside.instruments import (  # noqa: F401 - HostBatch and DeviceResult: the checks' API
     TAMPERED,
     DeviceResult,
     HostBatch,
@@ -92,7 +92,7 @@ def check_pick_device(pick_device) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Batches that notice whether they were moved to the device (grader.instruments.HostBatch)
+# Batches that notice whether they were moved to the device (grader.inside.instruments.HostBatch)
 # ---------------------------------------------------------------------------------------------
 def host_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader:
     """A DataLoader (fixed order) whose batches are HostBatch tensors."""
