@@ -1,4 +1,5 @@
-"""The instructor's grading tools (`python -m grader --help`)."""
+"""The instructor's grading tools (`python -m grader --help`), in rooms by trust zone: see
+grader/README.md for the map and the life of one submission."""
 
 import sys
 
