@@ -11,9 +11,7 @@ subject.
 
 from __future__ import annotations
 
-import csv
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -22,12 +20,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_grader_cli import FIXTURE, _submission
+from conftest import copy_toy, read_csv
+from test_grader_cli import _submission
 
 from grader.bridge.course import Roots
 from grader.commands import autograde as autograde_module
 from grader.commands.cli import main
-from grader.isolation.sandbox import sandbox_available
 from grader.judging import verdict
 
 
@@ -58,12 +56,12 @@ def test_the_channel_stops_waiting_when_the_notebook_ended(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not sandbox_available()[0], reason="needs the sandbox")
+@pytest.mark.needs_sandbox
 def test_the_kernel_answers_the_verdict(tmp_path, monkeypatch):
     """No subject process starts for submissions whose kernel ran the notebook; a kernel that
     died in the notebook (os._exit) is judged by a fresh subject, as before."""
     root = tmp_path / "course"
-    shutil.copytree(FIXTURE, root)
+    copy_toy(root)
     assert main(["release", "--root", str(root)]) == 0
     submissions = tmp_path / "submissions"
 
@@ -89,8 +87,8 @@ def test_the_kernel_answers_the_verdict(tmp_path, monkeypatch):
     monkeypatch.setattr(verdict, "Subject", counted)
     autograde_module.autograde(submissions, tmp_path / "work", Roots.from_root(root), jobs=1,
                                log=lambda line: None, similarity=False)
-    with open(tmp_path / "work" / "grades.csv", newline="") as f:
-        rows = {r["student_id"]: (r["score"], r["flags"]) for r in csv.DictReader(f)}
+    rows = {r["student_id"]: (r["score"], r["flags"])
+            for r in read_csv(tmp_path / "work" / "grades.csv")}
     assert rows["alice"] == ("3", "") and rows["helen"] == ("3", ""), rows
     assert rows["henry"] == ("2", "kernel-died"), rows
     assert len(started) == 1  # henry's only: the other kernels served their verdicts

@@ -44,12 +44,9 @@ from submissions import (
 
 from grader.inside import wire
 from grader.isolation.limits import MIB, Limits
-from grader.isolation.sandbox import sandbox_available
 from grader.judging import verdict
 
 slow = pytest.mark.slow
-needs_sandbox = pytest.mark.skipif(not sandbox_available()[0],
-                                   reason=f"sandbox unavailable: {sandbox_available()[1]}")
 
 AID = "ex1_degradation"
 ATTACKED = "plain_bn_mlp"  # the last graded answer cell: the attack runs at its end
@@ -214,7 +211,7 @@ def test_a_blob_makes_one_tensor():
 
 
 @slow
-@needs_sandbox
+@pytest.mark.needs_sandbox
 def test_a_subject_that_fills_its_folder_writes_no_host_disk(tmp_path, monkeypatch):
     """Its working folder was a host folder (/tmp/gsv-*/work, 601 MiB written, no flag): now
     the sandbox's sized scratch tmpfs, so the write ends with ENOSPC inside, the verdict's
@@ -378,7 +375,7 @@ SIMILARITY = {"similar-to-reference", "similar-to-student"}
 
 
 @slow
-@needs_sandbox
+@pytest.mark.needs_sandbox
 def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
     """One `autograde --jobs 2` run: two honest students named like the grader's own files
     (setup.lock, last_run.json), one honest student, and the three attacks. Every submission
