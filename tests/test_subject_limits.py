@@ -55,8 +55,38 @@ UNTOUCHED = FULL - autograded_cells(AID)[f"test_{ATTACKED}"]  # what the cells b
 
 SERVER = """
 import gc as _gc
-_server = next((o for o in _gc.get_objects() if type(o).__name__ == "Server"
-                and hasattr(o, "writer")), None)  # the subject's request loop; None elsewhere
+import threading as _threading
+import time as _time
+
+
+def _server_now():  # the subject's request loop, if it runs yet
+    return next((o for o in _gc.get_objects() if type(o).__name__ == "Server"
+                 and hasattr(o, "writer")), None)
+
+
+def _on_server(attack):
+    # a fresh subject runs the cells inside its loop: attack at once; the notebook's kernel
+    # serves the verdict after the notebook, on a socket: when its writer is made, a thread
+    # waits for the loop and attacks it
+    server = _server_now()
+    if server is not None:
+        attack(server)
+        return
+    import socket as _socket
+
+    made = _socket.socket.makefile
+
+    def wait():
+        while (server := _server_now()) is None:
+            _time.sleep(0.01)
+        attack(server)
+
+    def makefile(self, mode="r", *args, **kwargs):
+        if "w" in mode:
+            _threading.Thread(target=wait, daemon=True).start()
+        return made(self, mode, *args, **kwargs)
+
+    _socket.socket.makefile = makefile
 """
 
 # 601 MiB into the working folder, as issue 21 measured (ENOSPC ends it where the folder is a
@@ -74,12 +104,16 @@ except OSError:
 # cell (the retry then ran the attacked cell again: two notebook limits): each event used to
 # restart the request's clock
 SPAM_PROGRESS = SERVER + """
-if _server is not None:
-    import time as _time
-    import grader_wire as _wire
+
+
+def _spam(server):
+    wire = type(server).serve.__globals__["wire"]  # the loop's own wire module
     while True:
-        _wire.send(_server.writer, {{"event": "cell", "index": {index}}})
+        wire.send(server.writer, {{"event": "cell", "index": {index}}})
         _time.sleep(0.5)
+
+
+_on_server(_spam)
 """
 
 # every contract function hangs when the grader calls it
@@ -98,12 +132,16 @@ plain_mlp = training_error = layer_gradient_norms = plain_bn_mlp = _hang
 # a 63 MiB JSON header (under the old 64 MiB cap) of empty objects: ~25 bytes of Python
 # objects per byte to parse
 HEADER_BOMB = SERVER + '''
-if _server is not None:
-    import struct as _struct
-    _text = b'{"errors": [], "pad": [' + b'{},' * ((63 * 2**20 - 30) // 3) + b'{}]}'
-    _server.writer.write(_struct.pack(">Q", len(_text)) + _text)
-    _server.writer.flush()
-    del _text
+
+
+def _bomb(server):
+    import struct
+    text = b'{"errors": [], "pad": [' + b'{},' * ((63 * 2**20 - 30) // 3) + b'{}]}'
+    server.writer.write(struct.pack(">Q", len(text)) + text)
+    server.writer.flush()
+
+
+_on_server(_bomb)
 '''
 
 
@@ -422,9 +460,12 @@ def test_hostile_subjects_and_odd_names_in_one_run(tmp_path):
         assert float(rows[student]["score"]) == FULL and flags <= {""}, rows[student]
     assert "disk-limit" in rows["fills-disk"]["flags"].split(";"), rows["fills-disk"]
     for student in ("spams-progress", "header-bomb"):
+        # the notebook's kernel serves the verdict; the attack breaks in on whichever request
+        # is running then (a thread, see SERVER), so that check scores 0 too: never more than
+        # the cells before the attacked one
         assert "tamper-suspected" in rows[student]["flags"].split(";"), rows[student]
         assert by_cell[(student, f"test_{ATTACKED}")][0] == 0
-        assert float(rows[student]["score"]) == UNTOUCHED, rows[student]
+        assert float(rows[student]["score"]) <= UNTOUCHED, rows[student]
     assert peak_disk < 64 * MIB, f"{peak_disk / MIB:.0f} MiB on the host's disk"
     # an honest run's worker holds torch, nbgrader and the checks (~330 MiB here); the 63 MiB
     # header alone took 2.1 GB to parse
