@@ -10,7 +10,8 @@ implementation of each in a collapsed spoiler. Chapters mark such code with
 
 which takes every `literalinclude` option. The edition is the Sphinx setting `course_edition`,
 taken from the environment variable COURSE_EDITION (`make book EDITION=self-study` sets it).
-Which objects are graded is decided in grader/integrity/graded.py; tests/test_editions.py checks the
+Which objects are graded is decided in grader/integrity/graded.py; tests/book/test_editions.py
+checks the
 HTML.
 
 **Reader repository.** `{{ reader_repository }}` and `{{ reader_repository_name }}` in any page

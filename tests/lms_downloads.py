@@ -1,7 +1,8 @@
 """Submissions downloads of the toy class of tests/fixtures/lms/, with member names in the forms
 Canvas's "Download Submissions" and Moodle's "Download all submissions" write
-(grader/records/collect.py cites the sources). Used by tests/test_collect.py and the round trips of
-tests/test_export.py.
+(grader/records/collect.py cites the sources). Used by tests/grader/records/test_collect.py and the
+round trips of
+tests/grader/records/test_export.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Disguised copies that the similarity report must find (tests/test_similarity).
+"""Disguised copies that the similarity report must find (tests/grader/integrity/test_similarity).
 
 Each is what a student might hand in after copying: identifiers renamed, independent statements
 reordered, the layout and the comments changed, type annotations dropped or added. COPIES maps a

@@ -1,5 +1,6 @@
 """Edits a copier makes so that a copy no longer looks like its original, each keeping what the
-code does (tests/test_similarity_evasions.py checks that the report still finds the copy).
+code does (tests/grader/integrity/test_similarity_evasions.py checks that the report still finds the
+copy).
 
 Each evasion takes a cell's source and returns the evaded source. They work on the syntax tree
 (ast) and write the cell back with ast.unparse, except `comments_and_blank_lines`, which edits

@@ -1,6 +1,6 @@
 """Helpers for checking the built site: which pages the TOC lists, serving the HTML, links.
 
-Used by tests/test_site.py. No network: the site is served from _build/html on 127.0.0.1.
+Used by tests/book/test_site.py. No network: the site is served from _build/html on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build fake student submissions from the released notebooks and grade them with the grader CLI.
 
-Shared by the end-to-end tests of the exercises (tests/test_variants.py) and of the grader:
+Shared by the end-to-end tests of the exercises (tests/grader/test_variants.py) and of the grader:
 
 * ``solved_answers(id)``      answer-cell sources of the instructor's solution, markers removed
 * ``make_submission(id, ov)``  the RELEASED notebook with every answer cell solved, then overrides

@@ -428,7 +428,8 @@ class BasicBlock(nn.Module):
 }
 
 # Pasted Exercise 3 classes that are wrong: resnet_cifar (the solution's) must then fail its check
-# with a message, not crash (tests/test_checks_ex4.py). Each replaces the solution's BasicBlock.
+# with a message, not crash (tests/grader/checks/test_ex4.py). Each replaces the solution's
+# BasicBlock.
 WRONG_EX3_BLOCKS = {
     "no_residual_argument": '''
 class BasicBlock(nn.Module):

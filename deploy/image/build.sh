@@ -80,4 +80,4 @@ echo "== image $IMAGE"
 # shellcheck disable=SC2086  # PODMAN_FLAGS: several options
 podman build $PODMAN_FLAGS --network=host --build-arg "BASE=$BASE" -f "$REPO/deploy/image/Containerfile" \
     -t "$IMAGE" "$OUT/context"
-echo "built $IMAGE; test: GRADER_IMAGE_TEST=1 .venv/bin/python -m pytest -n 0 tests/test_grader_image.py"
+echo "built $IMAGE; test: GRADER_IMAGE_TEST=1 .venv/bin/python -m pytest -n 0 tests/grader/test_grader_image.py"

@@ -20,7 +20,7 @@ ROOT_ENV = "GRADER_ROOT"
 # the contracts, never import them, and a release runs where only torch, numpy, matplotlib and
 # scikit-learn are installed. Applied by the sandbox (the library is not mounted where graded
 # code runs), the tamper scan (an import of it is flagged), the hidden checks (objects from it
-# fail) and tests/test_exercises_portable.py (no release names it). The grader package is the
+# fail) and tests/book/test_exercises_portable.py (no release names it). The grader package is the
 # instructor's and off limits to answers as well.
 LIBRARY_PACKAGE = "resnet_course"
 COURSE_PACKAGES = (LIBRARY_PACKAGE, "grader")

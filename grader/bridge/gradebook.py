@@ -27,7 +27,7 @@ def alembic_head() -> str:
     scripts, read here. nbgrader's get_alembic_version() finds the same by starting the
     `alembic heads` executable, which imports nbgrader again: ~2 s of CPU for every new
     gradebook (two per grading run), so every Gradebook nbgrader opens in this process uses
-    this one (tests/test_gradebook.py compares the two)."""
+    this one (tests/grader/bridge/test_gradebook.py compares the two)."""
     return ScriptDirectory(ALEMBIC_DIR).get_current_head()
 
 

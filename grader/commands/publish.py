@@ -70,7 +70,8 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "
                                  ".DS_Store")
 # The folder a publication by earlier versions of this tool wrote DEST into (the whole tree).
 OLD_STAMP = ".published-by-grader"
-# Shorter lines ("return x", "model.eval()") are too generic to call a leak (as tests/test_book).
+# Shorter lines ("return x", "model.eval()") are too generic to call a leak (as
+# tests/book/test_book).
 MIN_LINE = 20
 SELF_STUDY_WARNING = (
     "DEST/self-study reveals the course library's source, which holds the reference "

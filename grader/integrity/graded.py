@@ -4,7 +4,7 @@ The graded definitions are (1) every top-level `def`/`class` of an nbgrader answ
 (`solution: true` code cell) of solutions/<id>/<id>.ipynb, and (2) the course library's objects
 that implement the same contracts, listed once below. The course edition of the book shows none
 of them; the self-study edition shows the library's only in collapsed spoilers
-(tests/test_editions.py checks the built HTML of both).
+(tests/book/test_editions.py checks the built HTML of both).
 
 A definition is recognised by its normalised token stream (Python `tokenize`, without comments,
 docstrings, layout, type hints' names or local names), so a renamed or reformatted copy of it on
@@ -52,7 +52,8 @@ LIBRARY_GRADED_PATTERNS = ("PreAct*", "preact_*", "*_preact*", "count_macs*")
 
 # A page "shows" a definition when a code block shares a run of MIN_RUN normalised tokens with it,
 # or SHORT_SHARE of a definition shorter than that (a copy may add a pair of parentheses).
-# Calibrated in tests/test_graded.py: every graded definition is found in a renamed, reformatted
+# Calibrated in tests/grader/integrity/test_graded.py: every graded definition is found in a
+# renamed, reformatted
 # copy of itself, and in none of the library's ungraded code (training loops, experiments,
 # plotting: longest shared run 23 tokens, a training step) nor in the exercises' stubs.
 MIN_RUN = 30

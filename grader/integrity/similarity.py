@@ -61,7 +61,8 @@ from grader.integrity import similarity_syntax as syntax
 from grader.integrity.similarity_html import write_reports
 from grader.records.flags import SIMILAR_TO_REFERENCE, SIMILAR_TO_STUDENT
 
-# Calibrated on tests/variants_ex*.py (`pytest tests/test_similarity*.py -s` prints the figures):
+# Calibrated on tests/variants_ex*.py (`pytest tests/grader/integrity/test_similarity*.py -s` prints
+# the figures):
 # independent correct answers (solution, variants, library) score at most 0.750; renamed,
 # reordered and reformatted copies (of the library as it is now, the solution, other students,
 # and the variants that rearrange another answer) and the evasions of

@@ -1,6 +1,7 @@
 """Unit tests of the hidden-test logic for ex4_image_resnets (no kernel, no nbgrader).
 
-The solution, correct and wrong variants are run against every check in tests/test_checks.py;
+The solution, correct and wrong variants are run against every check in
+tests/grader/checks/test_checks.py;
 these are the tests particular to this assignment.
 """
 

@@ -1,12 +1,14 @@
 """ex5's hidden checks through the trusted-verdict proxies, without a kernel or nbgrader.
 
 The student's function lives in a subject process (started here without the sandbox; the
-end-to-end runs of tests/test_variants.py and tests/test_hostile_verdicts.py use it) and the
+end-to-end runs of tests/grader/test_variants.py and tests/grader/test_hostile_verdicts.py use it)
+and the
 check runs here: the model, loader, optimizer and machine reach the function as descriptions
 (grader.judging.described). Every wrong variant must fail the check of its own name (the hidden
 check alone, not only the visible asserts), every correct variant and the solution must pass them
 all. One subject process per case (each imports torch): about 1.5 min on the 2-core machine under
-load, so marked slow; the in-process runs of the same checks (tests/test_checks.py) stay fast.
+load, so marked slow; the in-process runs of the same checks (tests/grader/checks/test_checks.py)
+stay fast.
 """
 
 from __future__ import annotations

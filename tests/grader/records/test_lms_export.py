@@ -34,7 +34,7 @@ from grader.records.lms_export import (
 from grader.records.report import GRADES_HEADER
 from grader.records.roster import RosterError, read_roster
 
-LMS = Path(__file__).parent / "fixtures" / "lms"
+LMS = Path(__file__).parents[2] / "fixtures" / "lms"
 GRADES = [  # student_id, assignment, score, max_score, needs_manual_grade, flags
     ("ann", "ex1_degradation", "7.5", "10", "false", ""),
     ("ann", "ex2_identity", "3", "6", "true", ""),  # hand grading pending

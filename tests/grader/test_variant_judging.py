@@ -1,4 +1,4 @@
-"""Kernel-free tests of how tests/test_variants.py judges each graded submission."""
+"""Kernel-free tests of how tests/grader/test_variants.py judges each graded submission."""
 
 import pytest
 import variants_ex1

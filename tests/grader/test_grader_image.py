@@ -8,7 +8,7 @@ Debian packages grader.isolation.sandbox calls; build.sh parses and refuses unkn
 Opt-in, GRADER_IMAGE_TEST=1 (root, podman, mmdebstrap, network to Debian's archive and PyPI):
 deploy/image/build.sh builds the image (the first build takes about 18 min: mmdebstrap and
 pip installing ~3 GB; later ones reuse podman's layer cache and take about 1 min when only the
-course's files changed), then the toy class of tests/test_grader_cli.py is graded inside a
+course's files changed), then the toy class of tests/grader/test_grader_cli.py is graded inside a
 container started as the recipe's pod is: its command, working folder and capabilities, /data a
 volume, no network. Every submission must get test_grader_cli's expected scores and flags, with
 the sandbox on (autograde refuses without it); and without the recipe's added capabilities the

@@ -25,7 +25,7 @@ from grader.records.report import SubmissionGrade, save_run_record
 from grader.records.roster import read_roster
 from grader.records.shard import Shard, save_shard_record
 
-LMS = Path(__file__).parent / "fixtures" / "lms"
+LMS = Path(__file__).parents[2] / "fixtures" / "lms"
 
 
 def _rows(path: Path) -> list[list[str]]:

@@ -113,7 +113,7 @@ def test_release_imports_only_allowed_packages(assignment_id):
 def test_release_hands_out_no_graded_implementation(assignment_id):
     """No code cell of a release shows an answer of any assignment (an earlier exercise's
     included): the exercise pages are rendered in the book and published. The fast form of
-    tests/test_editions.py's HTML check, on the same token streams
+    tests/book/test_editions.py's HTML check, on the same token streams
     (grader.integrity.graded.shows)."""
     shown = sorted({f"{label}: {d.origin}:{d.name}" for label, source in code_cells(assignment_id)
                     for d in GRADED if shows(d.tokens, normalised_tokens(source))})

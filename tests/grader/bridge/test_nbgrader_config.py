@@ -100,7 +100,8 @@ def test_apply_grading_settings_alone():
 
 def test_config_file_refuses_nbgraders_grading_steps(tmp_path: Path):
     """DIR's file makes nbgrader's Autograde and GenerateFeedback refuse when they build their
-    exporter (before writing anything; tests/test_nbgrader_refusal.py drives the commands);
+    exporter (before writing anything; tests/grader/bridge/test_nbgrader_refusal.py drives the
+    commands);
     the grader's own Config (build_config, GradingSettings.config) does not."""
     text = config_file_text(tmp_path, "sqlite:///g.db")
     loaded = Config()

@@ -470,7 +470,7 @@ def test_refuses_without_sandbox_unless_asked(course, tmp_path):
 def test_postgresql_gradebook(course, tmp_path):
     """--db-url postgresql://... against a real server gives the SQLite run's grades (and a
     second run against the same database resumes instead of grading again)."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1]))
     from postgres import postgres_server, unavailable_reason
 
     if unavailable_reason():

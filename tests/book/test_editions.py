@@ -1,6 +1,6 @@
 """Both editions of the book build, and graded implementations appear only where they may.
 
-The course edition is the default build, _build/html (tests/test_book.py builds it, on the same
+The course edition is the default build, _build/html (tests/book/test_book.py builds it, on the same
 xdist worker, before this file runs); the self-study edition
 (`COURSE_EDITION=self-study jupyter-book build . -W -n --keep-going`) is built into a temporary
 folder and reuses the execution cache _build/.jupyter_cache (see _ext/editions.py), so only
@@ -95,7 +95,7 @@ def appearances(html_dir: Path) -> list[tuple[str, Definition, bool]]:
 
 @pytest.fixture(scope="module")
 def course_html() -> Path:
-    # the course edition is the default build, _build/html (made by tests/test_book.py, which
+    # the course edition is the default build, _build/html (made by tests/book/test_book.py, which
     # runs first on the same worker; built here when this file runs alone)
     return ensure_built()
 

@@ -20,7 +20,7 @@ from grader.commands.cli import main
 from grader.records.collect import CollectError, Outcome, collect, member_name, run
 from grader.records.roster import read_roster
 
-LMS = Path(__file__).parent / "fixtures" / "lms"
+LMS = Path(__file__).parents[2] / "fixtures" / "lms"
 AID = "toy"
 
 

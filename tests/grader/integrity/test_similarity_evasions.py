@@ -22,7 +22,8 @@ from submissions import make_submission, solution_path
 import grader.integrity.similarity as sim
 
 STEPS = [*EVASIONS, everything]
-# one worker for this module and tests/test_similarity_copydetect.py, which scores the same
+# one worker for this module and tests/grader/integrity/test_similarity_copydetect.py, which scores
+# the same
 # evaded copies: evaded_document computes each once
 pytestmark = pytest.mark.xdist_group("similarity-evasions")
 

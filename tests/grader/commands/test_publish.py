@@ -5,7 +5,8 @@ The fast tests publish this repository with a small stand-in for the built site 
 an index page and the chapters' `_sources/`, as `make book` leaves them) into temporary
 folders, plant solution text and graded implementations into a copy of the repository to see
 publish refuse with nothing written, and publish twice into a folder with a `.venv`, a LICENSE
-and CI files added by hand. The slow tests use the real build (_build/html, tests/test_book.py):
+and CI files added by hand. The slow tests use the real build (_build/html,
+tests/book/test_book.py):
 every chapter's launch buttons must point at a notebook of the published self-study tree, and
 `make book` must work in that tree as a reader's clone (fresh .venv).
 """

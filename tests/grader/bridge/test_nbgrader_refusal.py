@@ -31,7 +31,8 @@ from grader.bridge.course import CourseLayout
 from grader.bridge.nbgrader_config import config_file_text
 
 pytestmark = pytest.mark.slow  # subprocesses of nbgrader; the in-process test of the same
-# config is tests/test_nbgrader_config.py::test_config_file_refuses_nbgraders_grading_steps
+# config is
+# tests/grader/bridge/test_nbgrader_config.py::test_config_file_refuses_nbgraders_grading_steps
 
 NBGRADER = Path(sys.executable).parent / "nbgrader"
 PAGE = "<html><body>[grader] Checked by the grader on your code: this cell failed.</body></html>"

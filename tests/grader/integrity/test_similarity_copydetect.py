@@ -5,7 +5,8 @@ copydetect is a maintained winnowing detector (Stanford MOSS's method): pygments
 as V/F/O, strings as S, fingerprints of 25 filtered characters, the given code as boilerplate.
 Both score each pair as the share of the smaller side found in the other (copydetect: the larger
 of its two per-file similarities; against the library, the cell's share found in all the
-library's files together). The pairs are the calibration's (tests/test_similarity.py): the
+library's files together). The pairs are the calibration's
+(tests/grader/integrity/test_similarity.py): the
 independently written correct answers against each other and the library, and every copy —
 hand-made, rearranged, disguised, and each evasion of tests/similarity_evasions.py of every
 answer long enough to judge. A method separates the two when its lowest copy score is above
