@@ -30,7 +30,6 @@ NOT_YET = {
     "grader/isolation/disk_monitor.py",  # tests/grader/test_hostile_files.py
     "grader/isolation/limits.py",  # tests/grader/isolation/test_subject_limits.py
     "grader/isolation/uids.py",  # tests/grader/test_unprivileged.py
-    "grader/judging/described.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
     "grader/reader/chapter_setup.py",  # tests/book/test_book.py
