@@ -29,14 +29,15 @@ class SandboxMonitor(threading.Thread):
         self.on_overflow = on_overflow  # stops the sandbox
         self.full: set[str] = set()
         self.stopped = False  # it stopped the sandbox (a limit the tmpfs could not enforce)
-        self._stop = threading.Event()
+        # not `_stop`: that is a method of Thread (join() and is_alive() call it)
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(MONITOR_SECONDS):
+        while not self._halt.wait(MONITOR_SECONDS):
             self.check()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def check(self) -> None:
         root = sandbox_root(self.bwrap_pid)
