@@ -24,7 +24,6 @@ NOT_YET = {
     "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
     "grader/integrity/similarity_html.py",  # tests/grader/integrity/test_similarity.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
-    "grader/integrity/tamper_scan.py",  # tests/grader/inside/test_tamper.py
     "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
     "grader/reader/chapter_setup.py",  # tests/book/test_book.py
