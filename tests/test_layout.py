@@ -26,7 +26,6 @@ NOT_YET = {
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
     "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
-    "grader/reader/chapter_setup.py",  # tests/book/test_book.py
 }
 # tests of tests/'s own helper modules stay next to them, at the top
 TOP_LEVEL = {"test_xdist_groups.py", "test_cpu_by_process.py", "test_claims_table.py",
