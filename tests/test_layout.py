@@ -22,7 +22,6 @@ NOT_YET = {
     "grader/commands/environment.py",  # tests/grader/commands/test_publish.py
     "grader/inside/instruments.py",  # tests/grader/checks/test_ex5.py
     "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
-    "grader/integrity/similarity_html.py",  # tests/grader/integrity/test_similarity.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
     "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
