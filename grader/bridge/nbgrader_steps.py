@@ -56,6 +56,7 @@ from traitlets.config import Config
 from grader.bridge import cell_roles
 from grader.bridge.course import CourseLayout
 from grader.bridge.nbgrader_config import KERNEL_ENV, build_config
+from grader.bridge.submission import Submission
 from grader.files import copy_hand_in, lstat_kind, name_problem, read_bytes, write_atomic
 from grader.isolation.limits import Limits
 from grader.isolation.sandbox import FORWARDED_ENV, SandboxSpec, _prepare_ownership, readonly_paths
@@ -205,17 +206,17 @@ class StepsChild:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def stage(self, course_root: Path, student_id: str, assignment_id: str) -> None:
+    def stage(self, submission: Submission) -> None:
         """W for autograding: the hand-in staged in DIR/submitted (regular files only, copied
         without following links), the source's other files, the template gradebook."""
-        course_root = Path(course_root)
-        copy_hand_in(CourseLayout(course_root).submitted(student_id, assignment_id),
-                     CourseLayout(self.folder).submitted(student_id, assignment_id))
-        source = CourseLayout(self.folder).source(assignment_id)
-        copy_hand_in(CourseLayout(course_root).source(assignment_id), source)
-        (source / f"{assignment_id}.ipynb").unlink(missing_ok=True)  # the gradebook has it
+        aid = submission.assignment_id
+        copy_hand_in(submission.submitted,
+                     CourseLayout(self.folder).submitted(submission.student_id, aid))
+        source = CourseLayout(self.folder).source(aid)
+        copy_hand_in(submission.layout.source(aid), source)
+        (source / f"{aid}.ipynb").unlink(missing_ok=True)  # the gradebook has it
         write_atomic(CourseLayout(self.folder).gradebook(),
-                     read_bytes(template_path(course_root, assignment_id)), mode=0o600)
+                     read_bytes(submission.layout.template(aid)), mode=0o600)
 
     def start(self) -> None:
         if self.uid is not None:  # W becomes the child's; nothing else is
@@ -308,15 +309,16 @@ def child_env(folder: Path) -> dict[str, str]:
             **{k: v for k, v in os.environ.items() if k in FORWARDED_ENV}}
 
 
-def autograde(child: StepsChild, student_id: str, assignment_id: str,
-              notebook_bytes: int, verdict_socket: str = "") -> dict:
-    """{"ok", "log", "notebook"}: nbgrader's Autograde of the staged W (notebook: the executed
-    notebook's text, or None); its kernel serves the verdict on verdict_socket after the
-    notebook (grader.judging.verdict.KernelChannel), when given."""
+def autograde(child: StepsChild, submission: Submission, verdict_socket: str = "") -> dict:
+    """{"ok", "log", "notebook"}: W staged (StepsChild.stage), then nbgrader's Autograde of it
+    (notebook: the executed notebook's text, or None); its kernel serves the verdict on
+    verdict_socket after the notebook (grader.judging.verdict.KernelChannel), when given."""
+    child.stage(submission)
     settings = {**child.settings, "verdict_socket": verdict_socket}
-    answer = child.request({"op": "autograde", "student_id": student_id,
-                            "assignment_id": assignment_id, "settings": settings},
-                           limit=4 * notebook_bytes + 2 * MAX_LOG_CHARS + 10_000)
+    answer = child.request({"op": "autograde", "student_id": submission.student_id,
+                            "assignment_id": submission.assignment_id, "settings": settings},
+                           limit=4 * submission.limits.notebook_bytes + 2 * MAX_LOG_CHARS
+                           + 10_000)
     notebook = answer.get("notebook")
     if notebook is not None and not isinstance(notebook, str):
         raise RuntimeError("nbgrader's child process sent a notebook that is not text")
@@ -324,12 +326,12 @@ def autograde(child: StepsChild, student_id: str, assignment_id: str,
             "seconds": answer.get("seconds")}
 
 
-def feedback(child: StepsChild, student_id: str, assignment_id: str, notebook: str,
-             grades: dict) -> dict:
+def feedback(child: StepsChild, submission: Submission, notebook: str, grades: dict) -> dict:
     """{"ok", "log", "html"}: GenerateFeedback of `notebook` with the given grades."""
-    answer = child.request({"op": "feedback", "student_id": student_id,
-                            "assignment_id": assignment_id, "settings": child.settings,
-                            "notebook": notebook, "grades": grades},
+    answer = child.request({"op": "feedback", "student_id": submission.student_id,
+                            "assignment_id": submission.assignment_id,
+                            "settings": child.settings, "notebook": notebook,
+                            "grades": grades},
                            limit=2 * MAX_HTML_BYTES + 2 * MAX_LOG_CHARS)
     html = answer.get("html")
     if html is not None and not isinstance(html, str):

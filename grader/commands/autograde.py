@@ -8,12 +8,15 @@ DIR becomes an nbgrader course directory:
   DIR/.grader/    the grader's own files (grader.bridge.course.CourseLayout): resume records,
                   run records, the setup lock, and templates/<id>.db, the private gradebook
                   nbgrader's child process starts from
-Each submission is graded by one worker (a process each with --jobs N). nbgrader's Autograde and
-GenerateFeedback run in a child process of the worker, as an unprivileged user when the grader
-is root (grader.bridge.nbgrader_steps), on a private copy of the hand-in; the worker records the
-gradebook from the data the child returns and writes the executed notebook and the feedback
-page without following links. The autograded scores are then replaced by the trusted verdicts
-of grader.judging.verdict (checks in this process, student code in a sandboxed subject).
+Each submission is graded by one worker (a process each with --jobs N), as the named list of
+steps AUTOGRADE_STEPS, each taking and returning one grader.bridge.submission.Submission.
+nbgrader's Autograde and GenerateFeedback run in a child process of the worker, as an
+unprivileged user when the grader is root (grader.bridge.nbgrader_steps), on a private copy of
+the hand-in, and write only the child's private gradebook; the trusted verdicts of
+grader.judging.verdict (checks in this process, student code in the notebook's kernel or a
+sandboxed subject) come back as data; the `record` step then writes the real gradebook once,
+with the verdicts' scores, and the worker writes the executed notebook and the feedback page
+without following links.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from nbformat import NotebookNode
 from nbgrader.converters import GenerateAssignment
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
-from nbgrader.utils import capture_log, parse_utc
+from nbgrader.utils import capture_log, determine_grade, parse_utc
 from sqlalchemy.exc import OperationalError
 from traitlets.config import Config
 
@@ -54,6 +57,7 @@ from grader.bridge.course import (
 )
 from grader.bridge.nbgrader_config import DEFAULT_TIMEOUT, config_file_text
 from grader.bridge.nbgrader_steps import grading_config
+from grader.bridge.submission import Submission
 from grader.commands.feedback_assets import install_mathjax, local_mathjax
 from grader.files import (
     copy_hand_in,
@@ -185,73 +189,267 @@ def register_students(settings: GradingSettings, student_ids: list[str]) -> None
     gradebook.register_students(settings.db_url, student_ids)
 
 
+# --------------------------------------------------------------------------- one submission
+#
+# The life of one submission is AUTOGRADE_STEPS, a named list of steps as nbgrader's converters
+# are (autograde_preprocessors): each takes the Submission (grader.bridge.submission) and
+# returns it, one concern each. grade_one runs them in a worker process, in order.
+
+
+Step = Callable[[Submission], Submission]
+
+
 def grade_one(settings: GradingSettings, student_id: str, assignment_id: str) -> Outcome:
-    """nbgrader autograde + generate_feedback for one submission (runs in a worker process).
+    """Autograde one staged submission (runs in a worker process): AUTOGRADE_STEPS in order.
 
     nbgrader's steps on the student's files run in a child process as an unprivileged user
     (grader.bridge.nbgrader_steps); this process runs no student code and reads nothing a student's
     process wrote: it records the gradebook from the child's data and writes the executed
     notebook and the feedback page without following links."""
+    submission = Submission(student_id, assignment_id, settings, started=time.monotonic())
+    try:
+        for step in AUTOGRADE_STEPS:
+            submission = step(submission)
+    finally:
+        close_child(submission)  # whatever a step raised: the child and its user end
+    return Outcome(student_id, assignment_id, submission.flags, submission.autograded,
+                   submission.seconds, submission.problem)
+
+
+def open_child(sub: Submission) -> Submission:
+    """nbgrader's child process (an unprivileged user when root) and its private folder W."""
+    put_venv_on_path()
+    sub.running["child"] = nbgrader_steps.StepsChild(sub.settings.child_settings(),
+                                                     _child_seconds(sub.limits))
+    return sub
+
+
+def start_verdict(sub: Submission) -> Submission:
+    """Student code runs once: once nbgrader's kernel has run the notebook, it serves the
+    trusted verdict (checks here, answers there) on a private channel; the verdict waits for it
+    in a thread while nbgrader works (and starts a fresh sandboxed subject where the kernel
+    does not serve)."""
     # imports torch: only where a submission is graded, not in a run's main process, which
     # hands every submission to --jobs worker processes
     from grader.judging import verdict
 
-    start = time.monotonic()
-    put_venv_on_path()
-    limits = settings.run_limits()
-    with nbgrader_steps.StepsChild(settings.child_settings(), _child_seconds(limits)) as child:
-        # Student code runs once: once nbgrader's kernel has run the notebook, it serves the
-        # trusted verdict (checks here, answers there) on a private channel; the verdict waits
-        # for it in a thread while nbgrader works (and starts a fresh sandboxed subject where
-        # the kernel does not serve)
+    child = sub.running["child"]
+    try:
+        channel = verdict.KernelChannel(child.server.root, child.uid)
+    except OSError:  # no socket here: a fresh subject judges, as the kernel never serves
+        channel = None
+    judging = ThreadPoolExecutor(max_workers=1)
+    sub.running["channel"] = channel
+    sub.running["verdicts"] = judging.submit(verdict.judge_submission, sub, channel)
+    judging.shutdown(wait=False)
+    return sub
+
+
+def run_notebook(sub: Submission) -> Submission:
+    """nbgrader's Autograde in the child, on a copy of the staged hand-in (its kernel serving
+    the verdict after the notebook): nbgrader's log, and the executed notebook as data (None
+    when it did not run to the end). Nothing is recorded yet."""
+    channel = sub.running.get("channel")
+    try:
+        ran = nbgrader_steps.autograde(sub.running["child"], sub,
+                                       "" if channel is None else str(channel.path))
+    except (RuntimeError, OSError, ValueError) as e:
+        sub.log = f"nbgrader's child process failed: {e}\n"
+        return sub
+    finally:
+        if channel is not None:
+            channel.notebook_ended()
+    sub.log = ran["log"]
+    if ran["ok"]:
         try:
-            channel = verdict.KernelChannel(child.server.root, child.uid)
-        except OSError:  # no socket here: a fresh subject judges, as the kernel never serves
-            channel = None
-        judging = ThreadPoolExecutor(max_workers=1)
-        verdicts = judging.submit(verdict.judge_submission, settings.course_root, student_id,
-                                  assignment_id, limits, settings.sandbox, channel)
-        judging.shutdown(wait=False)
+            sub.executed = nbformat.reads(ran["notebook"], as_version=4)
+        except Exception:  # noqa: BLE001 - the submission is flagged grading-error
+            sub.log += "\n" + traceback.format_exc()
+    return sub
+
+
+def await_verdicts(sub: Submission) -> Submission:
+    """The trusted verdicts (grader.judging.verdict: data), or why there are none."""
+    try:
+        sub.verdicts = sub.running.pop("verdicts").result()
+    except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
+        sub.verdict_error = e
+    return sub
+
+
+def record(sub: Submission) -> Submission:
+    """The gradebook, written once, with the final scores: the submission (and its hand-in's
+    timestamp), each cell's autograded score -- the trusted verdict's, or 0 for every
+    autograded cell where no verdict could be reached -- and the late penalty. nbgrader's
+    child wrote only its private gradebook; here nbgrader's own SaveAutoGrades and
+    AssignLatePenalties run on the executed notebook (FinalAutoGrades: SaveAutoGrades with the
+    verdicts' scores in place of the kernel's, which are kept in `kernel_scores` for the
+    comparison). A failure to record: the submission is not autograded (grading-error)."""
+    if sub.executed is None:
+        return sub
+    try:
+        _record_gradebook(sub)
+    except Exception:  # noqa: BLE001 - the submission is flagged grading-error, the run goes on
+        sub.log += "\n" + traceback.format_exc()
+        sub.executed = None
+    return sub
+
+
+class FinalAutoGrades(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades, recording `final(grade_id, kernel score)` instead of the
+    score nbgrader's run of the cell gives (clamped to the cell's points as the gradebook has
+    them); the kernel's scores are kept in `kernel`, the recorded ones in `recorded`."""
+
+    def __init__(self, final: Callable[[str, float], float], **kwargs):
+        super().__init__(**kwargs)
+        self.final = final
+        self.kernel: dict[str, float] = {}
+        self.recorded: dict[str, float] = {}
+
+    def _add_score(self, cell: NotebookNode, resources) -> None:
+        grade = self.gradebook.find_grade(cell_roles.grade_id(cell), self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        auto_score, _ = determine_grade(cell, self.log)
+        if auto_score is not None:
+            kernel = min(max(float(auto_score), 0.0), float(grade.max_score))
+            self.kernel[grade.name] = kernel
+            auto_score = self.recorded[grade.name] = self.final(grade.name, kernel)
+        grade.auto_score = auto_score
+        # as nbgrader: a hand grade given earlier, or no autograded score, needs a look
+        grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+        self.gradebook.db.commit()
+
+
+def _final_score(sub: Submission) -> Callable[[str, float], float]:
+    if sub.verdict_error is not None:
+        return lambda grade_id, kernel: 0.0
+    trusted = {v.grade_id: v.score for v in sub.verdicts or []}
+    return lambda grade_id, kernel: trusted.get(grade_id, kernel)
+
+
+def _record_gradebook(sub: Submission) -> None:
+    resources = {"nbgrader": {"notebook": sub.assignment_id, "assignment": sub.assignment_id,
+                              "student": sub.student_id, "db_url": sub.db_url}}
+    timestamp = _staged_timestamp(sub.submitted / "timestamp.txt")
+    config = sub.settings.config()
+    for attempt in range(DB_RETRIES):
         try:
-            log, executed = _autograde_in_child(settings, child, student_id, assignment_id,
-                                                limits, "" if channel is None
-                                                else str(channel.path))
-        finally:
-            if channel is not None:
-                channel.notebook_ended()
-        try:
-            judged = verdicts.result()
-        except Exception as e:  # noqa: BLE001 - no trusted verdict: no autograded points
-            judged = e
-        if executed is not None:  # the stored copy: sanitised, with the verdicts' messages
-            _write_autograded(settings.course_root, student_id, assignment_id, executed,
-                              None if isinstance(judged, Exception) else judged)
-        ctx = SubmissionContext(settings.course_root, student_id, assignment_id,
-                                autograde_succeeded=executed is not None, log=log)
-        outcome = Outcome(student_id, assignment_id, collect_flags(ctx), executed is not None)
-        if outcome.autograded and isinstance(judged, Exception):
-            gradebook.zero_autograded(settings.db_url, student_id, assignment_id)
-            outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
-            log += f"\ntrusted verdict failed: {judged!r}\n"
-        elif outcome.autograded:  # the scores that count: checks run here on the subject's data
-            outcome.flags = sorted({*outcome.flags, *verdict.record_verdicts(
-                settings.course_root, settings.db_url, student_id, assignment_id, judged)})
-            outcome.flags = sorted({*outcome.flags, *_flag_undefined_names(
-                settings.course_root, student_id, assignment_id, judged)})
-        if outcome.autograded:
-            fb_ok, fb_log = generate_feedback(settings, student_id, assignment_id, child=child)
-            log += fb_log
-            if not fb_ok:
-                outcome.flags = sorted({*outcome.flags, flag_names.GRADING_ERROR})
-        else:
-            died = flag_names.KERNEL_DIED in outcome.flags
-            outcome.problem = ("the kernel died while running your notebook" if died
-                               else "the grader failed on this notebook")
-    _write_log(settings.course_root, student_id, assignment_id, log)
-    outcome.seconds = time.monotonic() - start
-    if outcome.graded:  # a later run (after a kill, or a second run) reuses this result
-        resume.mark_done(settings, student_id, assignment_id, outcome)
-    return outcome
+            # (open_gradebook silences the autoflush warnings add_submission trips; rows are right)
+            with gradebook.open_gradebook(sub.db_url) as gb:
+                extra = {"timestamp": timestamp} if timestamp else {}
+                gb.update_or_create_submission(sub.assignment_id, sub.student_id, **extra)
+                scores = FinalAutoGrades(_final_score(sub), config=config)
+                scores.preprocess(copy.deepcopy(sub.executed), resources)
+                AssignLatePenalties(config=config).preprocess(copy.deepcopy(sub.executed),
+                                                              resources)
+            sub.kernel_scores, sub.scores = scores.kernel, scores.recorded
+            return
+        except OperationalError as e:  # SQLite with --jobs N: another worker holds the lock
+            if DB_LOCKED not in str(e) or attempt == DB_RETRIES - 1:
+                raise
+            time.sleep(1 + attempt)
+
+
+def store_notebook(sub: Submission) -> Submission:
+    """DIR/autograded/<s>/<id>/<id>.ipynb, which formgrader and the feedback page render:
+    sanitised, each failed trusted verdict's message in its cell's metadata (the grader's
+    own key: whatever the child sent under it is dropped), written without following links."""
+    if sub.executed is None:
+        return sub
+    nb = sanitize_notebook(copy.deepcopy(sub.executed))
+    failed = {v.grade_id: v.message for v in sub.verdicts or [] if v.score < v.max_score}
+    for cell in nb.cells:
+        cell.metadata.pop(VERDICT_KEY, None)
+        gid = cell_roles.grade_id(cell)
+        if cell.cell_type == "code" and gid in failed:
+            cell.metadata[VERDICT_KEY] = failed[gid][:MAX_VERDICT_CHARS]
+    folder = make_folders(sub.course_root, CourseLayout.AUTOGRADED, sub.student_id,
+                          sub.assignment_id)
+    write_atomic(folder / f"{sub.assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
+    return sub
+
+
+def flag(sub: Submission) -> Submission:
+    """The flags (grader.records.flags) and their review notes: the run's (timeout,
+    kernel-died, ...), the tamper scan's, the verdict's (how its subject ended; where the
+    kernel's scores differ from the verdicts'; names the verdict found undefined)."""
+    sub.flag(*collect_flags(SubmissionContext(sub.course_root, sub.student_id,
+                                              sub.assignment_id, sub.autograded, sub.log)))
+    if not sub.autograded:
+        died = flag_names.KERNEL_DIED in sub.flags
+        sub.problem = ("the kernel died while running your notebook" if died
+                       else "the grader failed on this notebook")
+        return sub
+    if sub.verdict_error is not None:
+        sub.flag(flag_names.GRADING_ERROR)
+        sub.log += f"\ntrusted verdict failed: {sub.verdict_error!r}\n"
+        return sub
+    from grader.judging.verdict import kernel_differences
+
+    sub.flag(*sub.verdicts.flags)
+    if sub.verdicts.flags:
+        sub.notes += [f"verdict: {note}\n" for note in sub.verdicts.notes]
+        flag_names.write_review_note(sub.course_root, sub.student_id, sub.assignment_id,
+                                     "".join(sub.notes))
+    sub.flag(*flag_names.verdict_flags(sub.course_root, sub.student_id, sub.assignment_id,
+                                       kernel_differences(sub.kernel_scores, sub.verdicts)))
+    sub.flag(*_flag_undefined_names(sub, sub.verdicts))
+    return sub
+
+
+def feedback(sub: Submission) -> Submission:
+    """nbgrader's GenerateFeedback in the same child: DIR/feedback/<s>/<id>/<id>.html."""
+    if not sub.autograded:
+        return sub
+    ok, log = _render_feedback(sub, sub.running["child"])
+    sub.log += log
+    if not ok:
+        sub.flag(flag_names.GRADING_ERROR)
+    return sub
+
+
+def close_child(sub: Submission) -> Submission:
+    """nbgrader's child, every process of its user and W end (the verdict's channel too)."""
+    channel = sub.running.pop("channel", None)
+    if channel is not None:
+        channel.notebook_ended()
+    child = sub.running.pop("child", None)
+    if child is not None:
+        child.close()
+    return sub
+
+
+def write_log(sub: Submission) -> Submission:
+    """DIR/logs/<s>/<id>.txt: nbgrader's log and the grader's lines."""
+    sub.log_file.parent.mkdir(parents=True, exist_ok=True)
+    sub.log_file.write_text(sub.log, encoding="utf-8")
+    sub.seconds = time.monotonic() - sub.started
+    return sub
+
+
+def mark_done(sub: Submission) -> Submission:
+    """records.resume: a later run (after a kill, or a second run) reuses this result; a
+    grading-error is not a result and is graded again."""
+    if flag_names.GRADING_ERROR not in sub.flags:
+        resume.mark_done(sub.settings, sub.student_id, sub.assignment_id,
+                         Outcome(sub.student_id, sub.assignment_id, sub.flags, sub.autograded,
+                                 sub.seconds, sub.problem))
+    return sub
+
+
+AUTOGRADE_STEPS: list[Step] = [
+    open_child,      # nbgrader's child process, unprivileged, and its folder W
+    start_verdict,   # the trusted verdict waits, in a thread, for the kernel to serve it
+    run_notebook,    # W staged; nbgrader's Autograde runs the notebook: log, executed notebook
+    await_verdicts,  # the verdicts (data), or why there are none
+    record,          # the gradebook, once, with the final scores
+    store_notebook,  # DIR/autograded/: sanitised, with each failed verdict's message
+    flag,            # flags and review notes
+    feedback,        # nbgrader's GenerateFeedback: DIR/feedback/
+    close_child,     # the child and its user end
+    write_log,       # DIR/logs/
+    mark_done,       # records.resume
+]
 
 
 def _child_seconds(limits: Limits) -> float:
@@ -260,82 +458,12 @@ def _child_seconds(limits: Limits) -> float:
     return 2 * limits.notebook_timeout + nbgrader_steps.STARTUP_SECONDS
 
 
-def _autograde_in_child(settings: GradingSettings, child: nbgrader_steps.StepsChild,
-                        student_id: str, assignment_id: str, limits: Limits,
-                        verdict_socket: str = "") -> tuple[str, NotebookNode | None]:
-    """nbgrader's Autograde in the child (its kernel serving the verdict on verdict_socket
-    after the notebook); its scores recorded in the gradebook here.
-    Returns (log, the executed notebook as the child sent it, or None when it failed)."""
-    try:
-        child.stage(settings.course_root, student_id, assignment_id)
-        ran = nbgrader_steps.autograde(child, student_id, assignment_id, limits.notebook_bytes,
-                                       verdict_socket)
-    except (RuntimeError, OSError, ValueError) as e:
-        return f"nbgrader's child process failed: {e}\n", None
-    if not ran["ok"]:
-        return ran["log"], None
-    try:
-        executed = nbformat.reads(ran["notebook"], as_version=4)
-        record_autograde(settings, student_id, assignment_id, executed)
-    except Exception:  # noqa: BLE001 - the submission is flagged grading-error, the run goes on
-        return ran["log"] + "\n" + traceback.format_exc(), None
-    return ran["log"], executed
-
-
-def record_autograde(settings: GradingSettings, student_id: str, assignment_id: str,
-                     executed: NotebookNode) -> None:
-    """Write what nbgrader's Autograde writes to the gradebook (the submission, each cell's
-    autograded score, the late penalty), from the executed notebook the child returned: the
-    same nbgrader preprocessors, on data. Scores are then clamped to each cell's points as the
-    gradebook (not the notebook) has them."""
-    resources = {"nbgrader": {"notebook": assignment_id, "assignment": assignment_id,
-                              "student": student_id, "db_url": settings.db_url}}
-    staged = CourseLayout(settings.course_root).submitted(student_id, assignment_id)
-    timestamp = _staged_timestamp(staged / "timestamp.txt")
-    config = settings.config()
-    for attempt in range(DB_RETRIES):
-        try:
-            # (open_gradebook silences the autoflush warnings add_submission trips; rows are right)
-            with gradebook.open_gradebook(settings.db_url) as gb:
-                extra = {"timestamp": timestamp} if timestamp else {}
-                gb.update_or_create_submission(assignment_id, student_id, **extra)
-                SaveAutoGrades(config=config).preprocess(copy.deepcopy(executed), resources)
-                AssignLatePenalties(config=config).preprocess(copy.deepcopy(executed), resources)
-                notebook = gb.find_submission_notebook(assignment_id, assignment_id, student_id)
-                for grade in notebook.grades:
-                    if grade.auto_score is not None:
-                        grade.auto_score = min(max(float(grade.auto_score), 0.0),
-                                               float(grade.max_score))
-                gb.db.commit()
-            return
-        except OperationalError as e:  # SQLite with --jobs N: another worker holds the lock
-            if DB_LOCKED not in str(e) or attempt == DB_RETRIES - 1:
-                raise
-            time.sleep(1 + attempt)
-
-
 def _staged_timestamp(path: Path):
     """The hand-in's timestamp.txt (nbgrader's late penalties), as Autograde reads it."""
     if lstat_kind(path) != "file":
         return None
     text = read_bytes(path, limit=1000).decode("utf-8", "replace").strip()
     return parse_utc(text) if text else None
-
-
-def _write_autograded(course_root: Path, student_id: str, assignment_id: str,
-                      executed: NotebookNode, judged: list | None) -> None:
-    """DIR/autograded/<s>/<id>/<id>.ipynb, which formgrader and the feedback page render:
-    sanitised, each failed trusted verdict's message in its cell's metadata (the grader's
-    own key: whatever the child sent under it is dropped), written without following links."""
-    nb = sanitize_notebook(copy.deepcopy(executed))
-    failed = {v.grade_id: v.message for v in judged or [] if v.score < v.max_score}
-    for cell in nb.cells:
-        cell.metadata.pop(VERDICT_KEY, None)
-        gid = cell_roles.grade_id(cell)
-        if cell.cell_type == "code" and gid in failed:
-            cell.metadata[VERDICT_KEY] = failed[gid][:MAX_VERDICT_CHARS]
-    folder = make_folders(course_root, CourseLayout.AUTOGRADED, student_id, assignment_id)
-    write_atomic(folder / f"{assignment_id}.ipynb", nbformat.writes(nb).encode("utf-8"))
 
 
 def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[str]:
@@ -348,27 +476,25 @@ def undefined_names(judged: list | None, known: set[str] = frozenset()) -> list[
                    for name in UNDEFINED_NAME.findall(v.message)} - set(known))
 
 
-def _instructor_names(course_root: Path, assignment_id: str) -> set[str]:
+def _instructor_names(sub: Submission) -> set[str]:
     """Top-level names defined by any code cell of the source notebook (the instructor's)."""
     from grader.judging.verdict import _defined_names
 
-    path = CourseLayout(course_root).source_notebook(assignment_id)
-    nb = nbformat.reads(read_bytes(path).decode("utf-8"), as_version=4)
+    nb = nbformat.reads(read_bytes(sub.source_notebook).decode("utf-8"), as_version=4)
     return {name for cell in nb.cells if cell.cell_type == "code"
             for name in _defined_names(cell.source)}
 
 
-def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str,
-                          judged: list | None) -> list[str]:
+def _flag_undefined_names(sub: Submission, judged: list | None) -> list[str]:
     """Flag `undefined-names` and say which in DIR/review/<s>/<id>.txt (rather than losing
     the points silently where the kernel, which ran every cell, found them)."""
     if not undefined_names(judged):
         return []
-    names = undefined_names(judged, _instructor_names(course_root, assignment_id))
+    names = undefined_names(judged, _instructor_names(sub))
     if not names:
         return []
     flag_names.write_review_note(
-        course_root, student_id, assignment_id,
+        sub.course_root, sub.student_id, sub.assignment_id,
         f"undefined: the grader's run had no {', '.join(names)} (where the notebook's "
         f"kernel could not answer the grader, only the given and answer cells are run again; "
         f"a helper defined in another cell is then missing)\n")
@@ -377,39 +503,47 @@ def _flag_undefined_names(course_root: Path, student_id: str, assignment_id: str
 
 def generate_feedback(settings: GradingSettings, student_id: str, assignment_id: str,
                       child: nbgrader_steps.StepsChild | None = None) -> tuple[bool, str]:
-    """nbgrader's generate_feedback for one autograded submission: DIR/feedback/... HTML with
-    the gradebook's current scores and comments (hand grades included), and the message of each
-    failed trusted verdict under its cell. nbgrader renders the page in `child` (or a new one),
-    as an unprivileged user; this process reads the stored notebook and the gradebook and
-    writes the page, never through a link. Runs no student code."""
-    stored = CourseLayout(settings.course_root).autograded_notebook(student_id, assignment_id)
+    """nbgrader's generate_feedback for one autograded submission (`grader export`'s entry,
+    which regenerates a class's pages after hand grading; autograde's `feedback` step calls
+    _render_feedback with its Submission)."""
+    return _render_feedback(Submission(student_id, assignment_id, settings), child)
+
+
+def _render_feedback(sub: Submission,
+                     child: nbgrader_steps.StepsChild | None = None) -> tuple[bool, str]:
+    """DIR/feedback/... HTML with the gradebook's current scores and comments (hand grades
+    included), and the message of each failed trusted verdict under its cell. nbgrader renders
+    the page in `child` (or a new one), as an unprivileged user; this process reads the stored
+    notebook and the gradebook and writes the page, never through a link. Runs no student
+    code."""
     try:
-        nb = nbformat.reads(read_bytes(stored).decode("utf-8"), as_version=4)
-        grades = feedback_grades(settings.db_url, student_id, assignment_id)
+        nb = nbformat.reads(read_bytes(sub.autograded_notebook).decode("utf-8"), as_version=4)
+        grades = feedback_grades(sub)
         text = nbformat.writes(with_verdict_messages(nb))
         if child is None:
-            with nbgrader_steps.StepsChild(settings.child_settings(),
-                                           _child_seconds(settings.run_limits())) as own:
-                page = nbgrader_steps.feedback(own, student_id, assignment_id, text, grades)
+            with nbgrader_steps.StepsChild(sub.settings.child_settings(),
+                                           _child_seconds(sub.limits)) as own:
+                page = nbgrader_steps.feedback(own, sub, text, grades)
         else:
-            page = nbgrader_steps.feedback(child, student_id, assignment_id, text, grades)
+            page = nbgrader_steps.feedback(child, sub, text, grades)
         if page["ok"]:
-            folder = make_folders(settings.course_root, CourseLayout.FEEDBACK, student_id,
-                                  assignment_id)
+            folder = make_folders(sub.course_root, CourseLayout.FEEDBACK, sub.student_id,
+                                  sub.assignment_id)
             # MathJax from DIR/feedback/_assets/, not a CDN: the page works offline
-            install_mathjax(Path(settings.course_root) / CourseLayout.FEEDBACK)
-            write_atomic(folder / f"{assignment_id}.html",
+            install_mathjax(sub.course_root / CourseLayout.FEEDBACK)
+            write_atomic(folder / f"{sub.assignment_id}.html",
                          local_mathjax(page["html"]).encode("utf-8"))
     except (RuntimeError, OSError, ValueError) as e:
         return False, f"feedback failed: {e}\n"
     return page["ok"], page["log"]
 
 
-def feedback_grades(db_url: str, student_id: str, assignment_id: str) -> dict:
+def feedback_grades(sub: Submission) -> dict:
     """What nbgrader's GetGrades reads, as data: each cell's score, points and comment, the
     notebook's score, points and late penalty (grader.bridge.nbgrader_steps.GivenGrades)."""
-    with gradebook.open_gradebook(db_url) as gb:
-        notebook = gb.find_submission_notebook(assignment_id, assignment_id, student_id)
+    with gradebook.open_gradebook(sub.db_url) as gb:
+        notebook = gb.find_submission_notebook(sub.assignment_id, sub.assignment_id,
+                                               sub.student_id)
         cells: dict[str, dict] = {}
         for grade in notebook.grades:
             cells.setdefault(grade.name, {}).update(score=grade.score,
@@ -437,12 +571,6 @@ def with_verdict_messages(nb: NotebookNode) -> NotebookNode:
             text=f"[grader] Checked by the grader on your code: this cell failed.\n"
                  f"{clean[:MAX_VERDICT_CHARS]}\n{hint}"))
     return nb
-
-
-def _write_log(course_root: Path, student_id: str, assignment_id: str, text: str) -> None:
-    path = CourseLayout(course_root).log(student_id, assignment_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def record_zero(settings: GradingSettings, student_id: str, assignment_id: str) -> None:

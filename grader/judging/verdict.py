@@ -33,6 +33,10 @@ the whole verdict ends by the notebook's limit (Limits.notebook_timeout), howeve
 subject is restarted; its answers are read under grader.inside.wire's reply caps and every index it
 reports is checked. Such an end is a failed check, not a grading error: the cells it touched
 score 0, and `Verdicts.flags` says why (timeout, disk-limit, tamper-suspected).
+
+The verdict returns data and writes nothing: grader.commands.autograde's `record` step puts its
+scores in the gradebook (once, with nbgrader's other rows) and its `flag` step compares them with
+the kernel's (kernel_differences) and writes the review notes.
 """
 
 from __future__ import annotations
@@ -58,8 +62,8 @@ from pathlib import Path
 import nbformat
 
 import grader
-from grader.bridge import cell_roles, gradebook
-from grader.bridge.course import CourseLayout
+from grader.bridge import cell_roles
+from grader.bridge.submission import Submission
 from grader.checks import common
 from grader.inside import instruments, subject, wire
 from grader.isolation.disk_monitor import SandboxMonitor
@@ -69,7 +73,6 @@ from grader.isolation.uids import UidLease, chown_tree
 from grader.judging import proxy
 from grader.judging.hidden_tests import split_hidden
 from grader.records import flags as flag_names
-from grader.records.flags import verdict_flags, write_review_note
 
 MAX_MESSAGE = 2000  # characters of a failure message
 
@@ -604,19 +607,17 @@ def _quiet():
         yield
 
 
-# --------------------------------------------------------------------------- the gradebook
+# --------------------------------------------------------------------------- the submission
 
-def record(db_url: str, student_id: str, assignment_id: str,
-           verdicts: list[CellVerdict]) -> list[str]:
-    """Write the trusted scores into the gradebook; return a line per cell where the kernel's
-    score (already recorded by nbgrader) differed from what the grader's run of the same
-    tests gives (the kernel runs a cell without its hidden tests: its visible part's score)."""
-    kernel = gradebook.auto_scores(db_url, student_id, assignment_id)
-    gradebook.set_auto_scores(db_url, student_id, assignment_id,
-                              {v.grade_id: v.score for v in verdicts})
+def kernel_differences(kernel_scores: dict[str, float],
+                       verdicts: list[CellVerdict]) -> list[str]:
+    """A line per cell where the kernel's score (what nbgrader's run of the notebook gave,
+    `kernel_scores`: grade_id -> score) differs from what the grader's run of the same tests
+    gives (the kernel runs a cell without its hidden tests: its visible part's score). Data
+    only: grader.commands.autograde records the scores and flags the differences."""
     differences = []
     for v in verdicts:
-        claimed, expected = kernel.get(v.grade_id), v.kernel_should_report()
+        claimed, expected = kernel_scores.get(v.grade_id), v.kernel_should_report()
         if claimed is None or expected is None or claimed == expected:
             continue
         why = f" ({v.message.splitlines()[0][:300]})" if v.message else ""
@@ -631,30 +632,14 @@ def record(db_url: str, student_id: str, assignment_id: str,
     return differences
 
 
-def judge_submission(course_root: Path, student_id: str, assignment_id: str, limits: Limits,
-                     sandbox: bool, kernel: KernelChannel | None = None) -> list[CellVerdict]:
-    """The trusted verdicts of one staged submission. autograde runs it while nbgrader executes
-    the notebook, whose kernel then serves it on `kernel` (closed here, whatever happens)."""
-    layout = CourseLayout(course_root)
+def judge_submission(submission: Submission,
+                     kernel: KernelChannel | None = None) -> list[CellVerdict]:
+    """The trusted verdicts of one staged submission (its source and submitted notebooks, its
+    limits and sandbox). autograde runs it while nbgrader executes the notebook, whose kernel
+    then serves it on `kernel` (closed here, whatever happens). Returns data; writes nothing."""
     try:
-        return judge(layout.source_notebook(assignment_id),
-                     layout.submitted_notebook(student_id, assignment_id), limits, sandbox,
-                     kernel)
+        return judge(submission.source_notebook, submission.submitted_notebook,
+                     submission.limits, submission.sandbox, kernel)
     finally:
         if kernel is not None:
             kernel.close()
-
-
-def record_verdicts(course_root: Path, db_url: str, student_id: str, assignment_id: str,
-                    verdicts: list[CellVerdict] | None) -> list[str]:
-    """Put the verdicts in the gradebook; flag and explain where the kernel's run differed."""
-    if verdicts is None:
-        return []
-    differences = record(db_url, student_id, assignment_id, verdicts)
-    flags = list(getattr(verdicts, "flags", []))
-    if flags:
-        write_review_note(course_root, student_id, assignment_id, "".join(
-            f"verdict: {note}\n" for note in getattr(verdicts, "notes", [])))
-    if not differences:
-        return flags
-    return flags + verdict_flags(course_root, student_id, assignment_id, differences)

@@ -38,9 +38,11 @@ from submissions import read_by_student
 from test_grader_cli import _submission
 
 from grader.bridge import nbgrader_steps
+from grader.bridge.submission import Submission
 from grader.commands.autograde import (
     MAX_VERDICT_CHARS,
     VERDICT_KEY,
+    GradingSettings,
     _flag_undefined_names,
     undefined_names,
     with_verdict_messages,
@@ -147,19 +149,20 @@ def test_undefined_names_are_flagged_and_written_without_following_links(tmp_pat
               CellVerdict("c", 1.0, 1.0, ""),
               CellVerdict("d", 0.0, 1.0, "AssertionError: observed 1, expected 2")]
     assert undefined_names(judged) == ["_util", "helper"]
-    assert _flag_undefined_names(tmp_path, "s", "toy", judged[2:]) == []
+    submission = Submission("s", "toy", GradingSettings(tmp_path, "", sandbox=False))
+    assert _flag_undefined_names(submission, judged[2:]) == []
     # a name the instructor's notebook defines is missing because the answer crashed: no flag
     source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def double(x):\n"
                                                                        "    pass")])
     (tmp_path / "source" / "toy").mkdir(parents=True)
     nbformat.write(source, tmp_path / "source" / "toy" / "toy.ipynb")
     crashed = [CellVerdict("e", 0.0, 1.0, "NameError: name 'double' is not defined")]
-    assert _flag_undefined_names(tmp_path, "s", "toy", crashed) == []
+    assert _flag_undefined_names(submission, crashed) == []
     victim = tmp_path / "victim.txt"
     victim.write_text("keep\n")
     (tmp_path / "review" / "s").mkdir(parents=True)
     (tmp_path / "review" / "s" / "toy.txt").symlink_to(victim)
-    assert _flag_undefined_names(tmp_path, "s", "toy", judged) == ["undefined-names"]
+    assert _flag_undefined_names(submission, judged) == ["undefined-names"]
     assert victim.read_text() == "keep\n"
     review = tmp_path / "review" / "s" / "toy.txt"
     assert not review.is_symlink() and "had no _util, helper " in review.read_text()

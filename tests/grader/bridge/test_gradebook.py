@@ -1,6 +1,6 @@
 """grader.bridge.gradebook without a kernel: the grader's queries and updates on a toy SQLite
 gradebook (tests/toy_gradebook.py), and the trusted verdicts written through it
-(grader.judging.verdict.record)."""
+(grader.judging.verdict.kernel_differences)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,16 @@ from toy_gradebook import AID, MAX_SCORE, add_submission, grade_row, make_course
 
 from grader.bridge import gradebook
 from grader.bridge.course import sqlite_url
-from grader.judging.verdict import CellVerdict, record
+from grader.judging.verdict import CellVerdict, kernel_differences
+
+
+def record(url: str, student_id: str, assignment_id: str, verdicts) -> list[str]:
+    """The verdicts' scores in place of the kernel's, and the differences (what autograde's
+    recording step does with FinalAutoGrades, here on a gradebook that has the kernel's)."""
+    kernel = gradebook.auto_scores(url, student_id, assignment_id)
+    gradebook.set_auto_scores(url, student_id, assignment_id,
+                              {v.grade_id: v.score for v in verdicts})
+    return kernel_differences(kernel, verdicts)
 
 
 @pytest.fixture
