@@ -124,11 +124,13 @@ def hunt_source() -> str:
     return (
         "import inspect, os, sys\ntry:\n    import grader\n"
         "    here = os.path.dirname(grader.__file__)\n"
-        "    print('GRADER FILES:', sorted(os.listdir(here)))\nexcept ImportError:\n"
+        "    print('GRADER FILES:', sorted(os.path.relpath(os.path.join(d, f), here)\n"
+        "          for d, _, fs in os.walk(here) for f in fs if f.endswith('.py')))\n"
+        "except ImportError:\n"
         "    here = '/'\n"
         f"for path in {known!r} + [os.path.join(here, 'checks', 'ex2.py')]:\n"
         "    try:\n"
-        "        print('READ', path, open(path).read()[:300] if os.path.isfile(path)\n"
+        "        print('OPENED', path, open(path).read()[:300] if os.path.isfile(path)\n"
         "              else os.listdir(path))\n"
         "    except OSError as e:\n        print('NOT READ', path, type(e).__name__)\n"
         "for name, module in list(sys.modules.items()):\n"
@@ -362,7 +364,7 @@ def test_hunting_for_the_checks_finds_nothing_and_says_little(course):
     text = got["outputs"]
     assert f"GRADER FILES: {sorted(KERNEL_GRADER_FILES)}" in text, text[:3000]
     assert "NO CHECKS" in text and "IMPORTED CHECKS" not in text
-    assert "READ" not in text.replace("NOT READ", "")
+    assert "OPENED" not in text  # no grader file could be read or listed
     assert "CELL SOURCE:" in text and HIDDEN_NOTE in text
     verdict = got["page"].split("Checked by the grader on your code: this cell failed.")[1]
     first = verdict.strip().splitlines()[0]
