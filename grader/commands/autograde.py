@@ -370,31 +370,39 @@ def store_notebook(sub: Submission) -> Submission:
 
 
 def flag(sub: Submission) -> Submission:
-    """The flags (grader.records.flags) and their review notes: the run's (timeout,
-    kernel-died, ...), the tamper scan's, the verdict's (how its subject ended; where the
-    kernel's scores differ from the verdicts'; names the verdict found undefined)."""
-    sub.flag(*collect_flags(SubmissionContext(sub.course_root, sub.student_id,
-                                              sub.assignment_id, sub.autograded, sub.log)))
+    """The flags (grader.records.flags) and the review note, written once with every reason:
+    the run's flags (timeout, kernel-died, ...), the tamper scan's, the verdict's (how its
+    subject ended; where the kernel's scores differ from the verdicts'; names the verdict found
+    undefined)."""
+    try:
+        _assess(sub)
+    finally:  # a note from an earlier grading is replaced (or removed) whatever was found
+        flag_names.write_review(sub.course_root, sub.student_id, sub.assignment_id, sub.notes)
+    return sub
+
+
+def _assess(sub: Submission) -> None:
+    ctx = SubmissionContext(sub.course_root, sub.student_id, sub.assignment_id,
+                            sub.autograded, sub.log)
+    sub.flag(*collect_flags(ctx))
+    sub.notes += ctx.notes
     if not sub.autograded:
         died = flag_names.KERNEL_DIED in sub.flags
         sub.problem = ("the kernel died while running your notebook" if died
                        else "the grader failed on this notebook")
-        return sub
+        return
     if sub.verdict_error is not None:
         sub.flag(flag_names.GRADING_ERROR)
         sub.log += f"\ntrusted verdict failed: {sub.verdict_error!r}\n"
-        return sub
+        return
     from grader.judging.verdict import kernel_differences
 
     sub.flag(*sub.verdicts.flags)
     if sub.verdicts.flags:
         sub.notes += [f"verdict: {note}\n" for note in sub.verdicts.notes]
-        flag_names.write_review_note(sub.course_root, sub.student_id, sub.assignment_id,
-                                     "".join(sub.notes))
-    sub.flag(*flag_names.verdict_flags(sub.course_root, sub.student_id, sub.assignment_id,
-                                       kernel_differences(sub.kernel_scores, sub.verdicts)))
+    sub.flag(*flag_names.verdict_flags(kernel_differences(sub.kernel_scores, sub.verdicts),
+                                       sub.notes))
     sub.flag(*_flag_undefined_names(sub, sub.verdicts))
-    return sub
 
 
 def feedback(sub: Submission) -> Submission:
@@ -493,8 +501,7 @@ def _flag_undefined_names(sub: Submission, judged: list | None) -> list[str]:
     names = undefined_names(judged, _instructor_names(sub))
     if not names:
         return []
-    flag_names.write_review_note(
-        sub.course_root, sub.student_id, sub.assignment_id,
+    sub.notes.append(
         f"undefined: the grader's run had no {', '.join(names)} (where the notebook's "
         f"kernel could not answer the grader, only the given and answer cells are run again; "
         f"a helper defined in another cell is then missing)\n")

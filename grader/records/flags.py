@@ -9,8 +9,9 @@ grader.integrity.tamper_scan, grader.judging.verdict, grader.integrity.similarit
 * After nbgrader's autograde, `collect_flags` runs the checks in `FLAG_CHECKS` on one
   `SubmissionContext`, which reads the autograded notebook (and its run report, written by
   grader.isolation.sandbox.SandboxedExecute into the notebook's metadata) once for all of them.
-* Why a submission was flagged (tamper reasons, verdict differences) is written to
-  DIR/review/<student>/<assignment>.txt (`review_path`), which review.csv points at.
+* Why a submission was flagged (tamper reasons, verdict differences) is gathered as the checks
+  run and written once, by `write_review`, to DIR/review/<student>/<assignment>.txt
+  (`review_path`), which review.csv points at.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.bridge.course import CourseLayout
-from grader.files import lstat_kind, make_folders, read_bytes, write_atomic
+from grader.files import make_folders, write_atomic
 
 MISSING_NOTEBOOK = "missing-notebook"  # SUBMISSIONS/<student>/<id>/<id>.ipynb absent
 INVALID_NOTEBOOK = "invalid-notebook"  # empty, not JSON, or not an nbformat-4 notebook
@@ -60,6 +61,8 @@ class SubmissionContext:
     assignment_id: str
     autograde_succeeded: bool
     log: str  # nbgrader's log and traceback for this submission
+    # the review note's lines the checks found (tamper reasons); written once, by write_review
+    notes: list[str] = field(default_factory=list)
 
     @property
     def source_notebook(self) -> Path:
@@ -141,20 +144,24 @@ def review_path(course_root: Path, student_id: str, assignment_id: str) -> Path:
     return CourseLayout(Path(course_root)).review_note(student_id, assignment_id)
 
 
-def write_review_note(course_root: Path, student_id: str, assignment_id: str, text: str,
-                      append: bool = True) -> None:
-    """Add `text` to (or, append=False, replace) the review note; folders and the file are
-    made and replaced without following a link (grader.files)."""
-    make_folders(Path(course_root), CourseLayout.REVIEW, student_id)
+def write_review(course_root: Path, student_id: str, assignment_id: str,
+                 notes: Iterable[str]) -> None:
+    """The review note, written once per grading with every line the checks found (an earlier
+    grading's note is replaced, and removed when there is nothing to say); folders and the file
+    are made and replaced without following a link (grader.files)."""
+    text = "".join(notes)
     path = review_path(course_root, student_id, assignment_id)
-    old = read_bytes(path) if append and lstat_kind(path) == "file" else b""
-    write_atomic(path, old + text.encode("utf-8"))
+    if not text:
+        path.unlink(missing_ok=True)
+        return
+    make_folders(Path(course_root), CourseLayout.REVIEW, student_id)
+    write_atomic(path, text.encode("utf-8"))
 
 
 def tamper_flags(ctx: SubmissionContext) -> list[str]:
     """tamper-suspected when the static scan of the hand-in (cells that differ from the release)
-    or the kernel's runtime report names a reason; the reasons go to the review file (which is
-    removed when there are none). A review aid: no score depends on it."""
+    or the kernel's runtime report names a reason; the reasons go to `ctx.notes` (the review
+    note's lines). A review aid: no score depends on it."""
     import nbformat
 
     from grader.integrity.tamper_scan import submission_reasons
@@ -165,24 +172,15 @@ def tamper_flags(ctx: SubmissionContext) -> list[str]:
     except Exception:  # noqa: BLE001 - unreadable notebooks are flagged by other checks
         return []
     reasons = submission_reasons(submitted, released, ctx.run_report)
-    path = review_path(ctx.course_root, ctx.student_id, ctx.assignment_id)
-    if not reasons:
-        path.unlink(missing_ok=True)
-        return []
-    write_review_note(ctx.course_root, ctx.student_id, ctx.assignment_id,
-                      "\n".join(reasons) + "\n", append=False)
-    return [TAMPER_SUSPECTED]
+    ctx.notes.extend(f"{reason}\n" for reason in reasons)
+    return [TAMPER_SUSPECTED] if reasons else []
 
 
-def verdict_flags(course_root: Path, student_id: str, assignment_id: str,
-                  differences: list[str]) -> list[str]:
+def verdict_flags(differences: list[str], notes: list[str]) -> list[str]:
     """verdict-mismatch when the kernel's scores differed from the trusted verdicts; each
-    difference is appended to the review file (after any tamper reasons)."""
-    if not differences:
-        return []
-    write_review_note(course_root, student_id, assignment_id,
-                      "".join(f"verdict: {d}\n" for d in differences))
-    return [VERDICT_MISMATCH]
+    difference is added to `notes` (the review note's lines, after any tamper reasons)."""
+    notes.extend(f"verdict: {d}\n" for d in differences)
+    return [VERDICT_MISMATCH] if differences else []
 
 
 FlagCheck = Callable[[SubmissionContext], Iterable[str]]

@@ -97,7 +97,7 @@ def _context(root: Path, *, succeeded: bool = True, log: str = "", answer: str =
 def test_clean_submission_has_no_flags(tmp_path: Path):
     ctx = _context(tmp_path, report={"cell_timeouts": 0, "kernel_died": False})
     assert collect_flags(ctx) == []
-    assert not flags.review_path(tmp_path, "ann", AID).exists()
+    assert ctx.notes == []
 
 
 @pytest.mark.parametrize("log, expected", [
@@ -131,11 +131,13 @@ def test_success_without_an_autograded_notebook_is_a_grading_error(tmp_path: Pat
 def test_runtime_tamper_report_flags_and_explains(tmp_path: Path):
     ctx = _context(tmp_path, report={"tamper_runtime": ["torch.allclose was replaced"]})
     assert collect_flags(ctx) == ["tamper-suspected"]
+    flags.write_review(tmp_path, "ann", AID, ctx.notes)
     note = flags.review_path(tmp_path, "ann", AID).read_text(encoding="utf-8")
     assert "at run time: torch.allclose was replaced" in note
     # graded again without it: the flag and the stale note are gone
     clean = _context(tmp_path, report={"tamper_runtime": []})
     assert collect_flags(clean) == []
+    flags.write_review(tmp_path, "ann", AID, clean.notes)
     assert not flags.review_path(tmp_path, "ann", AID).exists()
 
 
@@ -143,7 +145,7 @@ def test_static_scan_flags_a_tampering_answer(tmp_path: Path):
     ctx = _context(tmp_path, answer=ANSWER + "\nimport torch\ntorch.allclose = lambda *a: True",
                    report={})
     assert collect_flags(ctx) == ["tamper-suspected"]
-    assert "torch.allclose" in flags.review_path(tmp_path, "ann", AID).read_text()
+    assert "torch.allclose" in "".join(ctx.notes)
 
 
 def test_course_library_import_is_flagged(tmp_path: Path):
@@ -165,16 +167,27 @@ def test_autograded_notebook_is_read_once(tmp_path: Path, monkeypatch):
     assert reads.count(ctx.autograded_notebook) == 1
 
 
-def test_verdict_flags_append_to_the_review_note(tmp_path: Path):
-    assert flags.verdict_flags(tmp_path, "ann", AID, []) == []
-    assert not flags.review_path(tmp_path, "ann", AID).exists()
+def test_verdict_flags_follow_the_tamper_reasons_in_one_note(tmp_path: Path):
+    notes = ["answer: line 1: rebinds torch.allclose\n"]
+    assert flags.verdict_flags([], notes) == []
+    assert flags.verdict_flags(["test: kernel 1, grader 0"], notes) == ["verdict-mismatch"]
     path = flags.review_path(tmp_path, "ann", AID)
     path.parent.mkdir(parents=True)
-    path.write_text("answer: line 1: rebinds torch.allclose\n")
-    got = flags.verdict_flags(tmp_path, "ann", AID, ["test: kernel 1, grader 0"])
-    assert got == ["verdict-mismatch"]
+    path.write_text("an earlier grading's note\n")
+    flags.write_review(tmp_path, "ann", AID, notes)
     assert path.read_text().splitlines() == ["answer: line 1: rebinds torch.allclose",
                                              "verdict: test: kernel 1, grader 0"]
+
+
+def test_the_review_note_is_not_written_through_a_link(tmp_path: Path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    path = flags.review_path(tmp_path / "DIR", "ann", AID)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(outside)
+    flags.write_review(tmp_path / "DIR", "ann", AID, ["verdict: x\n"])
+    assert outside.read_text() == "keep\n" and not path.is_symlink()
+    assert path.read_text() == "verdict: x\n"
 
 
 def test_collect_flags_runs_the_given_checks(tmp_path: Path):
