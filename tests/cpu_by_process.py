@@ -8,6 +8,8 @@ a kind by its command line (read again at its first samples: a forked child show
 parent's until it execs), and its CPU time (user + system) is counted from when it was first
 seen, so processes already running at the start count only what they used during the run. A
 process that lives less than a sample's interval, or its last fraction of one, is missed.
+With --tree only the command's own process tree counts (its descendants, and orphans of theirs,
+which the tool adopts as their subreaper): other work on a shared machine is left out.
 Prints a table (CPU seconds, processes, kind) and, with --json FILE, writes it there too.
 Linux only. The README's breakdown of `make test` was measured with it.
 """
@@ -15,6 +17,7 @@ Linux only. The README's breakdown of `make test` was measured with it.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -47,14 +50,25 @@ def kind_of(cmdline: str) -> str:
     return "other: " + (cmdline.split(" ", 1)[0].rsplit("/", 1)[-1] or "(kernel thread)")
 
 
-def _read(pid: str) -> tuple[str, int] | None:
-    """(start time, CPU ticks) of a process; None if it is gone."""
+def _read(pid: str) -> tuple[str, int, str] | None:
+    """(start time, CPU ticks, parent pid) of a process; None if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return fields[19], int(fields[11]) + int(fields[12])  # starttime, utime + stime
+    return fields[19], int(fields[11]) + int(fields[12]), fields[1]  # starttime, utime + stime
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _adopt_orphans() -> None:
+    """Make this process the subreaper of its descendants: one whose parent ends is re-parented
+    here, not to init, so it stays in the command's tree (a kernel whose launcher exited)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 def _cmdline(pid: str) -> str:
@@ -65,18 +79,33 @@ def _cmdline(pid: str) -> str:
         return ""
 
 
-def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
-    """Run argv; (its exit status, CPU seconds by kind, processes by kind)."""
+def measure(argv: list[str], tree: bool = False) -> tuple[int, dict[str, float], dict[str, int]]:
+    """Run argv; (its exit status, CPU seconds by kind, processes by kind). tree: count only
+    argv's process and its descendants."""
     hz = os.sysconf("SC_CLK_TCK")
     # (pid, start) -> [kind, ticks at first sight, last ticks, sightings]
     seen: dict[tuple[str, str], list] = {}
+    # with tree: this process (the subreaper: orphans' parent) and the pids of the command's tree
+    mine: set[str] = {str(os.getpid())}
+
+    def in_tree(processes: dict[str, tuple[str, int, str]]) -> set[str]:
+        grown = True
+        while grown:  # a child may be listed before its parent: until nothing is added
+            grown = False
+            for pid, (_, _, ppid) in processes.items():
+                if pid not in mine and ppid in mine:
+                    mine.add(pid)
+                    grown = True
+        return mine
 
     def sample(first: bool = False) -> None:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            read = _read(pid)
-            if read is None or int(pid) == os.getpid():
-                continue
-            start, ticks = read
+        processes = {pid: read for pid in filter(str.isdigit, os.listdir("/proc"))
+                     if int(pid) != os.getpid() and (read := _read(pid)) is not None}
+        if tree and not first:
+            mine.intersection_update({*processes, str(os.getpid())})  # a pid reused later is new
+            keep = in_tree(processes)
+            processes = {pid: read for pid, read in processes.items() if pid in keep}
+        for pid, (start, ticks, _) in processes.items():
             entry = seen.get((pid, start))
             if entry is None:  # already running before the command: count from now
                 seen[(pid, start)] = [kind_of(_cmdline(pid)), ticks if first else 0, ticks, 1]
@@ -86,6 +115,8 @@ def measure(argv: list[str]) -> tuple[int, dict[str, float], dict[str, int]]:
                 entry[0], entry[3] = kind_of(_cmdline(pid)), entry[3] + 1
 
     sample(first=True)
+    if tree:
+        _adopt_orphans()
     proc = subprocess.Popen(argv)
     while proc.poll() is None:
         time.sleep(INTERVAL)
@@ -102,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("--json", metavar="FILE", help="also write the table there")
+    parser.add_argument("--tree", action="store_true",
+                        help="count only the command's own process tree, not other work")
     parser.add_argument("command", nargs="+", help="the command to run (after --)")
     args = parser.parse_args(argv)
-    status, cpu, count = measure(args.command)
+    status, cpu, count = measure(args.command, tree=args.tree)
     for kind, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
         print(f"{seconds:9.1f} s  {count[kind]:6d}  {kind}")
     print(f"{sum(cpu.values()):9.1f} s  in all; the command exited with {status}")

@@ -1,5 +1,6 @@
 """tests/cpu_by_process.py, the tool behind the README's CPU breakdown of `make test`."""
 
+import subprocess
 import sys
 
 from cpu_by_process import kind_of, main, measure
@@ -41,3 +42,20 @@ def test_a_forked_child_is_counted_as_what_it_execs():
     status, cpu, _ = measure([sys.executable, "-c", parent])
     assert status == 0
     assert 0.7 < cpu.get("verdict subject", 0) < 6, cpu
+
+
+def test_tree_counts_the_command_s_descendants_and_their_orphans_only():
+    # the command starts a child that starts a busy grandchild and exits at once (the grandchild
+    # is orphaned), while a busy process outside the command's tree runs alongside
+    orphaning = ("import subprocess, sys\n"
+                 f"subprocess.Popen([sys.executable, '-c', {BUSY!r}])")
+    command = ("import subprocess, sys, time\n"
+               f"subprocess.run([sys.executable, '-c', {orphaning!r}])\ntime.sleep(2.5)")
+    outside = subprocess.Popen([sys.executable, "-c", "# outsider\n" + BUSY.replace("1.0", "2.0")])
+    try:
+        status, cpu, count = measure([sys.executable, "-c", command], tree=True)
+    finally:
+        outside.wait()
+    python = f"other: {sys.executable.rsplit('/', 1)[-1]}"
+    assert status == 0
+    assert 0.7 < cpu[python] < 1.8, cpu  # the orphaned grandchild's 1 s; not the outsider's 2 s
