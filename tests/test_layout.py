@@ -22,7 +22,6 @@ NOT_YET = {
     "grader/inside/instruments.py",  # tests/grader/checks/test_ex5.py
     "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
-    "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
 }
 # tests of tests/'s own helper modules stay next to them, at the top
 TOP_LEVEL = {"test_xdist_groups.py", "test_cpu_by_process.py", "test_claims_table.py",
