@@ -19,7 +19,6 @@ NOT_YET = {
     "grader/commands/autograde.py",  # being split into a Submission pipeline
     "grader/commands/check.py",  # tests/grader/test_grader_cli.py
     "grader/commands/cli.py",  # tests/grader/test_grader_cli.py
-    "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
 }
 # tests of tests/'s own helper modules stay next to them, at the top
