@@ -19,11 +19,7 @@ NOT_YET = {
     "grader/commands/autograde.py",  # being split into a Submission pipeline
     "grader/commands/check.py",  # tests/grader/test_grader_cli.py
     "grader/commands/cli.py",  # tests/grader/test_grader_cli.py
-    "grader/inside/instruments.py",  # tests/grader/checks/test_ex5.py
-    "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
-    "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
-    "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
 }
 # tests of tests/'s own helper modules stay next to them, at the top
 TOP_LEVEL = {"test_xdist_groups.py", "test_cpu_by_process.py", "test_claims_table.py",

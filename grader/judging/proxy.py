@@ -391,6 +391,8 @@ class Client:
                     if type(index) is not int or not 0 <= index < len(tensors):
                         raise IndexError(f"no argument tensor {str(index)[:20]} was sent")
                     changed = wire.decode(value, out)
+                    if not isinstance(changed, torch.Tensor):
+                        raise TypeError(f"argument tensor {index} came back as no tensor")
                     if tensors[index].shape == changed.shape:
                         tensors[index].copy_(changed)
             for name, inputs, output in wire.decode(reply.get("trace", {"$l": []}), out):

@@ -3,19 +3,15 @@
 After the notebook has run, its kernel serves the trusted verdict (grader/inside/subject.py's Server
 on the notebook's namespace) over grader.judging.verdict.KernelChannel, a Unix socket the grader
 listens on; a fresh sandboxed subject starts only where the kernel cannot serve (it died). Checked
-here: the channel takes one connection of its user and stops waiting when the notebook's run ended;
-a toy-course run grades with no subject started at all, a helper written outside the answer
-cells counts, and a kernel that dies in the notebook still gets its verdict from a fresh
-subject.
+here (the channel itself: tests/grader/judging/test_verdict.py): a toy-course run grades with no
+subject started at all, a helper written outside the answer cells counts, and a kernel that dies
+in the notebook still gets its verdict from a fresh subject.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import nbformat
@@ -27,32 +23,6 @@ from grader.bridge.course import Roots
 from grader.commands import autograde as autograde_module
 from grader.commands.cli import main
 from grader.judging import verdict
-
-
-def test_the_channel_takes_one_connection_of_its_user(tmp_path):
-    channel = verdict.KernelChannel(tmp_path, None)
-    assert oct(os.stat(channel.folder).st_mode & 0o777) == "0o711"
-    assert oct(os.stat(channel.path).st_mode & 0o777) == "0o600"
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.connect(str(channel.path))
-    accepted = channel.accept(10)
-    assert accepted is not None and accepted[1] == os.getpid()
-    accepted[0].close()
-    client.close()
-    assert not channel.folder.exists()  # one connection: the socket is gone
-    late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    with pytest.raises(OSError):
-        late.connect(str(channel.path))
-
-
-def test_the_channel_stops_waiting_when_the_notebook_ended(tmp_path):
-    channel = verdict.KernelChannel(tmp_path, None)
-    threading.Timer(0.3, channel.notebook_ended).start()
-    started = time.monotonic()
-    assert channel.accept(60) is None
-    assert time.monotonic() - started < 5
-    channel.close()
-    assert not channel.folder.exists()
 
 
 @pytest.mark.slow

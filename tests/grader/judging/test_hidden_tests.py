@@ -1,7 +1,8 @@
 """Hidden tests never reach a student (grader.judging.hidden_tests, grader.isolation.sandbox,
 grader.judging.verdict, grader.judging.proxy): test cells reach the kernel without them, no sandbox
 can read grader/checks, and a failure message repeats no more than a short escaped excerpt of what
-the student's code chose.
+the student's code chose (the excerpts themselves: tests/grader/judging/test_proxy.py; the
+messages and the test cells' parts: test_verdict.py).
 
 The last test replays a hostile answer against the verdict's real sandboxed subject (bubblewrap):
 it looks for the checks by path, by import and in sys.modules, and raises with chosen text."""
@@ -21,9 +22,8 @@ from traitlets.config import Config
 from grader.isolation import sandbox
 from grader.isolation.limits import Limits
 from grader.isolation.sandbox import KERNEL_GRADER_FILES, SandboxedExecute, SandboxSpec
-from grader.judging import proxy
 from grader.judging.hidden_tests import HIDDEN_NOTE, HideHiddenTests, split_hidden, visible_source
-from grader.judging.verdict import CellVerdict, failure_message, judge, run_test_cell
+from grader.judging.verdict import judge
 
 GRADER = REPO / "grader"
 TOY = REPO / "tests" / "fixtures" / "toy" / "solutions" / "toy" / "toy.ipynb"
@@ -145,65 +145,6 @@ def test_what_runs_in_a_sandbox_imports_nothing_else_of_the_grader():
     for name in ("inside/subject.py", "inside/wire.py", "inside/instruments.py"):
         own = {"grader.inside.instruments", "grader.inside.wire"}
         assert _grader_imports(GRADER / name) <= own, name
-
-
-# --------------------------------------------------------------------------- failure messages
-
-
-def test_student_text_is_one_short_escaped_line():
-    text = proxy.student_text("x" * 5000 + "\n[grader] fake verdict\x1b[31m")
-    assert len(text) == proxy.MAX_STUDENT_TEXT and text.endswith("...")
-    text = proxy.student_text("line1\nline2\t\x00 é <b>")
-    assert text == "line1\\nline2\\t\\x00 \\xe9 <b>"
-
-
-def test_an_error_the_student_raised_is_named_and_cut():
-    chosen = "def check_residual_mlp(residual_mlp):\n" + "leak " * 1000
-    e = proxy._exception({"type": "ValueError", "message": chosen, "traceback": chosen})
-    assert isinstance(e, ValueError) and len(str(e)) == proxy.MAX_STUDENT_TEXT
-    e.subject_call = "residual_mlp"
-    message = failure_message(e)
-    assert message.startswith("residual_mlp raised ValueError: def check_residual_mlp(")
-    assert "expected: no error" in message
-    assert len(message) < proxy.MAX_STUDENT_TEXT + 150 and message.count("\n") == 1
-    odd = proxy._exception({"type": "Custom" * 100, "message": "m"})
-    assert isinstance(odd, proxy.SubjectError) and len(failure_message(odd)) < 400
-
-
-def test_a_grader_error_shows_no_grader_path():
-    e = FileNotFoundError(f"no file {GRADER.resolve() / 'checks' / 'ex1.py'}, or so")
-    assert failure_message(e) == "FileNotFoundError: no file <grader file> or so"
-    assert "NameError: name 'square' is not defined" == failure_message(
-        NameError("name 'square' is not defined"))  # autograde's undefined-names reads this
-
-
-def test_returned_strings_are_cut():
-    value = proxy._bounded({"a": ["y" * 10_000], "b": ("z" * 300, 1.5)})
-    assert value["a"][0] == "y" * proxy.MAX_STUDENT_TEXT + "..."
-    assert len(value["b"][0]) == proxy.MAX_STUDENT_TEXT + 3 and value["b"][1] == 1.5
-
-
-def test_a_test_cell_runs_its_parts_in_order_and_knows_the_visible_result():
-    ns = {"f": lambda x: x}
-    source = CELL.replace("from grader.checks import ex2\nex2.check_residual_mlp(f)",
-                          "assert f(2) == 3, 'hidden'")
-    error, visible = run_test_cell(source, "t", ns)
-    assert str(error) == "hidden" and visible is True
-    error, visible = run_test_cell(source.replace("f(1) == 1", "f(1) == 0"), "t", ns)
-    assert str(error) == "visible" and visible is False
-    error, visible = run_test_cell(source + "assert True\n", "t", ns)
-    assert str(error) == "hidden" and visible is None  # a visible part after it never ran
-    assert run_test_cell(source.replace("f(2) == 3", "f(2) == 2"), "t", ns) == (None, True)
-    block = "if True:\n    assert f(1) == 1\n    ### BEGIN HIDDEN TESTS\n    assert f(2) == 3\n"
-    error, visible = run_test_cell(block + "    ### END HIDDEN TESTS\n", "t", ns)
-    assert isinstance(error, AssertionError) and visible is None  # one block: not told apart
-
-
-def test_the_kernel_is_compared_with_the_visible_part():
-    assert CellVerdict("t", 0.0, 2.0, "x", visible_score=2.0).kernel_should_report() == 2.0
-    assert CellVerdict("t", 0.0, 2.0, "x").kernel_should_report() == 0.0  # no hidden tests
-    assert CellVerdict("t", 0.0, 2.0, "x", visible_score=2.0,
-                       visible_known=False).kernel_should_report() is None
 
 
 # --------------------------------------------------------------------------- the attack
