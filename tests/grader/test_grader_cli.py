@@ -234,15 +234,6 @@ def test_check_fails_on_a_wrong_solution(course: dict) -> None:
     assert "check FAILED" in proc.stdout
 
 
-def test_bad_arguments_exit_2(course: dict) -> None:
-    proc = _grader("autograde", str(course["tmp"] / "nowhere"), "--workdir",
-                   str(course["tmp"] / "w"), "--root", str(course["root"]))
-    assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = _grader("autograde", str(course["submissions"]), "--workdir",
-                   str(course["submissions"] / "inside"), "--root", str(course["root"]))
-    assert proc.returncode == 2 and "must not contain each other" in proc.stderr
-
-
 REAL = list_assignments(Roots.from_root(REPO).solutions)
 
 
