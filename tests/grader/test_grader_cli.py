@@ -18,7 +18,6 @@ from conftest import REPO, copy_toy, no_sandbox_args, read_csv
 from nbgrader.api import Gradebook
 from submissions import run_grader
 
-import grader.commands.autograde as autograde_module
 from grader.bridge.course import CourseLayout, Roots, list_assignments
 from grader.commands.cli import main
 
@@ -242,31 +241,6 @@ def test_check_passes_on_the_real_assignments() -> None:
     """Every solution full marks, every release 0, exercises/ up to date (all assignments)."""
     proc = _grader("check", "--root", str(REPO), "--jobs", "2")
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-
-
-def test_students_exist_before_parallel_workers_start(course: dict, tmp_path: Path,
-                                                      monkeypatch) -> None:
-    """With --jobs N, two workers may grade one new student's two assignments at once, and
-    nbgrader creates a missing student by find-then-insert: both would insert it (UNIQUE
-    constraint failed: student.id, a grading-error). autograde adds every student first."""
-    seen = {}
-
-    def fake_run_jobs(settings, todo, jobs, log, **_):
-        with Gradebook(settings.db_url) as gb:
-            seen["students"] = sorted(s.id for s in gb.students)
-        seen["todo"] = sorted({s for s, _ in todo})
-        return []
-
-    monkeypatch.setattr(autograde_module, "run_jobs", fake_run_jobs)
-    submissions = tmp_path / "submissions"
-    for student in ("zoe", "yann"):
-        folder = submissions / student / "toy"
-        folder.mkdir(parents=True)
-        nbformat.write(_submission(course["root"]), folder / "toy.ipynb")
-    autograde_module.autograde(submissions, tmp_path / "work", Roots.from_root(course["root"]),
-                               jobs=2, sandbox=False, log=lambda line: None)
-    assert seen["todo"] == ["yann", "zoe"]
-    assert seen["students"] == ["yann", "zoe"]
 
 
 def test_force_regrades_students_named_like_the_graders_files(course: dict,
