@@ -16,7 +16,6 @@ NOT_YET = {
     "grader/checks/ex1.py",  # tests/grader/checks/test_checks.py
     "grader/checks/ex2.py",  # tests/grader/checks/test_checks.py
     "grader/checks/ex3.py",  # tests/grader/checks/test_checks.py, test_ex4.py
-    "grader/commands/check.py",  # tests/grader/test_grader_cli.py
     "grader/inside/instruments.py",  # tests/grader/checks/test_ex5.py
     "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
     "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
