@@ -134,25 +134,6 @@ def _with_helper_cell(root: Path):
 # ----------------------------------------------------------------------------- unit tests
 
 
-def test_stale_fork_server_folders_are_removed():
-    dead = _dead_pid()
-    stale = Path(tempfile.mkdtemp(prefix=f"gsz-{dead}-"))
-    (stale / "work").mkdir()
-    live = Path(tempfile.mkdtemp(prefix=f"gsz-{os.getpid()}-"))
-    try:
-        nbgrader_steps.remove_stale_folders()
-        assert not stale.exists() and live.exists()
-    finally:
-        shutil.rmtree(stale, ignore_errors=True)
-        shutil.rmtree(live, ignore_errors=True)
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
 @needs_root_and_sandbox
 def test_child_is_the_leased_user_in_its_own_folder(tmp_path):
     settings = {"timeout": 30, "kernel_manager_class": None, "sandbox": True,
