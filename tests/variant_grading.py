@@ -2,7 +2,7 @@
 
 One submission per variant (the student id says which), so that the slow part — starting kernels —
 is paid once per submission and the gradebook is built once. The solution and the untouched
-release are graded end to end by `grader check` (tests/grader/test_grader_cli.py
+release are graded end to end by `grader check` (tests/grader/commands/test_check.py
 ::test_check_passes_on_the_real_assignments: every solution full marks, every release 0), not
 a second time here. Which wrong variants go end to end is `end_to_end_selection`'s choice; every
 one of them is judged in-process by tests/grader/checks/test_checks.py.

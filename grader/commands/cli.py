@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,24 @@ ROOT_HELP = (f"folder holding solutions/ and exercises/ (default: ${ROOT_ENV} if
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:  # argparse would name this function: "invalid _positive_int value"
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _gigabytes(text: str) -> float:
+    """A memory size in GB: a finite number above 0 (Limits checks the smallest it allows);
+    `inf` would end the run with an OverflowError where the limits are made."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of GB, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of GB, got {text!r}")
     return value
 
 
@@ -221,7 +237,7 @@ def _add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebook-timeout", type=_positive_int, default=Limits.notebook_timeout,
                    metavar="SECONDS", help="seconds a whole notebook may run before its kernel "
                    f"is killed (default {Limits.notebook_timeout})")
-    p.add_argument("--memory-gb", type=float, default=Limits.memory_bytes / GIB, metavar="GB",
+    p.add_argument("--memory-gb", type=_gigabytes, default=Limits.memory_bytes / GIB, metavar="GB",
                    help="memory limit per kernel process (default "
                    f"{Limits.memory_bytes / GIB:g})")
     p.add_argument("--max-processes", type=_positive_int, default=Limits.max_processes,

@@ -15,7 +15,8 @@ page from the child's data. Checked here:
 * a failed trusted verdict's message reaches the student's feedback page, escaped;
 * a helper written outside the answer cells works: the notebook's kernel, which ran every
   cell, answers the trusted verdict (issue 21 item 2); where only a fresh subject answers (the
-  given and answer cells), a name it lacks gives the flag `undefined-names` (unit test).
+  given and answer cells), a name it lacks gives the flag `undefined-names` (unit test in
+  tests/grader/commands/test_autograde.py).
 Runtime: about 2-3 min on 2 loaded cores (two toy autograde runs), so marked slow.
 """
 
@@ -38,19 +39,9 @@ from submissions import read_by_student
 from test_grader_cli import _submission
 
 from grader.bridge import nbgrader_steps
-from grader.bridge.submission import Submission
-from grader.commands.autograde import (
-    MAX_VERDICT_CHARS,
-    VERDICT_KEY,
-    GradingSettings,
-    _flag_undefined_names,
-    undefined_names,
-    with_verdict_messages,
-)
 from grader.commands.cli import main
 from grader.isolation.limits import Limits
 from grader.isolation.uids import UID_BASE, UID_SLOTS, UidLease, is_zombie, user_processes
-from grader.judging.verdict import CellVerdict
 
 AS_ROOT = os.geteuid() == 0
 USER = 62345  # the "normal user" of the normal-user test: outside the sandbox uid range
@@ -141,67 +132,6 @@ def _with_helper_cell(root: Path):
 
 
 # ----------------------------------------------------------------------------- unit tests
-
-
-def test_undefined_names_are_flagged_and_written_without_following_links(tmp_path):
-    judged = [CellVerdict("a", 0.0, 1.0, "NameError: name 'helper' is not defined"),
-              CellVerdict("b", 0.0, 1.0, "SubjectError: NameError: name '_util' is not defined"),
-              CellVerdict("c", 1.0, 1.0, ""),
-              CellVerdict("d", 0.0, 1.0, "AssertionError: observed 1, expected 2")]
-    assert undefined_names(judged) == ["_util", "helper"]
-    submission = Submission("s", "toy", GradingSettings(tmp_path, "", sandbox=False))
-    assert _flag_undefined_names(submission, judged[2:]) == []
-    # a name the instructor's notebook defines is missing because the answer crashed: no flag
-    source = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def double(x):\n"
-                                                                       "    pass")])
-    (tmp_path / "source" / "toy").mkdir(parents=True)
-    nbformat.write(source, tmp_path / "source" / "toy" / "toy.ipynb")
-    crashed = [CellVerdict("e", 0.0, 1.0, "NameError: name 'double' is not defined")]
-    assert _flag_undefined_names(submission, crashed) == []
-    victim = tmp_path / "victim.txt"
-    victim.write_text("keep\n")
-    (tmp_path / "review" / "s").mkdir(parents=True)
-    (tmp_path / "review" / "s" / "toy.txt").symlink_to(victim)
-    assert _flag_undefined_names(submission, judged) == ["undefined-names"]
-    assert victim.read_text() == "keep\n"
-    review = tmp_path / "review" / "s" / "toy.txt"
-    assert not review.is_symlink() and "had no _util, helper " in review.read_text()
-
-
-def test_verdict_messages_become_escaped_text_outputs():
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("assert double(2) == 4")
-    cell.metadata[VERDICT_KEY] = ("AssertionError: observed <script>alert(1)</script>\x1b[31m "
-                                  + "x" * 5000)
-    nb.cells = [cell, nbformat.v4.new_code_cell("pass")]
-    with_verdict_messages(nb)
-    assert nb.cells[1].outputs == []
-    (out,) = nb.cells[0].outputs
-    assert out.output_type == "stream" and "Checked by the grader" in out.text
-    assert "\x1b" not in out.text and len(out.text) < MAX_VERDICT_CHARS + 200
-    from nbconvert import HTMLExporter
-
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
-
-
-def test_stale_fork_server_folders_are_removed():
-    dead = _dead_pid()
-    stale = Path(tempfile.mkdtemp(prefix=f"gsz-{dead}-"))
-    (stale / "work").mkdir()
-    live = Path(tempfile.mkdtemp(prefix=f"gsz-{os.getpid()}-"))
-    try:
-        nbgrader_steps.remove_stale_folders()
-        assert not stale.exists() and live.exists()
-    finally:
-        shutil.rmtree(stale, ignore_errors=True)
-        shutil.rmtree(live, ignore_errors=True)
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 @needs_root_and_sandbox

@@ -6,7 +6,7 @@ end: every correct variant and, of the wrong ones, those `end_to_end_selection` 
 test cell, plus the ones that use the course library or cross the trusted verdict's wire in a
 special way); tests/grader/checks/test_checks.py judges every wrong variant in-process. The solution
 and the
-release: `grader check` in tests/grader/test_grader_cli.py.
+release: `grader check` in tests/grader/commands/test_check.py.
 """
 
 import pytest

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from grader.bridge.course import CourseLayout
 from grader.bridge.submission import Submission
-from grader.commands.autograde import AUTOGRADE_STEPS, GradingSettings
+from grader.commands.autograde import GradingSettings
 from grader.isolation.limits import Limits
 
 
@@ -56,14 +56,3 @@ def test_results_are_per_submission():
     a, b = Submission("a", "ex1", None), Submission("b", "ex1", None)
     a.flags.append("x"), a.notes.append("y"), a.scores.update(t=1.0), a.running.update(c=1)
     assert (b.flags, b.notes, b.scores, b.running) == ([], [], {}, {})
-
-
-def test_the_steps_are_named_in_one_list():
-    """The life of one submission is AUTOGRADE_STEPS: recording comes before the notebook is
-    stored and flagged, feedback after the flags, and the child is closed before the log."""
-    names = [step.__name__ for step in AUTOGRADE_STEPS]
-    assert len(names) == len(set(names))
-    order = {name: i for i, name in enumerate(names)}
-    assert order["run_notebook"] < order["await_verdicts"] < order["record"]
-    assert order["record"] < order["store_notebook"] < order["flag"] < order["feedback"]
-    assert order["close_child"] < order["write_log"] < order["mark_done"]

@@ -16,7 +16,6 @@ import pytest
 from lms_formats import canvas_import, moodle_import, read_rows
 from nbgrader.api import Gradebook
 
-from grader.commands.cli import build_parser
 from grader.records.lms_export import (
     CANVAS,
     CANVAS_IDENTITY,
@@ -266,18 +265,3 @@ def test_nbgrader_export_plugin(tmp_path: Path, monkeypatch) -> None:
     # ann and bo are nbgrader ids the Moodle roster does not know: reported, not dropped
     report = read_rows(tmp_path / "moodle_report.csv")
     assert ["ann", "toy", "not-in-roster"] in report and ["bo", "toy", "not-in-roster"] in report
-
-
-def test_cli_export_options() -> None:
-    parse = build_parser().parse_args
-    assert parse(["export", "--workdir", "w"]).formats is None
-    args = parse(["export", "--workdir", "w", "--format", "canvas", "--format", "moodle"])
-    assert args.formats == ["canvas", "moodle"]
-    with pytest.raises(SystemExit):
-        parse(["export", "--workdir", "w", "--format", "blackboard"])
-    args = parse(["export", "--workdir", "w", "--root", "r", "--roster", "x.csv", "--missing",
-                  "zero", "--include-pending", "--final"])
-    assert (args.root, args.roster, args.missing) == (Path("r"), Path("x.csv"), "zero")
-    assert args.include_pending and args.final
-    args = parse(["export", "--workdir", "w", "--column", "ex2_identity=Exercise 2"])
-    assert args.columns == ["ex2_identity=Exercise 2"]

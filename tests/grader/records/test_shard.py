@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import TOY
 
-from grader.commands.cli import build_parser
 from grader.records.report import RUN_RECORD
 from grader.records.shard import Shard, load_class_record, save_shard_record, setup_lock, shard_of
 
@@ -44,11 +43,6 @@ def test_split_is_the_same_in_another_interpreter() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True).stdout
     assert json.loads(out) == [shard_of(f"student{i}", "ex1", 5) for i in range(50)]
-
-
-def test_cli_accepts_shard() -> None:
-    args = build_parser().parse_args(["autograde", "subs", "--workdir", "w", "--shard", "1/4"])
-    assert Shard.parse(args.shard) == Shard(1, 4)
 
 
 def _hold(path: str, seconds: float, queue) -> None:
