@@ -13,9 +13,6 @@ TESTS = REPO / "tests"
 NOT_YET = {
     "grader/bridge/nbgrader_steps.py",
     "grader/checks/common.py",  # tests/grader/checks/test_checks.py
-    "grader/checks/ex1.py",  # tests/grader/checks/test_checks.py
-    "grader/checks/ex2.py",  # tests/grader/checks/test_checks.py
-    "grader/checks/ex3.py",  # tests/grader/checks/test_checks.py, test_ex4.py
     "grader/commands/autograde.py",  # being split into a Submission pipeline
     "grader/commands/check.py",  # tests/grader/test_grader_cli.py
     "grader/commands/cli.py",  # tests/grader/test_grader_cli.py
