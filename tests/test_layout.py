@@ -17,7 +17,6 @@ NOT_YET = {
     "grader/commands/cli.py",  # tests/grader/test_grader_cli.py
     "grader/inside/instruments.py",  # tests/grader/checks/test_ex5.py
     "grader/inside/subject.py",  # tests/grader/judging/test_verdict_*.py
-    "grader/integrity/similarity_syntax.py",  # tests/grader/integrity/test_similarity*.py
     "grader/judging/proxy.py",  # tests/grader/judging/test_verdict_*.py
     "grader/judging/verdict.py",  # tests/grader/judging/test_verdict_*.py
 }
