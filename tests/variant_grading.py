@@ -5,7 +5,7 @@ is paid once per submission and the gradebook is built once. The solution and th
 release are graded end to end by `grader check` (tests/grader/commands/test_check.py
 ::test_check_passes_on_the_real_assignments: every solution full marks, every release 0), not
 a second time here. Which wrong variants go end to end is `end_to_end_selection`'s choice; every
-one of them is judged in-process by tests/grader/checks/test_checks.py.
+one of them is judged in-process by tests/grader/checks/test_exN.py (tests/variant_checks.py).
 
 A wrong answer must lose points on the test cell of its own name; it may also cost the cells of
 answers BUILT ON it (a wrong ResidualBlock breaks residual_mlp, a wrong shortcut breaks

@@ -4,9 +4,8 @@ One `python -m grader autograde` run per assignment (see tests/variant_grading.p
 per submission, so a report names each submission that was graded wrongly and how. Graded end to
 end: every correct variant and, of the wrong ones, those `end_to_end_selection` picks (one per
 test cell, plus the ones that use the course library or cross the trusted verdict's wire in a
-special way); tests/grader/checks/test_checks.py judges every wrong variant in-process. The solution
-and the
-release: `grader check` in tests/grader/commands/test_check.py.
+special way); tests/grader/checks/test_exN.py judges every wrong variant in-process. The solution
+and the release: `grader check` in tests/grader/commands/test_check.py.
 """
 
 import pytest

@@ -1,8 +1,8 @@
 """Unit tests of the hidden-test logic for ex4_image_resnets (no kernel, no nbgrader).
 
-The solution, correct and wrong variants are run against every check in
-tests/grader/checks/test_checks.py;
-these are the tests particular to this assignment.
+The solution and every correct variant of tests/variants_ex4.py pass every check; every wrong
+variant fails the check of its own name with an observed/expected message
+(tests/variant_checks.py); the tests after those are particular to this assignment.
 """
 
 import nbformat
@@ -10,11 +10,22 @@ import pytest
 import torch
 import variants_ex4
 from submissions import load_answers, solution_path
+from variant_checks import contract_tests
 
 from grader.checks import ex4
 from grader.checks.common import CheckFailure
 
 ASSIGNMENT = "ex4_image_resnets"
+CHECKS = {
+    "count_parameters": ex4.check_count_parameters,
+    "resnet_cifar": ex4.check_resnet_cifar,
+    "count_macs": ex4.check_count_macs,
+}
+
+(test_solution_passes, test_solution_passes_on_more_random_draws,
+ test_solution_passes_visible_tests, test_correct_variant_passes, test_wrong_variant_fails,
+ test_wrong_variant_fails_on_more_random_draws,
+ test_every_contract_name_has_variants) = contract_tests(ASSIGNMENT, variants_ex4, CHECKS)
 
 # Facts from DESIGN.md (He et al. 2016, CIFAR-10 networks): (depth, shortcut) -> parameters.
 PAPER_COUNTS = {(20, "A"): 269_722, (20, "B"): 272_474, (32, "A"): 464_154,

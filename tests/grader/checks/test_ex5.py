@@ -1,19 +1,31 @@
 """Unit tests of the hidden-test logic for ex5_gpu_training (no kernel, no nbgrader).
 
-The solution, correct and wrong variants are run against every check in
-tests/grader/checks/test_checks.py;
-these are the tests particular to this assignment.
+The solution and every correct variant of tests/variants_ex5.py pass every check; every wrong
+variant fails the check of its own name with an observed/expected message
+(tests/variant_checks.py); the tests after those are particular to this assignment.
 """
 
 import pytest
 import torch
 import variants_ex5
 from submissions import load_answers
+from variant_checks import contract_tests
 
 from grader.checks import ex5
 from grader.checks.common import CheckFailure
 
 ASSIGNMENT = "ex5_gpu_training"
+CHECKS = {
+    "pick_device": ex5.check_pick_device,
+    "train_one_epoch": ex5.check_train_one_epoch,
+    "evaluate": ex5.check_evaluate,
+    "train_digits": ex5.check_train_digits,
+}
+
+(test_solution_passes, test_solution_passes_on_more_random_draws,
+ test_solution_passes_visible_tests, test_correct_variant_passes, test_wrong_variant_fails,
+ test_wrong_variant_fails_on_more_random_draws,
+ test_every_contract_name_has_variants) = contract_tests(ASSIGNMENT, variants_ex5, CHECKS)
 
 
 @pytest.fixture(scope="module")

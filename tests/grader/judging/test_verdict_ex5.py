@@ -7,7 +7,7 @@ check runs here: the model, loader, optimizer and machine reach the function as 
 (grader.judging.described). Every wrong variant must fail the check of its own name (the hidden
 check alone, not only the visible asserts), every correct variant and the solution must pass them
 all. One subject process per case (each imports torch): about 1.5 min on the 2-core machine under
-load, so marked slow; the in-process runs of the same checks (tests/grader/checks/test_checks.py)
+load, so marked slow; the in-process runs of the same checks (tests/grader/checks/test_ex5.py)
 stay fast.
 """
 
