@@ -20,6 +20,7 @@ from grader.bridge.course import CourseLayout, Roots, sqlite_url
 from grader.bridge.nbgrader_config import DEFAULT_TIMEOUT
 from grader.commands.autograde import GradingSettings, autograde
 from grader.commands.release import check_committed_release
+from grader.isolation.limits import Limits
 from grader.records.flags import review_path
 from grader.records.report import CellGrade, number, read_cell_grades
 
@@ -78,9 +79,10 @@ def _flag_details(workdir: Path, student_id: str, assignment_id: str) -> str:
 
 def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
           timeout: int = DEFAULT_TIMEOUT, log: Callable[[str], None] = print,
-          sandbox: bool | None = None) -> bool:
+          sandbox: bool | None = None, limits: Limits | None = None) -> bool:
     """True when every check passes; prints one line per autograded cell.
-    sandbox=None: sandboxed where the sandbox is available (these are the instructor's files)."""
+    sandbox=None: sandboxed where the sandbox is available (these are the instructor's files);
+    limits: the run's limits, as autograde takes them (None: its defaults)."""
     problems = []
     for aid in assignment_ids:
         problems += [f"{aid}: {p}" for p in check_committed_release(roots, aid)]
@@ -88,7 +90,8 @@ def check(roots: Roots, assignment_ids: list[str], jobs: int = 1,
         submissions, workdir = Path(tmp) / "submissions", Path(tmp) / "work"
         problems += _hand_in(roots, assignment_ids, submissions)
         outcomes = autograde(submissions, workdir, roots, None, jobs=jobs, timeout=timeout,
-                             log=log, sandbox=sandbox, similarity=False)  # it IS the solution
+                             log=log, sandbox=sandbox, limits=limits,
+                             similarity=False)  # it IS the solution
         settings = GradingSettings(workdir, sqlite_url(workdir), timeout)
         for outcome in outcomes:
             who = f"{outcome.student_id}/{outcome.assignment_id}"

@@ -302,7 +302,8 @@ def _check(roots: Roots, args: argparse.Namespace) -> int:
     from grader.commands.check import check
 
     ok = check(roots, pick_assignments(roots, args.assignment), jobs=args.jobs,
-               timeout=args.timeout, sandbox=False if args.no_sandbox else None)
+               timeout=args.timeout, sandbox=False if args.no_sandbox else None,
+               limits=_limits(args))
     return 0 if ok else 1
 
 

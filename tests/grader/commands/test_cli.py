@@ -257,12 +257,17 @@ def test_check_gets_its_options(ok, code, monkeypatch) -> None:
 
     fake = Calls(result=ok)
     monkeypatch.setattr(check_module, "check", fake)
-    assert main(["check", "--root", str(TOY), "--jobs", "2", "--cell-timeout", "5"]) == code
+    assert main(["check", "--root", str(TOY), "--jobs", "2", "--cell-timeout", "5",
+                 "--notebook-timeout", "60", "--memory-gb", "2", "--max-processes", "64"]) == code
     assert main(["check", "--root", str(TOY), "--assignment", "toy", "--no-sandbox"]) == code
     (roots, assignments), kwargs = fake.calls[0]
     assert roots.solutions == TOY.resolve() / "solutions" and assignments == ["toy"]
-    assert kwargs == {"jobs": 2, "timeout": 5, "sandbox": None}  # sandboxed where available
-    assert fake.calls[1][1] == {"jobs": 1, "timeout": DEFAULT_TIMEOUT, "sandbox": False}
+    # the limits check was given reach the grading (they were once accepted and ignored)
+    assert kwargs == {"jobs": 2, "timeout": 5, "sandbox": None,  # sandboxed where available
+                      "limits": Limits(cell_timeout=5, notebook_timeout=60,
+                                       memory_bytes=2 * GIB, max_processes=64)}
+    assert fake.calls[1][1] == {"jobs": 1, "timeout": DEFAULT_TIMEOUT, "sandbox": False,
+                                "limits": Limits(cell_timeout=DEFAULT_TIMEOUT)}
 
 
 def test_release_and_publish_refusals_exit_1(tmp_path, capsys, monkeypatch) -> None:
