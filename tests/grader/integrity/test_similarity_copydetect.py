@@ -17,6 +17,7 @@ which the README quotes). Marked slow: it fingerprints every pair twice (about a
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 
@@ -36,12 +37,16 @@ NOISE = 25  # copydetect's defaults: k-grams of 25 filtered characters, every on
 GUARANTEE = 25
 
 
-def fingerprint(code: str, boilerplate: list[int] = ()) -> CodeFingerprint:
+@functools.cache
+def fingerprint(code: str, boilerplate: tuple[int, ...] = ()) -> CodeFingerprint:
+    """copydetect's fingerprint of a source, made once: a source is in many pairs (an answer
+    against every other and the library), and compare_files only reads it."""
     return CodeFingerprint("cell.py", NOISE, GUARANTEE - NOISE + 1, list(boilerplate),
                            language="python", fp=io.StringIO(sim._clean(code)))
 
 
-def copydetect_score(a: str, b: str, boilerplate: list[int], one_sided: bool = False) -> float:
+def copydetect_score(a: str, b: str, boilerplate: tuple[int, ...],
+                     one_sided: bool = False) -> float:
     """copydetect's similarity of two sources; one_sided: the share of `a` found in `b`."""
     _, (share_a, share_b), _ = compare_files(fingerprint(a, boilerplate),
                                              fingerprint(b, boilerplate))
@@ -79,8 +84,8 @@ def pairs(classes: dict, originals: list) -> dict[str, list[tuple]]:  # noqa: F8
 
 @pytest.mark.slow
 def test_grader_similarity_separates_copies_better_than_copydetect(classes, originals) -> None:  # noqa: F811,E501
-    boilerplate = {aid: sorted(fingerprint("\n".join(sim.code_cells(
-        nbformat.read(release_path(aid), as_version=4)))).hashes) for aid in classes}
+    boilerplate = {aid: tuple(sorted(fingerprint("\n".join(sim.code_cells(
+        nbformat.read(release_path(aid), as_version=4)))).hashes)) for aid in classes}
     scores: dict[str, dict[str, list[float]]] = {"ours": {}, "copydetect": {}}
     for kind, items in pairs(classes, originals).items():
         ours, theirs = [], []
