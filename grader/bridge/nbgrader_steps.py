@@ -72,14 +72,49 @@ def grading_config(course_root: Path, db_url: str, timeout: int,
                    verdict_socket: str = "") -> Config:
     """nbgrader's Config for grading in `course_root` (autograde.GradingSettings.config);
     verdict_socket: where the kernel serves the trusted verdict after the notebook."""
-    from grader.isolation.sandbox import configure as configure_sandbox
-
     c = build_config(course_root, db_url, timeout, kernel_manager_class)
     # SandboxedExecute replaces nbgrader's Execute (sandbox or not: the watchdog, output
     # caps, dead-kernel handling and the integrity probe always apply).
-    configure_sandbox(c, Limits(**{**limits, "cell_timeout": timeout}), sandbox,
-                      verdict_socket)
+    configure_execution(c, Limits(**{**limits, "cell_timeout": timeout}), sandbox,
+                        verdict_socket)
     return c
+
+
+def configure_execution(config, limits: Limits, sandbox: bool = True,
+                        verdict_socket: str = "") -> None:
+    """Point an nbgrader config at the sandboxed executor with these limits, hidden tests
+    taken out of the test cells before it runs them. verdict_socket: the kernel serves the
+    trusted verdict there after the notebook (its folder is shown to the sandbox read-only)."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    from grader.bridge.hidden_tests import HideHiddenTests
+    from grader.isolation.sandbox import SandboxedExecute
+
+    steps = [SandboxedExecute if step is Execute else step
+             for step in Autograde.class_traits()["autograde_preprocessors"].default()]
+    # the kernel runs test cells without their hidden tests (grader.bridge.hidden_tests)
+    config.Autograde.autograde_preprocessors = [HideHiddenTests, *steps]
+    config.Execute.timeout = limits.cell_timeout
+    config.SandboxedExecute.cell_output_bytes = limits.cell_output_bytes
+    config.SandboxedExecute.notebook_output_bytes = limits.notebook_output_bytes
+    config.SandboxKernelManager.sandbox = sandbox
+    config.SandboxKernelManager.notebook_timeout = limits.notebook_timeout
+    config.SandboxKernelManager.memory_bytes = limits.memory_bytes
+    config.SandboxKernelManager.max_processes = limits.max_processes
+    config.SandboxKernelManager.tmpfs_bytes = limits.tmpfs_bytes
+    config.SandboxKernelManager.disk_bytes = limits.disk_bytes
+    config.SandboxedExecute.outputs_per_cell = limits.outputs_per_cell
+    config.SandboxedExecute.notebook_bytes = limits.notebook_bytes
+    config.SandboxedExecute.store_widget_state = False  # widget state is unbounded; unused
+    config.SandboxedExecute.verdict_socket = verdict_socket
+    config.SandboxedExecute.serve_timeout = limits.notebook_timeout
+    if verdict_socket:
+        config.SandboxKernelManager.extra_readonly = [str(Path(verdict_socket).parent)]
+    # Every output has arrived when the last cell's reply is in (and the integrity probe has
+    # answered): a graceful shutdown_request only waits ~1 s for ipykernel to stop itself
+    # before the sandbox is killed anyway.
+    config.SandboxedExecute.shutdown_kernel = "immediate"
 
 
 def template_path(course_root: Path, assignment_id: str) -> Path:

@@ -372,7 +372,7 @@ def _assignment_titles(pairs: list[str]) -> dict[str, str]:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from grader.records.export import ExportRefused, export
+    from grader.commands.export import ExportRefused, export
 
     try:
         failed = export(args.workdir, db_url=args.db_url,

@@ -27,7 +27,7 @@ from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbformat import NotebookNode
 
 from grader.files import read_bytes, write_atomic
-from grader.records.flags import RUN_METADATA_KEY
+from grader.isolation.limits import RUN_METADATA_KEY
 
 EXTRA_TAGS = {"p", "div", "span", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
               "sub", "sup", "table", "thead", "tbody", "tr", "th", "td", "img", "details",

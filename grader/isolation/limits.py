@@ -17,6 +17,10 @@ MIB = 1024**2
 SCRATCH = "/home/student"
 SIZED_MOUNTS = ("/tmp", "/dev/shm", SCRATCH)
 MAX_INODES = 65536  # per tmpfs: a million empty files are RAM too
+# The executed notebook's metadata key where grader.isolation.sandbox.SandboxedExecute records its
+# run report: which of these limits the run reached (timeouts, output cut, disk full, a dead
+# kernel). grader.records.flags turns it into flags.
+RUN_METADATA_KEY = "grader_run"
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,9 @@ from traitlets import Bool, Integer, List, Unicode
 
 from grader.bridge.course import LIBRARY_PACKAGE, library_visible_to_answers
 from grader.isolation.disk_monitor import SandboxMonitor
-from grader.isolation.limits import SCRATCH, Limits
+from grader.isolation.limits import RUN_METADATA_KEY, SCRATCH, Limits
 from grader.isolation.output_caps import cap_notebook, content_size, mark_not_run, shorten_error
 from grader.isolation.uids import UID_BASE, UID_SLOTS, UidLease, chown_tree
-from grader.records.flags import RUN_METADATA_KEY
 
 # The grader's settings for kernels pass through; nothing else of the instructor's environment
 # (tokens, database passwords, NBGRADER_* that tell a notebook it is being graded) reaches it.
@@ -70,7 +69,7 @@ KERNEL_BOOT = "import grader.inside.tamper; grader.inside.tamper.start_kernel()"
 # installs as torch loads (the kernel serves the trusted verdict after the notebook:
 # SandboxedExecute.verdict_socket). Nothing else of the package exists inside: no hidden check,
 # reference or grader path can be read or imported by the notebook (its test cells run without
-# their hidden tests: grader.judging.hidden_tests).
+# their hidden tests: grader.bridge.hidden_tests).
 KERNEL_GRADER_FILES = ("__init__.py", "inside/__init__.py", "inside/tamper.py",
                        "inside/instruments.py")
 
@@ -691,37 +690,3 @@ def serve_source(socket_path: str) -> str:
             f"exec(compile({subject_source!r}, 'inside/subject.py', 'exec'), subject)\n"
             f"subject['serve_kernel']({socket_path!r}, get_ipython().user_ns)\n")
     return f"exec(compile({boot!r}, '<grader>', 'exec'), {{'__name__': 'grader_serve'}})"
-
-
-def configure(config, limits: Limits, sandbox: bool = True, verdict_socket: str = "") -> None:
-    """Point an nbgrader config at the sandboxed executor with these limits, hidden tests
-    taken out of the test cells before it runs them. verdict_socket: the kernel serves the
-    trusted verdict there after the notebook (its folder is shown to the sandbox read-only)."""
-    from nbgrader.converters import Autograde
-
-    from grader.judging.hidden_tests import HideHiddenTests
-
-    steps = [SandboxedExecute if step is Execute else step
-             for step in Autograde.class_traits()["autograde_preprocessors"].default()]
-    # the kernel runs test cells without their hidden tests (grader.judging.hidden_tests)
-    config.Autograde.autograde_preprocessors = [HideHiddenTests, *steps]
-    config.Execute.timeout = limits.cell_timeout
-    config.SandboxedExecute.cell_output_bytes = limits.cell_output_bytes
-    config.SandboxedExecute.notebook_output_bytes = limits.notebook_output_bytes
-    config.SandboxKernelManager.sandbox = sandbox
-    config.SandboxKernelManager.notebook_timeout = limits.notebook_timeout
-    config.SandboxKernelManager.memory_bytes = limits.memory_bytes
-    config.SandboxKernelManager.max_processes = limits.max_processes
-    config.SandboxKernelManager.tmpfs_bytes = limits.tmpfs_bytes
-    config.SandboxKernelManager.disk_bytes = limits.disk_bytes
-    config.SandboxedExecute.outputs_per_cell = limits.outputs_per_cell
-    config.SandboxedExecute.notebook_bytes = limits.notebook_bytes
-    config.SandboxedExecute.store_widget_state = False  # widget state is unbounded; unused
-    config.SandboxedExecute.verdict_socket = verdict_socket
-    config.SandboxedExecute.serve_timeout = limits.notebook_timeout
-    if verdict_socket:
-        config.SandboxKernelManager.extra_readonly = [str(Path(verdict_socket).parent)]
-    # Every output has arrived when the last cell's reply is in (and the integrity probe has
-    # answered): a graceful shutdown_request only waits ~1 s for ipykernel to stop itself
-    # before the sandbox is killed anyway.
-    config.SandboxedExecute.shutdown_kernel = "immediate"

@@ -15,7 +15,7 @@ For one submission:
 3. Each test cell's own source (visible asserts and hidden checks) runs here against those proxies;
    a cell that finishes scores its points, one that raises scores 0. Inputs, weights and seeds are
    drawn here (os.urandom of this process), so the subject cannot predict them. The parts run in
-   order (grader.judging.hidden_tests.split_hidden), so the verdict also knows whether the visible
+   order (grader.bridge.hidden_tests.split_hidden), so the verdict also knows whether the visible
    part alone passed: that is what the kernel, which never sees hidden tests, should have reported.
 The failure message (failure_message) is the student's to read: a check's own words (what was
 observed, what was expected), or the name of the call and a short escaped excerpt of an error
@@ -63,6 +63,7 @@ import nbformat
 
 import grader
 from grader.bridge import cell_roles
+from grader.bridge.hidden_tests import split_hidden
 from grader.bridge.submission import Submission
 from grader.checks import common
 from grader.inside import instruments, subject, wire
@@ -71,7 +72,6 @@ from grader.isolation.limits import Limits
 from grader.isolation.sandbox import SandboxSpec, _prepare_ownership
 from grader.isolation.uids import UidLease, chown_tree
 from grader.judging import proxy
-from grader.judging.hidden_tests import split_hidden
 from grader.records import flags as flag_names
 
 MAX_MESSAGE = 2000  # characters of a failure message

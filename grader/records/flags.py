@@ -24,6 +24,7 @@ from pathlib import Path
 
 from grader.bridge.course import CourseLayout
 from grader.files import make_folders, write_atomic
+from grader.isolation.limits import RUN_METADATA_KEY
 
 MISSING_NOTEBOOK = "missing-notebook"  # SUBMISSIONS/<student>/<id>/<id>.ipynb absent
 INVALID_NOTEBOOK = "invalid-notebook"  # empty, not JSON, or not an nbformat-4 notebook
@@ -47,9 +48,6 @@ NOT_GRADABLE = frozenset({MISSING_NOTEBOOK, INVALID_NOTEBOOK})
 # nbgrader's Execute appends an error output with this name to a cell that timed out.
 TIMEOUT_ENAME = "CellTimeoutError"
 KERNEL_DIED_TEXT = ("DeadKernelError", "Kernel died", "kernel became unresponsive")
-# The executed notebook's metadata key where grader.isolation.sandbox.SandboxedExecute records its
-# run.
-RUN_METADATA_KEY = "grader_run"
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from submissions import (
     run_grader,
 )
 
+from grader.bridge.hidden_tests import HIDDEN_NOTE
 from grader.isolation.sandbox import KERNEL_GRADER_FILES
-from grader.judging.hidden_tests import HIDDEN_NOTE
 
 CELL_TIMEOUT = 6  # seconds; the toy's cells take milliseconds
 MEMORY_GB = "1.5"

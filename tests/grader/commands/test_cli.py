@@ -198,7 +198,7 @@ def test_autograde_refuses_bad_folders_with_exit_2(tmp_path, capsys) -> None:
 
 
 def test_a_bad_column_is_refused_before_export(tmp_path, capsys, monkeypatch) -> None:
-    import grader.records.export as export_module
+    import grader.commands.export as export_module
 
     fake = Calls(result=[])
     monkeypatch.setattr(export_module, "export", fake)
@@ -287,7 +287,7 @@ def test_release_and_publish_refusals_exit_1(tmp_path, capsys, monkeypatch) -> N
 
 
 def test_export_gets_its_options_and_exit_codes(tmp_path, capsys, monkeypatch) -> None:
-    import grader.records.export as export_module
+    import grader.commands.export as export_module
 
     fake = Calls(result=[("bo", "toy")])
     monkeypatch.setattr(export_module, "export", fake)

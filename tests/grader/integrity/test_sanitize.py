@@ -15,7 +15,7 @@ from grader.integrity.sanitize import (
     sanitize_notebook,
     unsafe_target,
 )
-from grader.records.flags import RUN_METADATA_KEY
+from grader.isolation.limits import RUN_METADATA_KEY
 
 
 @pytest.mark.parametrize("target", ["javascript:alert(1)", "JaVaScRiPt:x", "data:text/html,x",

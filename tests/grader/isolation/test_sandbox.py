@@ -14,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from submissions import pids_under
 from traitlets.config import Config
 
+from grader.bridge.nbgrader_steps import configure_execution
 from grader.isolation import sandbox
 from grader.isolation.limits import GIB, SCRATCH, Limits
 from grader.isolation.sandbox import SandboxedExecute, SandboxSpec
@@ -89,7 +90,7 @@ def _execute(cells: list[str], workdir: Path, sandboxed: bool = True,
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     c = Config()
-    sandbox.configure(c, Limits(**limits), sandbox=sandboxed)
+    configure_execution(c, Limits(**limits), sandbox=sandboxed)
     workdir.mkdir(parents=True, exist_ok=True)
     ep = SandboxedExecute(config=c)
     nb, _ = ep.preprocess(nb, {"metadata": {"path": str(workdir)}})

@@ -1,4 +1,4 @@
-"""grader.records.export without a kernel: after hand grading, `export` rewrites the CSVs from the
+"""grader.commands.export without a kernel: after hand grading, `export` rewrites the CSVs from the
 gradebook for the submissions and flags of the last run (refused rows kept), and regenerates
 feedback only for autograded submissions (nbgrader's GenerateFeedback replaced by a stand-in
 that records its calls)."""
@@ -16,10 +16,10 @@ from toy_gradebook import AID, add_submission, make_course
 
 from grader.bridge.course import CourseLayout
 from grader.bridge.gradebook import open_gradebook
+from grader.commands import export as export_module
 from grader.commands.cli import main
-from grader.records import export as export_module
+from grader.commands.export import ExportRefused, export
 from grader.records.collect import collect
-from grader.records.export import ExportRefused, export
 from grader.records.lms_export import CANVAS_FILE, MOODLE_FILE
 from grader.records.report import SubmissionGrade, save_run_record
 from grader.records.roster import read_roster

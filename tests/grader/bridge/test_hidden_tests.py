@@ -1,4 +1,4 @@
-"""Hidden tests never reach a student (grader.judging.hidden_tests, grader.isolation.sandbox,
+"""Hidden tests never reach a student (grader.bridge.hidden_tests, grader.isolation.sandbox,
 grader.judging.verdict, grader.judging.proxy): test cells reach the kernel without them, no sandbox
 can read grader/checks, and a failure message repeats no more than a short escaped excerpt of what
 the student's code chose (the excerpts themselves: tests/grader/judging/test_proxy.py; the
@@ -19,10 +19,10 @@ import pytest
 from conftest import REPO
 from traitlets.config import Config
 
-from grader.isolation import sandbox
+from grader.bridge.hidden_tests import HIDDEN_NOTE, HideHiddenTests, split_hidden, visible_source
+from grader.bridge.nbgrader_steps import configure_execution
 from grader.isolation.limits import Limits
 from grader.isolation.sandbox import KERNEL_GRADER_FILES, SandboxedExecute, SandboxSpec
-from grader.judging.hidden_tests import HIDDEN_NOTE, HideHiddenTests, split_hidden, visible_source
 from grader.judging.verdict import judge
 
 GRADER = REPO / "grader"
@@ -93,7 +93,7 @@ def test_hide_hidden_tests_leaves_no_hidden_line_in_any_test_cell():
 
 def test_the_hidden_tests_go_before_the_kernel_runs():
     c = Config()
-    sandbox.configure(c, Limits())
+    configure_execution(c, Limits())
     steps = c.Autograde.autograde_preprocessors
     assert steps.index(HideHiddenTests) < steps.index(SandboxedExecute)
 

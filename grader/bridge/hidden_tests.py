@@ -3,10 +3,11 @@
 nbgrader's autograde restores each test cell from the gradebook, hidden tests included, and its
 feedback shows the executed notebook: a kernel that ran them would show their source, and the
 tracebacks of the grader's checks, to the student. ``HideHiddenTests`` runs before the kernel
-(first of the autograde steps, grader.isolation.sandbox.configure) and replaces every hidden-test
-region of a test cell by one comment line (HIDDEN_NOTE); the visible asserts still run there, as in
-the student's own Jupyter. The cell's score is the trusted verdict's (grader.judging.verdict), which
-runs the whole cell, hidden tests included, in the grader's process.
+(first of the autograde steps: grader.bridge.nbgrader_steps.configure_execution) and replaces
+every hidden-test region of a test cell by one comment line (HIDDEN_NOTE); the visible asserts
+still run there, as in the student's own Jupyter. The cell's score is the trusted verdict's
+(grader.judging.verdict), which runs the whole cell, hidden tests included, in the grader's
+process.
 
 ``split_hidden`` cuts a cell into its visible and hidden parts, in order, for both sides: the
 kernel gets the visible parts, the verdict runs every part and knows which part failed.

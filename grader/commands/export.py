@@ -3,7 +3,7 @@
 After hand grading in nbgrader's formgrader (scores and comments go straight into the
 gradebook), the instructor runs this to bring DIR/grades.csv, DIR/grades_by_cell.csv and the
 feedback pages up to date. The submissions and their flags are those of the last
-`python -m grader autograde` in DIR (DIR/state/last_run.json); no student code runs.
+`python -m grader autograde` in DIR (DIR/.grader/last_run.json); no student code runs.
 With `--format canvas|moodle` it also writes the LMS's import file (grader.records.lms_export),
 joined on the class roster when one is given; it warns while hand grading is pending, and `--final`
 refuses until none is.
