@@ -63,11 +63,12 @@ def _read(pid: str) -> tuple[str, int, str] | None:
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def _adopt_orphans() -> None:
-    """Make this process the subreaper of its descendants: one whose parent ends is re-parented
-    here, not to init, so it stays in the command's tree (a kernel whose launcher exited)."""
+def _adopt_orphans(adopt: bool = True) -> None:
+    """Make this process the subreaper of its descendants (adopt=False: no longer): one whose
+    parent ends is re-parented here, not to init, so it stays in the command's tree (a kernel
+    whose launcher exited)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, int(adopt), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
@@ -86,14 +87,17 @@ def measure(argv: list[str], tree: bool = False) -> tuple[int, dict[str, float],
     # (pid, start) -> [kind, ticks at first sight, last ticks, sightings]
     seen: dict[tuple[str, str], list] = {}
     # with tree: this process (the subreaper: orphans' parent) and the pids of the command's tree
-    mine: set[str] = {str(os.getpid())}
+    me = str(os.getpid())
+    mine: set[str] = {me}
+    before: set[str] = set()  # processes that ran before the command (not its orphans)
 
     def in_tree(processes: dict[str, tuple[str, int, str]]) -> set[str]:
         grown = True
         while grown:  # a child may be listed before its parent: until nothing is added
             grown = False
             for pid, (_, _, ppid) in processes.items():
-                if pid not in mine and ppid in mine:
+                # a child of this process is the command or an orphan adopted since it started
+                if pid not in mine and ppid in mine and not (ppid == me and pid in before):
                     mine.add(pid)
                     grown = True
         return mine
@@ -101,8 +105,10 @@ def measure(argv: list[str], tree: bool = False) -> tuple[int, dict[str, float],
     def sample(first: bool = False) -> None:
         processes = {pid: read for pid in filter(str.isdigit, os.listdir("/proc"))
                      if int(pid) != os.getpid() and (read := _read(pid)) is not None}
+        if tree and first:
+            before.update(processes)
         if tree and not first:
-            mine.intersection_update({*processes, str(os.getpid())})  # a pid reused later is new
+            mine.intersection_update({*processes, me})  # a pid reused later is new
             keep = in_tree(processes)
             processes = {pid: read for pid, read in processes.items() if pid in keep}
         for pid, (start, ticks, _) in processes.items():
@@ -117,10 +123,14 @@ def measure(argv: list[str], tree: bool = False) -> tuple[int, dict[str, float],
     sample(first=True)
     if tree:
         _adopt_orphans()
-    proc = subprocess.Popen(argv)
-    while proc.poll() is None:
-        time.sleep(INTERVAL)
-        sample()
+    try:
+        proc = subprocess.Popen(argv)
+        while proc.poll() is None:
+            time.sleep(INTERVAL)
+            sample()
+    finally:
+        if tree:
+            _adopt_orphans(False)  # a test's process does not stay everyone's subreaper
     cpu, count = Counter(), Counter()
     for kind, base, last, _ in seen.values():
         if last > base:

@@ -32,6 +32,7 @@ from grader.bridge.nbgrader_steps import (
 )
 from grader.bridge.submission import Submission
 from grader.isolation.limits import Limits
+from grader.isolation.sandbox import FORWARDED_ENV
 
 
 def test_template_path_is_the_layouts(tmp_path):
@@ -39,6 +40,8 @@ def test_template_path_is_the_layouts(tmp_path):
 
 
 def test_children_get_no_secrets_and_the_graders_packages(tmp_path, monkeypatch):
+    for name in FORWARDED_ENV:  # `make` sets MPLBACKEND: only the variables set here
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret")
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("PYTHONPATH", "/extra")

@@ -3,6 +3,7 @@ and when the monitor stops a sandbox. statvfs results are made up here; the moni
 sandbox that fills its disk is in tests/grader/test_hostile_files.py."""
 
 import os
+import subprocess
 import threading
 
 from grader.isolation import disk_monitor
@@ -51,7 +52,14 @@ def test_runtime_overflow(tmp_path):
 
 
 def test_sandbox_root_of_a_process_without_children_or_gone():
-    assert sandbox_root(os.getpid()) is None  # pytest's main thread has no child here
+    # a process of our own that starts none (the test's worker may have children of other
+    # tests' fixtures still running, or adopted orphans)
+    childless = subprocess.Popen(["sleep", "30"])
+    try:
+        assert sandbox_root(childless.pid) is None
+    finally:
+        childless.kill()
+        childless.wait()
     assert sandbox_root(2**22 + 12345) is None  # no such process
 
 
